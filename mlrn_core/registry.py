@@ -1,0 +1,346 @@
+"""Model files and the model registry: built-in weights and the user's own models.
+
+A model file describes itself (nanoGPT keeps ``model_args`` in its checkpoints): the architecture
+name, its hyper-parameters, the scale, the weights and the provenance (data, steps, metrics), so the
+file alone rebuilds its network. Files are read with ``torch.load(weights_only=True)`` and loaded with
+strict key checking; anything that does not fit raises :class:`ModelError` naming the file and the
+problem. Built-in models ship in ``resources/models`` as ``mlrn-x{scale}.pt`` with a Markdown model
+card beside each; user models live in the per-user data folder (see :mod:`mlrn_core.paths`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mlrn_core import paths
+from mlrn_core.model import ARCH_NAME, MLRN
+
+FORMAT = "mlrn-studio-model"
+FORMAT_VERSION = 1
+MODEL_SUFFIX = ".pt"
+_NAME_RE = re.compile(r"^[\w][\w .+-]{0,63}$")
+
+
+class ModelError(Exception):
+    """A model name or file that cannot be used; the message says which and why."""
+
+
+@dataclass
+class ModelFile:
+    """The contents of a model file, before the network is built."""
+
+    path: Path | None
+    hparams: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scale(self) -> int:
+        return int(self.hparams["scale"])
+
+
+@dataclass
+class ModelEntry:
+    """One model the user can pick: built-in or user-trained."""
+
+    name: str
+    kind: str  # "built-in" | "user"
+    path: Path
+    scale: int
+    info: dict[str, Any]
+
+    @property
+    def card_path(self) -> Path:
+        return self.path.with_suffix(".md")
+
+    @property
+    def card(self) -> str:
+        try:
+            return self.card_path.read_text(encoding="utf-8")
+        except OSError:
+            return ""
+
+    @property
+    def psnr(self) -> float | None:
+        value = self.info.get("metrics", {}).get("set5_psnr") or self.info.get("metrics", {}).get("val_psnr")
+        return float(value) if value is not None else None
+
+
+@dataclass
+class LoadedModel:
+    model: MLRN
+    name: str
+    path: Path | None
+    info: dict[str, Any]
+
+    @property
+    def scale(self) -> int:
+        return self.model.scale
+
+
+def builtin_name(scale: int) -> str:
+    return f"mlrn-x{scale}"
+
+
+def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict of a (possibly DDP-wrapped or compiled) model, detached, on the CPU."""
+    inner = getattr(model, "module", model)
+    inner = getattr(inner, "_orig_mod", inner)
+    return {k: v.detach().to("cpu").clone() for k, v in inner.state_dict().items()}
+
+
+def make_model_payload(
+    hparams: dict[str, Any], state_dict: dict[str, torch.Tensor], info: dict[str, Any], half: bool = False
+) -> dict[str, Any]:
+    sd = {k: (v.half() if half and v.is_floating_point() else v) for k, v in state_dict.items()}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "arch": ARCH_NAME,
+        "hparams": dict(hparams),
+        "state_dict": sd,
+        "info": dict(info),
+    }
+
+
+def atomic_torch_save(obj: Any, path: Path) -> Path:
+    """``torch.save`` to a temporary name in the same folder, then rename into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_model(
+    path: str | os.PathLike,
+    model: MLRN,
+    info: dict[str, Any] | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write a self-describing model file (atomically). ``state_dict`` overrides the model's own (EMA)."""
+    inner = getattr(getattr(model, "module", model), "_orig_mod", getattr(model, "module", model))
+    sd = state_dict if state_dict is not None else model_state(inner)
+    info = dict(info or {})
+    info.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    return atomic_torch_save(make_model_payload(inner.hparams, sd, info, half=half), Path(path))
+
+
+def read_model_file(path: str | os.PathLike) -> ModelFile:
+    """Read and validate a model file (or a training checkpoint, whose ``model`` entry is used)."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"model file '{path}' does not exist")
+    if path.is_dir():
+        candidate = path / "model.pt"
+        if candidate.exists():
+            path = candidate
+        else:
+            raise ModelError(f"'{path}' is a folder without a model.pt in it")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, zip errors, unsafe globals...
+        text = str(exc)
+        unsafe = [ln.strip() for ln in text.splitlines() if "Unsupported global" in ln]
+        reason = unsafe[0] if unsafe else (text.splitlines()[0] if text else type(exc).__name__)
+        raise ModelError(f"'{path.name}' is not a readable MLRN model file ({reason[:200]})") from exc
+    if isinstance(obj, dict) and obj.get("format") == "mlrn-studio-checkpoint" and "model" in obj:
+        obj = obj["model"]
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise ModelError(
+            f"'{path.name}' is not an MLRN Studio model file (no '{FORMAT}' header); "
+            "plain state dicts from other projects cannot be loaded"
+        )
+    if obj.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelError(f"'{path.name}' was written by a newer MLRN Studio (format {obj['format_version']})")
+    if obj.get("arch") != ARCH_NAME:
+        raise ModelError(f"'{path.name}' holds a {obj.get('arch')!r} network, expected {ARCH_NAME}")
+    hparams, sd = obj.get("hparams"), obj.get("state_dict")
+    if not isinstance(hparams, dict) or not isinstance(sd, dict) or "scale" not in hparams:
+        raise ModelError(f"'{path.name}' lacks hyper-parameters or weights")
+    return ModelFile(path=path, hparams=hparams, state_dict=sd, info=dict(obj.get("info") or {}))
+
+
+def build_model(mf: ModelFile) -> MLRN:
+    """Build the network a model file describes and load its weights strictly (as float32)."""
+    name = mf.path.name if mf.path else "model"
+    try:
+        model = MLRN(**mf.hparams)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"'{name}' has hyper-parameters this version cannot build: {exc}") from exc
+    sd = {k: (v.float() if v.is_floating_point() else v) for k, v in mf.state_dict.items()}
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(sd)), sorted(set(sd) - expected)
+    if missing or unexpected:
+        raise ModelError(
+            f"'{name}' does not fit the MLRN it describes: missing keys {missing[:5]}"
+            f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
+            f"{'...' if len(unexpected) > 5 else ''}"
+        )
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(f"'{name}' has weights of the wrong shape: {str(exc).splitlines()[-1]}") from exc
+    return model.eval()
+
+
+def _entry_for(path: Path, kind: str) -> ModelEntry | None:
+    try:
+        mf = read_model_file(path)
+    except ModelError:
+        return None
+    return ModelEntry(name=path.stem, kind=kind, path=path, scale=mf.scale, info=mf.info)
+
+
+def list_models(scale: int | None = None) -> list[ModelEntry]:
+    """Built-in models first, then the user's, optionally only those of one scale."""
+    entries: list[ModelEntry] = []
+    for kind, folder in (("built-in", paths.builtin_models_dir()), ("user", paths.user_models_dir())):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob(f"*{MODEL_SUFFIX}")):
+            entry = _entry_for(path, kind)
+            if entry and (scale is None or entry.scale == scale):
+                entries.append(entry)
+    return entries
+
+
+def find_model(name: str) -> ModelEntry | None:
+    for entry in list_models():
+        if entry.name == name:
+            return entry
+    return None
+
+
+def resolve_model_path(spec: str | os.PathLike | None, scale: int | None) -> tuple[str, Path]:
+    """Turn a model name, a path or None (the built-in default for ``scale``) into (name, path)."""
+    if spec is None or str(spec) == "":
+        if scale is None:
+            raise ModelError("no model given and no scale to pick the built-in model by")
+        name = builtin_name(scale)
+        path = paths.builtin_models_dir() / f"{name}{MODEL_SUFFIX}"
+        if not path.exists():
+            raise ModelError(
+                f"no built-in weights for x{scale} yet ({path.name} is not shipped in this build); "
+                "train one with `mlrn train` and pass it with --model"
+            )
+        return name, path
+    text = str(spec)
+    entry = find_model(text)
+    if entry is not None:
+        return entry.name, entry.path
+    path = Path(text).expanduser()
+    if path.exists():
+        return path.stem if path.is_file() else path.name, path
+    known = ", ".join(e.name for e in list_models()) or "none installed"
+    raise ModelError(f"no model named or at '{text}' (known models: {known})")
+
+
+def load_model(spec: str | os.PathLike | None = None, scale: int | None = None) -> LoadedModel:
+    """Load a model by name, path or default; checks that it upscales by ``scale`` when one is given."""
+    name, path = resolve_model_path(spec, scale)
+    mf = read_model_file(path)
+    if scale is not None and mf.scale != scale:
+        raise ModelError(f"model '{name}' upscales x{mf.scale}, but x{scale} was asked for")
+    return LoadedModel(model=build_model(mf), name=name, path=mf.path, info=mf.info)
+
+
+# --- user models -------------------------------------------------------------------------------
+
+
+def validate_name(name: str) -> str:
+    name = name.strip()
+    if not _NAME_RE.match(name) or name.startswith("mlrn-x"):
+        raise ModelError(
+            f"'{name}' is not a valid model name: use letters, digits, spaces, '.', '+', '-' or '_' "
+            "(at most 64, not starting with 'mlrn-x', which is reserved for built-in models)"
+        )
+    return name
+
+
+def user_model_path(name: str) -> Path:
+    return paths.user_models_dir() / f"{validate_name(name)}{MODEL_SUFFIX}"
+
+
+def register_user_model(source: str | os.PathLike, name: str, card: str, overwrite: bool = False) -> ModelEntry:
+    """Copy a model file into the user models folder under ``name`` with its Markdown card."""
+    mf = read_model_file(source)  # validates before anything is written
+    dest = user_model_path(name)
+    if dest.exists() and not overwrite:
+        raise ModelError(f"a user model named '{name}' already exists")
+    info = dict(mf.info, name=name)
+    atomic_torch_save(make_model_payload(mf.hparams, mf.state_dict, info), dest)
+    _atomic_write_text(dest.with_suffix(".md"), card)
+    return ModelEntry(name=name, kind="user", path=dest, scale=mf.scale, info=info)
+
+
+def rename_user_model(old: str, new: str) -> ModelEntry:
+    src = user_model_path(old)
+    if not src.exists():
+        raise ModelError(f"no user model named '{old}'")
+    dest = user_model_path(new)
+    if dest.exists():
+        raise ModelError(f"a user model named '{new}' already exists")
+    os.replace(src, dest)
+    if src.with_suffix(".md").exists():
+        os.replace(src.with_suffix(".md"), dest.with_suffix(".md"))
+    entry = _entry_for(dest, "user")
+    assert entry is not None  # it was valid a moment ago
+    return entry
+
+
+def delete_user_model(name: str) -> None:
+    path = user_model_path(name)
+    if not path.exists():
+        raise ModelError(f"no user model named '{name}'")
+    path.unlink()
+    path.with_suffix(".md").unlink(missing_ok=True)
+
+
+def export_user_model(name: str, dest: str | os.PathLike) -> Path:
+    src = user_model_path(name)
+    if not src.exists():
+        raise ModelError(f"no user model named '{name}'")
+    dest = Path(dest)
+    shutil.copyfile(src, dest)
+    if src.with_suffix(".md").exists():
+        shutil.copyfile(src.with_suffix(".md"), dest.with_suffix(".md"))
+    return dest
+
+
+def import_user_model(source: str | os.PathLike, name: str | None = None) -> ModelEntry:
+    source = Path(source)
+    mf = read_model_file(source)
+    build_model(mf)  # refuse files whose weights do not fit before copying them in
+    card_path = source.with_suffix(".md")
+    card = card_path.read_text(encoding="utf-8") if card_path.exists() else f"# {name or source.stem}\n"
+    return register_user_model(source, name or source.stem, card)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""Shipped data of MLRN Studio (weights, model cards, icons), installed as the package ``mlrn_resources``."""

@@ -1,0 +1,1 @@
+"""Shipped weights (mlrn-x{2,3,4}.pt) and their model cards."""
