@@ -1,0 +1,1112 @@
+"""Image input/output for mlrn_core: the only module that talks to Pillow and OpenCV for files and the
+only place that knows OpenCV's BGR channel order. ``read_image`` turns PNG, JPEG, TIFF, WebP and BMP files
+(8 or 16 bit; gray, gray+alpha, RGB, RGBA, palette, 1-bit and CMYK) into a :class:`Picture`: float32 RGB
+in [0, 1] (EXIF orientation already applied to the pixels), optional float32 alpha, and the metadata a
+photographer expects to keep (bit depth, grayscale-ness, ICC profile, EXIF, DPI). 16-bit RGB(A) pixels are
+decoded with OpenCV because Pillow truncates them to 8 bit; metadata always comes from Pillow.
+``write_image`` writes atomically (temporary ``.NAME.RANDOM.part`` file in the target folder, fsync, then
+``os.replace``; nothing partial is ever left behind) and refuses to overwrite the picture's own source file.
+What is kept per output format: PNG 8/16 bit keeps alpha, grayscale, ICC (iCCP), DPI (pHYs) and EXIF
+(eXIf; for 16 bit RGB(A) the pixels are encoded by OpenCV and these chunks are inserted by this module);
+TIFF 8/16 bit is written by this module's own baseline TIFF writer (Deflate + horizontal predictor) and
+keeps alpha (unassociated ExtraSamples), grayscale (except 16-bit gray+alpha, which is written as 16-bit
+RGBA because Pillow cannot read 16-bit gray+alpha TIFFs back), ICC (tag 34675), DPI
+(XResolution/YResolution/ResolutionUnit) and EXIF (descriptive IFD0 tags such as Artist/Make/Model/
+DateTime, plus the Exif sub-IFD 34665 with its Interop IFD, and the GPS IFD 34853); JPEG (8 bit, quality 95
+and 4:4:4 chroma by default) keeps ICC, DPI and EXIF but drops alpha; WebP (8 bit) keeps alpha, ICC and
+EXIF but has no DPI field and no grayscale mode; BMP (8 bit) keeps DPI only (no alpha, ICC or EXIF).
+On write, EXIF Orientation is reset to 1 (pixels are already upright), PixelXDimension/PixelYDimension
+(and IFD0 ImageWidth/ImageLength when present) are set to the written size, and the embedded EXIF
+thumbnail (IFD1) is dropped because it would be stale. XMP and IPTC blocks are not carried over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import io
+import logging
+import os
+import secrets
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO
+
+import cv2
+import numpy as np
+from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
+FORMAT_EXTENSIONS: dict[str, str] = {
+    "png": ".png",
+    "jpg": ".jpg",
+    "tiff": ".tif",
+    "webp": ".webp",
+    "bmp": ".bmp",
+}
+
+#: Largest image (in pixels) we agree to decode; photographers have big panoramas and scans.
+MAX_IMAGE_PIXELS = 400_000_000
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+DEFAULT_QUALITY = 95
+
+_FORMAT_ALIASES: dict[str, str] = {
+    "png": "png",
+    "jpg": "jpg",
+    "jpeg": "jpg",
+    "jpe": "jpg",
+    "tif": "tiff",
+    "tiff": "tiff",
+    "webp": "webp",
+    "bmp": "bmp",
+}
+_PIL_FORMATS: dict[str, str] = {
+    "PNG": "png",
+    "JPEG": "jpg",
+    "MPO": "jpg",
+    "TIFF": "tiff",
+    "WEBP": "webp",
+    "BMP": "bmp",
+}
+_PIL_OPEN_FORMATS = ["PNG", "JPEG", "TIFF", "WEBP", "BMP"]  # JPEG's opener also returns MPO files
+_SIXTEEN_BIT_FORMATS = frozenset({"png", "tiff"})
+_ALPHA_FORMATS = frozenset({"png", "tiff", "webp"})
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+
+_TAG_ORIENTATION = 0x0112
+_TAG_EXIF_IFD = 0x8769
+_TAG_GPS_IFD = 0x8825
+_TAG_INTEROP_IFD = 0xA005
+_TAG_PIXEL_X = 0xA002
+_TAG_PIXEL_Y = 0xA003
+_TAG_MAKERNOTE = 0x927C
+_TAG_ICC = 34675
+_JPEG_MAX_EXIF = 65533
+_TIFF_STRIP_BYTES = 1 << 20  # uncompressed bytes per TIFF strip
+# zlib level for our own encoders: 16-bit photo data barely compresses better at 6 than at 3 (~0.1 %) but
+# takes ~4x longer (24 MP: 13 s vs 3 s on a laptop core), so 16 bit uses 3; 8 bit uses the usual 6.
+_DEFLATE_LEVEL = {8: 6, 16: 3}
+
+# TIFF tags that describe the pixel layout / file structure (or are carried separately: ICC, XMP, IPTC,
+# Photoshop). They are never copied from one file's EXIF/IFD0 into another file.
+_TIFF_STRUCTURAL_TAGS = frozenset(
+    {
+        254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 273, 277, 278, 279, 280, 281, 282, 283, 284,
+        288, 289, 290, 291, 292, 293, 296, 297, 301, 317, 318, 319, 320, 321, 322, 323, 324, 325, 330, 332,
+        338, 339, 340, 341, 342, 347, 512, 513, 514, 515, 517, 518, 519, 520, 521, 529, 530, 531, 532, 700,
+        33723, 34377, 34675, 37724, _TAG_EXIF_IFD, _TAG_GPS_IFD, _TAG_INTEROP_IFD,
+    }
+)  # fmt: skip
+
+
+class ImageIOError(Exception):
+    """One error type for every read/write failure.
+
+    ``str(e)`` names the file and the reason, e.g. ``cannot read 'photo.jpg': file is truncated``;
+    ``e.path`` is the full :class:`~pathlib.Path` and ``e.reason`` the human-readable reason.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, action: str = "read") -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.action = action
+        super().__init__(f"cannot {action} '{self.path.name}': {reason}")
+
+    def __reduce__(self) -> tuple[type[ImageIOError], tuple[Path, str, str]]:
+        # Keeps the exception picklable (multiprocessing workers) despite the custom __init__.
+        return (type(self), (self.path, self.reason, self.action))
+
+
+@dataclass(eq=False)
+class Picture:
+    """Pixels plus the metadata needed to write them back faithfully.
+
+    ``rgb`` is float32 HxWx3 in [0, 1] (gray sources are replicated to three channels), ``alpha`` float32
+    HxW in [0, 1] or None. EXIF orientation has already been applied to the pixels; ``exif`` still holds the
+    original bytes (``write_image`` resets the orientation). Values outside [0, 1] are allowed while
+    editing; they are clipped on write.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None
+    bit_depth: int
+    grayscale: bool
+    icc_profile: bytes | None
+    exif: bytes | None
+    dpi: tuple[float, float] | None
+    source_format: str
+    source_mode: str
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        rgb = np.ascontiguousarray(self.rgb, dtype=np.float32)
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"Picture.rgb must be HxWx3, got shape {rgb.shape}")
+        self.rgb = rgb
+        if self.alpha is not None:
+            alpha = np.ascontiguousarray(self.alpha, dtype=np.float32)
+            if alpha.shape != rgb.shape[:2]:
+                raise ValueError(f"Picture.alpha must be HxW {rgb.shape[:2]}, got shape {alpha.shape}")
+            self.alpha = alpha
+        if self.bit_depth not in (8, 16):
+            raise ValueError(f"Picture.bit_depth must be 8 or 16, got {self.bit_depth}")
+        if self.path is not None:
+            self.path = Path(self.path)
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    def with_pixels(self, rgb: np.ndarray, alpha: np.ndarray | None) -> Picture:
+        """Same metadata, new pixels (possibly of another size)."""
+        return dataclasses.replace(self, rgb=rgb, alpha=alpha)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Small public helpers
+# --------------------------------------------------------------------------------------------------------
+
+
+def is_supported(path: str | os.PathLike[str]) -> bool:
+    """True when the file extension is one we read and write (case-insensitive)."""
+    return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def output_format_for(path_or_fmt: str | os.PathLike[str]) -> str:
+    """Normalise a format name, an extension or a file path to 'png'|'jpg'|'tiff'|'webp'|'bmp'.
+
+    Accepts e.g. ``'JPEG'``, ``'tif'``, ``'.png'``, ``'out/photo.WEBP'`` or a Path. Unknown -> ImageIOError.
+    """
+    text = os.fspath(path_or_fmt)
+    if isinstance(path_or_fmt, os.PathLike) or "/" in text or os.sep in text:
+        key = Path(text).suffix or Path(text).name
+    else:
+        suffix = Path(text).suffix
+        key = suffix if suffix else text
+    key = key.strip().lstrip(".").lower()
+    fmt = _FORMAT_ALIASES.get(key)
+    if fmt is None:
+        known = ", ".join(sorted(FORMAT_EXTENSIONS))
+        what = f"'{key}'" if key else "(no extension)"
+        raise ImageIOError(text, f"unsupported image format {what}; use one of {known}", "write")
+    return fmt
+
+
+def picture_from_array(arr: np.ndarray, bit_depth: int | None = None) -> Picture:
+    """Wrap a uint8/uint16/float (HxW, HxWx1, HxWx2, HxWx3 or HxWx4) array as a metadata-free Picture.
+
+    Float input is taken as [0, 1] and gets ``bit_depth`` 8 unless told otherwise; 2 and 4 channels carry
+    alpha; 1 and 2 channels give a grayscale picture.
+    """
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (2, 3, 4)):
+        raise ValueError(f"expected HxW, HxWx2, HxWx3 or HxWx4 pixels, got shape {a.shape}")
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    if a.dtype == np.uint8:
+        depth, f = 8, _int_to_float(a)
+    elif a.dtype == np.uint16:
+        depth, f = 16, _int_to_float(a)
+    elif np.issubdtype(a.dtype, np.floating):
+        depth, f = 8, a.astype(np.float32)
+    else:
+        raise ValueError(f"unsupported pixel dtype {a.dtype}; use uint8, uint16 or float")
+    gray = a.ndim == 2 or a.shape[2] == 2
+    rgb, alpha = _split_channels(f, gray)
+    mode = {(True, False): "L", (True, True): "LA", (False, False): "RGB", (False, True): "RGBA"}[
+        (gray, alpha is not None)
+    ]
+    if depth == 16 and mode == "L":
+        mode = "I;16"
+    return Picture(
+        rgb=rgb,
+        alpha=alpha,
+        bit_depth=bit_depth if bit_depth is not None else depth,
+        grayscale=gray,
+        icc_profile=None,
+        exif=None,
+        dpi=None,
+        source_format="png",
+        source_mode=mode,
+    )
+
+
+def picture_to_uint8_rgb(
+    picture: Picture, background: tuple[float, float, float] | None = None
+) -> np.ndarray:
+    """HxWx3 uint8 RGB for display/thumbnails. Alpha is ignored unless ``background`` (RGB in [0, 1]) is
+    given, in which case the picture is composited over it."""
+    rgb = picture.rgb
+    if background is not None and picture.alpha is not None:
+        a = np.clip(picture.alpha, 0.0, 1.0)[:, :, None]
+        rgb = rgb * a + np.asarray(background, dtype=np.float32) * (1.0 - a)
+    return _float_to_int(rgb, np.uint8)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------------
+
+
+def read_image(path: str | os.PathLike[str]) -> Picture:
+    """Read an image file into a :class:`Picture` (EXIF orientation applied). Raises ImageIOError."""
+    p = Path(path)
+    data = _read_file_bytes(p)
+    try:
+        picture = _decode(p, data)
+    except ImageIOError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageIOError(
+            p, f"image is too large (more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
+        ) from None
+    except MemoryError:
+        raise ImageIOError(p, "not enough memory to decode the image") from None
+    except Exception as exc:  # noqa: BLE001 - never leak raw Pillow/OpenCV exceptions
+        raise ImageIOError(p, _decode_reason(exc)) from exc
+    log.debug(
+        "read %s: %dx%d %s %d-bit%s",
+        p,
+        picture.width,
+        picture.height,
+        picture.source_mode,
+        picture.bit_depth,
+        " +alpha" if picture.alpha is not None else "",
+    )
+    return picture
+
+
+def _read_file_bytes(p: Path) -> bytes:
+    try:
+        if p.is_dir():
+            raise ImageIOError(p, "is a directory, not an image file")
+        data = p.read_bytes()
+    except ImageIOError:
+        raise
+    except FileNotFoundError:
+        raise ImageIOError(p, "file not found") from None
+    except IsADirectoryError:
+        raise ImageIOError(p, "is a directory, not an image file") from None
+    except PermissionError:
+        raise ImageIOError(p, "permission denied") from None
+    except OSError as exc:
+        raise ImageIOError(p, f"cannot open file ({exc.strerror or exc})") from None
+    if not data:
+        raise ImageIOError(p, "file is empty (0 bytes)")
+    return data
+
+
+def _decode_reason(exc: BaseException) -> str:
+    text = str(exc)
+    low = text.lower()
+    if "truncated" in low or "incomplete" in low or "premature" in low or "broken data stream" in low:
+        return "file is truncated"
+    if "could not create decoder" in low or "decoder error" in low or "broken png" in low:
+        return "file is damaged or truncated"
+    return f"file is damaged or cannot be decoded ({type(exc).__name__}: {text})"
+
+
+def _open_pillow(p: Path, data: bytes) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data), formats=_PIL_OPEN_FORMATS)
+    except UnidentifiedImageError:
+        pass
+    try:  # Name the format in the message if Pillow knows it but we do not support it.
+        other = Image.open(io.BytesIO(data))
+        name = other.format
+        other.close()
+    except Image.DecompressionBombError:
+        raise
+    except Exception:  # noqa: BLE001
+        name = None
+    if name:
+        raise ImageIOError(p, f"{name} images are not supported (use PNG, JPEG, TIFF, WebP or BMP)")
+    raise ImageIOError(p, "not an image file, or an unsupported image format")
+
+
+def _decode(p: Path, data: bytes) -> Picture:
+    img = _open_pillow(p, data)
+    with img:
+        fmt = _PIL_FORMATS[img.format or ""]
+        source_mode = img.mode
+        if getattr(img, "n_frames", 1) > 1:
+            log.info("%s has %d frames/pages; only the first one is read", p.name, img.n_frames)
+        icc = img.info.get("icc_profile") or None
+        dpi = _read_dpi(img)
+        exif_bytes = _read_exif_bytes(img, fmt, data)
+        orientation = _orientation_of(exif_bytes)
+
+        pixels: np.ndarray | None = None
+        if _is_sixteen_bit(img, fmt, data):
+            pixels = _decode_cv2(p, img, data)
+        if pixels is not None:
+            gray = source_mode in _GRAY_MODES or (fmt == "png" and data[25] in (0, 4))  # PNG colour type
+            depth = 16 if pixels.dtype != np.uint8 else 8
+            floats = _int_to_float(pixels) if pixels.dtype.kind in "ui" else np.clip(pixels, 0, 1)
+            if floats.ndim == 3 and floats.shape[2] == 4 and _tiff_alpha_is_associated(img):
+                floats = _unpremultiply(floats)
+        else:
+            arr, gray, icc = _pillow_pixels(p, img, icc)
+            depth = 16 if arr.dtype != np.uint8 else 8
+            floats = _int_to_float(arr) if arr.dtype.kind in "ui" else np.clip(arr, 0, 1).astype(np.float32)
+
+    floats = _apply_orientation(floats, orientation)
+    rgb, alpha = _split_channels(floats, gray)
+    return Picture(
+        rgb=rgb,
+        alpha=alpha,
+        bit_depth=depth,
+        grayscale=gray,
+        icc_profile=icc,
+        exif=exif_bytes,
+        dpi=dpi,
+        source_format=fmt,
+        source_mode=source_mode,
+        path=p,
+    )
+
+
+def _read_dpi(img: Image.Image) -> tuple[float, float] | None:
+    if img.format == "TIFF":
+        tags = img.tag_v2
+        # Pillow reports (1, 1) when the resolution tags are missing; unit 1 means "no absolute unit".
+        if 282 not in tags or 283 not in tags or tags.get(296) == 1:
+            return None
+    return _clean_dpi(img.info.get("dpi"))
+
+
+def _clean_dpi(value: object) -> tuple[float, float] | None:
+    try:
+        x, y = (float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    if not (x > 0 and y > 0) or not np.isfinite(x) or not np.isfinite(y):
+        return None
+    # PNG/BMP store pixels per metre, so 300 dpi reads back as 299.9994 (and 72 as 72.009): round to 0.1.
+    return (round(x, 1), round(y, 1))
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, payload) of every chunk of a PNG file (stops quietly at the first damaged chunk)."""
+    chunks = []
+    pos = 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        if pos + 12 + length > len(data):
+            break
+        chunks.append((ctype, data[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+        if ctype == b"IEND":
+            break
+    return chunks
+
+
+def _read_exif_bytes(img: Image.Image, fmt: str, data: bytes) -> bytes | None:
+    try:
+        raw = img.info.get("exif")
+        if raw:
+            return bytes(raw)
+        if fmt == "png":
+            # eXIf may follow IDAT; find it without decoding the pixels.
+            for ctype, payload in _png_chunks(data):
+                if ctype == b"eXIf" and payload:
+                    return b"Exif\x00\x00" + payload
+            if any(k.startswith("Raw profile type exif") for k in img.info):
+                exif = img.getexif()
+                return exif.tobytes() if len(exif) else None
+            return None
+        if fmt == "tiff":
+            return _exif_from_tiff(img)
+        return None
+    except Exception as exc:  # noqa: BLE001 - bad EXIF must not make the photo unreadable
+        log.warning("ignoring unreadable EXIF data in %s: %s", getattr(img, "filename", "image"), exc)
+        return None
+
+
+def _exif_from_tiff(img: Image.Image) -> bytes | None:
+    """EXIF for a TIFF source: descriptive IFD0 tags plus Exif/GPS sub-IFDs, without structural tags."""
+    src = img.getexif()
+    out = Image.Exif()
+    for tag, value in src.items():
+        if tag not in _TIFF_STRUCTURAL_TAGS:
+            out[tag] = value
+    exif_ifd = dict(src.get_ifd(_TAG_EXIF_IFD))
+    if exif_ifd:
+        if _TAG_INTEROP_IFD in exif_ifd:
+            interop = src.get_ifd(_TAG_INTEROP_IFD)
+            if interop:
+                exif_ifd[_TAG_INTEROP_IFD] = dict(interop)
+            else:
+                del exif_ifd[_TAG_INTEROP_IFD]
+        out[_TAG_EXIF_IFD] = exif_ifd
+    gps = dict(src.get_ifd(_TAG_GPS_IFD))
+    if gps:
+        out[_TAG_GPS_IFD] = gps
+    if not len(out):
+        return None
+    return out.tobytes()
+
+
+def _orientation_of(exif_bytes: bytes | None) -> int:
+    if not exif_bytes:
+        return 1
+    try:
+        exif = Image.Exif()
+        exif.load(exif_bytes)
+        value = int(exif.get(_TAG_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Same result as PIL.ImageOps.exif_transpose, on an HxW[xC] array (returns a view)."""
+    if orientation == 2:
+        return arr[:, ::-1]
+    if orientation == 3:
+        return arr[::-1, ::-1]
+    if orientation == 4:
+        return arr[::-1]
+    if orientation == 5:
+        return arr.swapaxes(0, 1)
+    if orientation == 6:
+        return np.rot90(arr, k=-1)
+    if orientation == 7:
+        return arr[::-1, ::-1].swapaxes(0, 1)
+    if orientation == 8:
+        return np.rot90(arr, k=1)
+    return arr
+
+
+def _is_sixteen_bit(img: Image.Image, fmt: str, data: bytes) -> bool:
+    if img.mode.startswith("I;16"):
+        return True
+    if fmt == "png":
+        return data[12:16] == b"IHDR" and len(data) > 24 and data[24] == 16
+    if fmt == "tiff":
+        tags = getattr(img, "tag_v2", {})
+        bits = tags.get(258, (8,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        photometric = tags.get(262, 2)
+        return max(bits, default=8) in (16, 32) and photometric in (0, 1, 2)
+    return False
+
+
+def _tiff_alpha_is_associated(img: Image.Image) -> bool:
+    if img.format != "TIFF":
+        return False
+    extra = img.tag_v2.get(338)
+    extra = extra if isinstance(extra, tuple) else (extra,)
+    return 1 in extra
+
+
+def _unpremultiply(rgba: np.ndarray) -> np.ndarray:
+    out = rgba.astype(np.float32, copy=True)
+    a = out[:, :, 3:4]
+    np.divide(out[:, :, :3], a, out=out[:, :, :3], where=a > 0)
+    np.clip(out[:, :, :3], 0.0, 1.0, out=out[:, :, :3])
+    return out
+
+
+def _decode_cv2(p: Path, img: Image.Image, data: bytes) -> np.ndarray | None:
+    """Decode a 16-bit PNG/TIFF with OpenCV; RGB(A) channel order. None -> let Pillow decode it."""
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.size == 0:
+        try:
+            img.load()
+        except OSError as exc:
+            raise ImageIOError(p, _decode_reason(exc)) from None
+        if img.mode.startswith("I;16"):
+            return None  # Pillow reads 16-bit gray correctly
+        log.warning("%s: could not decode the 16-bit pixels; reading them as 8 bit", p.name)
+        return None
+    if arr.shape[:2] != (img.height, img.width):
+        log.warning("%s: OpenCV and Pillow disagree on the size; using Pillow (8 bit)", p.name)
+        return None
+    if arr.ndim == 3:
+        channels = arr.shape[2]
+        if channels == 1:
+            arr = arr[:, :, 0]
+        elif channels == 3:
+            arr = arr[:, :, ::-1]
+        elif channels == 4:
+            arr = arr[:, :, [2, 1, 0, 3]]
+        else:
+            log.warning("%s: unexpected %d channels from OpenCV; using Pillow", p.name, channels)
+            return None
+    return np.ascontiguousarray(arr)
+
+
+def _pillow_pixels(p: Path, img: Image.Image, icc: bytes | None) -> tuple[np.ndarray, bool, bytes | None]:
+    """Decode with Pillow. Returns (uint8/uint16/float array HxW[xC], grayscale, icc_profile)."""
+    try:
+        img.load()
+    except OSError as exc:
+        raise ImageIOError(p, _decode_reason(exc)) from None
+    mode = img.mode
+    has_trns = "transparency" in img.info
+    gray = mode in _GRAY_MODES
+    if mode == "1":
+        img = img.convert("LA" if has_trns else "L")
+    elif mode in ("P", "PA"):
+        img = img.convert("RGBA" if has_trns or mode == "PA" else "RGB")
+    elif mode == "L" and has_trns:
+        img = img.convert("LA")
+    elif mode == "RGB" and has_trns:
+        img = img.convert("RGBA")
+    elif mode == "La":
+        img = img.convert("LA")
+    elif mode == "RGBa":
+        img = img.convert("RGBA")
+    elif mode == "RGBX":
+        img = img.convert("RGB")
+    elif mode == "CMYK":
+        img, icc = _cmyk_to_rgb(p, img, icc)
+    elif mode.startswith("I;16"):
+        return np.asarray(img).astype(np.uint16), True, icc
+    elif mode == "I":
+        return np.clip(np.asarray(img), 0, 65535).astype(np.uint16), True, icc
+    elif mode == "F":
+        return np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0), True, icc
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        img = img.convert("RGBA" if "A" in mode else "RGB")
+    return np.asarray(img), gray, icc
+
+
+def _cmyk_to_rgb(p: Path, img: Image.Image, icc: bytes | None) -> tuple[Image.Image, None]:
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            dst = ImageCms.createProfile("sRGB")
+            rgb = ImageCms.profileToProfile(img, src, dst, outputMode="RGB")
+            log.info("%s: CMYK converted to sRGB with its embedded profile; CMYK profile dropped", p.name)
+            return rgb, None  # type: ignore[return-value]
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s: embedded CMYK profile unusable (%s); plain CMYK->RGB conversion", p.name, exc)
+    else:
+        log.info("%s: CMYK converted to RGB without colour management (no embedded profile)", p.name)
+    if icc:
+        log.info("%s: CMYK ICC profile dropped (it does not describe RGB pixels)", p.name)
+    return img.convert("RGB"), None
+
+
+def _int_to_float(a: np.ndarray) -> np.ndarray:
+    scale = float(np.iinfo(a.dtype).max)
+    out = a.astype(np.float32)
+    out /= np.float32(scale)
+    return out
+
+
+def _split_channels(f: np.ndarray, gray: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """float HxW / HxWx{1,2,3,4} -> (contiguous HxWx3 rgb, HxW alpha or None)."""
+    if f.ndim == 2:
+        f = f[:, :, None]
+    channels = f.shape[2]
+    alpha = None
+    if channels in (2, 4):
+        alpha = np.ascontiguousarray(f[:, :, -1], dtype=np.float32)
+        f = f[:, :, :-1]
+        channels -= 1
+    if channels == 1 or gray:
+        g = f[:, :, :1]
+        rgb = np.repeat(g, 3, axis=2)
+    else:
+        rgb = f
+    return np.ascontiguousarray(rgb, dtype=np.float32), alpha
+
+
+# --------------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------------
+
+
+def write_image(
+    picture: Picture,
+    path: str | os.PathLike[str],
+    fmt: str | None = None,
+    quality: int | None = None,
+    bit_depth: int | None = None,
+) -> Path:
+    """Write ``picture`` atomically to ``path`` and return the final Path.
+
+    ``fmt`` defaults to the path's extension. ``bit_depth`` defaults to the picture's when the format can
+    hold it (16 bit only for PNG and TIFF). ``quality`` (1-100, default 95) applies to JPEG and WebP.
+    Parent folders are created. Every failure raises ImageIOError and leaves no partial file behind.
+    """
+    target = Path(path)
+    try:
+        out_fmt = output_format_for(fmt if fmt is not None else target)
+    except ImageIOError as exc:
+        raise ImageIOError(target, exc.reason, "write") from None
+    if (
+        fmt is not None
+        and target.suffix.lower() in SUPPORTED_EXTENSIONS
+        and output_format_for(target) != out_fmt
+    ):
+        log.warning("writing %s data into %s (extension does not match the format)", out_fmt, target.name)
+    _refuse_source_overwrite(picture, target)
+
+    if quality is None:
+        quality = DEFAULT_QUALITY
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ImageIOError(target, f"quality must be an integer from 1 to 100, got {quality!r}", "write")
+    depth = bit_depth if bit_depth is not None else picture.bit_depth
+    if depth not in (8, 16):
+        raise ImageIOError(target, f"bit depth must be 8 or 16, got {depth!r}", "write")
+    if depth == 16 and out_fmt not in _SIXTEEN_BIT_FORMATS:
+        if bit_depth == 16:
+            log.warning("%s: %s cannot store 16 bit; writing 8 bit", target.name, out_fmt.upper())
+        depth = 8
+
+    try:
+        pixels, gray, has_alpha, icc = _output_pixels(picture, out_fmt, depth, target)
+        if icc is not picture.icc_profile:
+            picture = dataclasses.replace(picture, icc_profile=icc)
+        exif = _prepare_exif(picture.exif, picture.width, picture.height, target)
+    except ImageIOError:
+        raise
+    except MemoryError:
+        raise ImageIOError(target, "not enough memory to prepare the image", "write") from None
+    except Exception as exc:  # noqa: BLE001
+        raise ImageIOError(target, f"cannot prepare the pixels ({exc})", "write") from exc
+
+    job = _Job(pixels, gray, has_alpha, picture, exif, quality, target)
+
+    def encode(fp: BinaryIO) -> None:
+        _ENCODERS[out_fmt](fp, job)
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = f"cannot create folder '{target.parent}' ({_os_reason(exc)})"
+        raise ImageIOError(target, reason, "write") from None
+    _atomic_write(target, encode)
+    log.debug("wrote %s (%s, %d-bit, %dx%d)", target, out_fmt, depth, picture.width, picture.height)
+    return target
+
+
+def _refuse_source_overwrite(picture: Picture, target: Path) -> None:
+    if picture.path is None:
+        return
+    same = False
+    with contextlib.suppress(OSError, RuntimeError):
+        same = picture.path.resolve() == target.resolve()
+    if not same:
+        with contextlib.suppress(OSError):
+            same = target.exists() and os.path.samefile(picture.path, target)
+    if same:
+        raise ImageIOError(target, "refusing to write: this would overwrite the original", "write")
+
+
+def _float_to_int(f: np.ndarray, dtype: type[np.unsignedinteger]) -> np.ndarray:
+    maxv = float(np.iinfo(dtype).max)
+    x = np.asarray(f, dtype=np.float32)
+    if not np.isfinite(x).all():
+        x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
+    out = np.clip(x, 0.0, 1.0) * np.float32(maxv)
+    np.rint(out, out=out)
+    return out.astype(dtype)
+
+
+def _output_pixels(
+    picture: Picture, fmt: str, depth: int, target: Path
+) -> tuple[np.ndarray, bool, bool, bytes | None]:
+    """-> (HxWxC uint8/uint16 array, grayscale, has_alpha, icc_profile); C is 1..4."""
+    rgb = picture.rgb
+    gray = picture.grayscale
+    if gray:
+        spread = float(np.max(rgb.max(axis=2) - rgb.min(axis=2))) if rgb.size else 0.0
+        if spread > 1.0 / 255.0:
+            log.info("%s: grayscale source now has colour; writing RGB", target.name)
+            gray = False
+    if gray and fmt == "webp":
+        gray = False  # WebP has no grayscale mode
+    has_alpha = picture.alpha is not None
+    if has_alpha and fmt not in _ALPHA_FORMATS:
+        log.warning("%s: %s has no transparency; the alpha channel is dropped", target.name, fmt.upper())
+        has_alpha = False
+    if gray and has_alpha and depth == 16 and fmt == "tiff":
+        # Pillow cannot open 16-bit gray+alpha TIFFs, so write RGBA (exactly the same values).
+        log.info("%s: 16-bit gray+alpha TIFF is written as 16-bit RGBA", target.name)
+        gray = False
+    icc, gray = _icc_for_output(picture.icc_profile, gray, fmt, target)
+    dtype = np.uint16 if depth == 16 else np.uint8
+    planes = [rgb.mean(axis=2, dtype=np.float32)[:, :, None] if gray else rgb]
+    if has_alpha:
+        planes.append(picture.alpha[:, :, None])  # type: ignore[index]
+    stacked = planes[0] if len(planes) == 1 else np.concatenate(planes, axis=2)
+    return _float_to_int(stacked, dtype), gray, has_alpha, icc
+
+
+def _icc_for_output(icc: bytes | None, gray: bool, fmt: str, target: Path) -> tuple[bytes | None, bool]:
+    """Keep the ICC profile consistent with the written colour space (header bytes 16-19)."""
+    if not icc or fmt == "bmp":
+        return icc, gray
+    space = icc[16:20] if len(icc) >= 20 else b""
+    if gray and space == b"RGB ":
+        log.info("%s: written as RGB so that its RGB colour profile stays valid", target.name)
+        return icc, False
+    if not gray and space == b"GRAY":
+        log.warning("%s: gray ICC profile dropped because the image is written in colour", target.name)
+        return None, gray
+    if space not in (b"RGB ", b"GRAY"):
+        log.warning("%s: ICC profile for colour space %r dropped (not RGB/gray)", target.name, space)
+        return None, gray
+    return icc, gray
+
+
+def _prepare_exif(exif_bytes: bytes | None, width: int, height: int, target: Path) -> Image.Exif | None:
+    """Parse the source EXIF, reset Orientation, update the pixel dimensions. None if absent/unusable."""
+    if not exif_bytes:
+        return None
+    try:
+        exif = Image.Exif()
+        exif.load(exif_bytes)
+        if not len(exif):
+            return None
+        if _TAG_ORIENTATION in exif:
+            exif[_TAG_ORIENTATION] = 1
+        if 256 in exif:
+            exif[256] = width
+        if 257 in exif:
+            exif[257] = height
+        if _TAG_EXIF_IFD in exif:
+            sub = exif.get_ifd(_TAG_EXIF_IFD)
+            if _TAG_PIXEL_X in sub:
+                sub[_TAG_PIXEL_X] = width
+            if _TAG_PIXEL_Y in sub:
+                sub[_TAG_PIXEL_Y] = height
+            if _TAG_INTEROP_IFD in sub and not isinstance(sub[_TAG_INTEROP_IFD], dict):
+                interop = exif.get_ifd(_TAG_INTEROP_IFD)
+                if interop:
+                    sub[_TAG_INTEROP_IFD] = dict(interop)
+                else:
+                    del sub[_TAG_INTEROP_IFD]
+        exif.tobytes()  # fail here rather than in the middle of an encoder
+        return exif
+    except Exception as exc:  # noqa: BLE001
+        log.warning("%s: the source EXIF data is damaged and is not written (%s)", target.name, exc)
+        return None
+
+
+def _exif_payload(exif: Image.Exif | None, fmt: str, target: Path) -> bytes | None:
+    """EXIF bytes with the 'Exif\\0\\0' header, within the format's size limit."""
+    if exif is None:
+        return None
+    data = exif.tobytes()
+    if fmt == "jpg" and len(data) > _JPEG_MAX_EXIF:
+        sub = exif.get_ifd(_TAG_EXIF_IFD)
+        if _TAG_MAKERNOTE in sub:
+            del sub[_TAG_MAKERNOTE]
+            data = exif.tobytes()
+            log.warning("%s: EXIF too large for JPEG; the camera MakerNote is dropped", target.name)
+        if len(data) > _JPEG_MAX_EXIF:
+            log.warning("%s: EXIF too large for JPEG (%d bytes); EXIF is not written", target.name, len(data))
+            return None
+    return data
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ENOSPC:
+            return "disk is full"
+        if exc.errno == errno.EROFS:
+            return "read-only file system"
+        if exc.errno == errno.ENAMETOOLONG:
+            return "file name too long"
+        if exc.errno == errno.EISDIR or isinstance(exc, IsADirectoryError):
+            return "a folder with that name exists"
+        return exc.strerror or str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _atomic_write(target: Path, encode: Callable[[BinaryIO], None]) -> None:
+    """Run ``encode`` into a hidden temp file next to ``target``; fsync; rename over ``target``."""
+    stem = target.name[:180]
+    tmp = target.with_name(f".{stem}.{secrets.token_hex(6)}.part")
+    try:
+        with open(tmp, "xb") as fp:
+            encode(fp)
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, ImageIOError) or not isinstance(exc, Exception):
+            raise  # ImageIOError already names the file; KeyboardInterrupt/SystemExit pass through
+        if isinstance(exc, MemoryError):
+            raise ImageIOError(target, "not enough memory to encode the image", "write") from None
+        raise ImageIOError(target, _os_reason(exc), "write") from exc
+    if os.name == "posix":  # make the rename itself durable
+        with contextlib.suppress(OSError):
+            fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+# --- encoders -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything an encoder needs: prepared integer pixels and the metadata to embed."""
+
+    pixels: np.ndarray  # HxWxC uint8/uint16, C = 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA)
+    gray: bool
+    has_alpha: bool
+    picture: Picture  # for icc_profile / dpi (icc already matched to the output colour space)
+    exif: Image.Exif | None  # orientation reset, pixel dimensions updated
+    quality: int
+    target: Path
+
+
+def _pillow_image(pixels: np.ndarray) -> Image.Image:
+    if pixels.shape[2] == 1:
+        return Image.fromarray(pixels[:, :, 0])
+    return Image.fromarray(pixels)
+
+
+def _dpi_kw(picture: Picture) -> dict[str, tuple[float, float]]:
+    return {"dpi": picture.dpi} if picture.dpi else {}
+
+
+def _encode_png(fp: BinaryIO, job: _Job) -> None:
+    exif_data = _exif_payload(job.exif, "png", job.target)
+    if job.pixels.dtype == np.uint16:
+        fp.write(_png16_bytes(job.pixels, job.picture.icc_profile, job.picture.dpi, exif_data))
+        return
+    kw: dict[str, object] = {"compress_level": 6, **_dpi_kw(job.picture)}
+    if job.picture.icc_profile:
+        kw["icc_profile"] = job.picture.icc_profile
+    if exif_data:
+        kw["exif"] = exif_data
+    _pillow_image(job.pixels).save(fp, format="PNG", **kw)
+
+
+def _encode_jpeg(fp: BinaryIO, job: _Job) -> None:
+    kw: dict[str, object] = {"quality": job.quality, **_dpi_kw(job.picture)}
+    if job.quality >= 90:
+        kw["subsampling"] = 0  # 4:4:4
+    if job.picture.icc_profile:
+        kw["icc_profile"] = job.picture.icc_profile
+    exif_data = _exif_payload(job.exif, "jpg", job.target)
+    if exif_data:
+        kw["exif"] = exif_data
+    _pillow_image(job.pixels).save(fp, format="JPEG", **kw)
+
+
+def _encode_webp(fp: BinaryIO, job: _Job) -> None:
+    kw: dict[str, object] = {"quality": job.quality, "method": 4}
+    if job.picture.icc_profile:
+        kw["icc_profile"] = job.picture.icc_profile
+    exif_data = _exif_payload(job.exif, "webp", job.target)
+    if exif_data:
+        kw["exif"] = exif_data
+    if job.has_alpha:
+        kw["exact"] = True  # keep colour under fully transparent pixels
+    _pillow_image(job.pixels).save(fp, format="WEBP", **kw)
+
+
+def _encode_bmp(fp: BinaryIO, job: _Job) -> None:
+    if job.picture.icc_profile or job.exif is not None:
+        log.info("%s: BMP cannot hold ICC/EXIF metadata; they are not written", job.target.name)
+    _pillow_image(job.pixels).save(fp, format="BMP", **_dpi_kw(job.picture))
+
+
+def _encode_tiff(fp: BinaryIO, job: _Job) -> None:
+    _write_tiff(
+        fp,
+        job.pixels,
+        gray=job.gray,
+        has_alpha=job.has_alpha,
+        icc=job.picture.icc_profile,
+        dpi=job.picture.dpi,
+        exif=job.exif,
+    )
+
+
+_ENCODERS: dict[str, Callable[[BinaryIO, _Job], None]] = {
+    "png": _encode_png,
+    "jpg": _encode_jpeg,
+    "webp": _encode_webp,
+    "bmp": _encode_bmp,
+    "tiff": _encode_tiff,
+}
+
+
+# --- 16-bit PNG -----------------------------------------------------------------------------------------
+
+
+def _png_chunk(ctype: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(ctype + payload) & 0xFFFFFFFF
+    return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", crc)
+
+
+def _png16_bytes(
+    pixels: np.ndarray, icc: bytes | None, dpi: tuple[float, float] | None, exif_data: bytes | None
+) -> bytes:
+    """16-bit PNG: pixels via OpenCV (own encoder for gray+alpha), metadata chunks inserted here."""
+    channels = pixels.shape[2]
+    if channels == 2:
+        png = _png_encode_gray_alpha16(pixels)
+    else:
+        if channels == 1:
+            bgr = pixels[:, :, 0]
+        elif channels == 3:
+            bgr = pixels[:, :, ::-1]
+        else:
+            bgr = pixels[:, :, [2, 1, 0, 3]]
+        params = [cv2.IMWRITE_PNG_COMPRESSION, _DEFLATE_LEVEL[16]]
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr), params)
+        if not ok:
+            raise OSError("OpenCV could not encode the 16-bit PNG")
+        png = buf.tobytes()
+
+    extra: list[bytes] = []
+    if icc:
+        extra.append(_png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc)))
+    if dpi:
+        ppm = [max(1, round(v / 0.0254)) for v in dpi]
+        extra.append(_png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
+    if exif_data:
+        body = exif_data[6:] if exif_data.startswith(b"Exif\x00\x00") else exif_data
+        extra.append(_png_chunk(b"eXIf", body))
+
+    replaced = {b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"pHYs", b"eXIf"}
+    out = [png[:8]]
+    for ctype, payload in _png_chunks(png):
+        if ctype in replaced:
+            continue
+        out.append(_png_chunk(ctype, payload))
+        if ctype == b"IHDR":
+            out.extend(extra)
+    return b"".join(out)
+
+
+def _png_encode_gray_alpha16(pixels: np.ndarray) -> bytes:
+    """Minimal PNG encoder for 16-bit gray+alpha (colour type 4), 'Sub' filter on every row."""
+    h, w, _ = pixels.shape
+    raw = np.ascontiguousarray(pixels.astype(">u2")).view(np.uint8).reshape(h, w * 4)
+    filtered = raw.copy()
+    filtered[:, 4:] = raw[:, 4:] - raw[:, :-4]  # uint8 arithmetic wraps modulo 256 as PNG requires
+    rows = np.concatenate([np.ones((h, 1), np.uint8), filtered], axis=1)
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 4, 0, 0, 0)
+    return b"".join(
+        [
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", ihdr),
+            _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), _DEFLATE_LEVEL[16])),
+            _png_chunk(b"IEND", b""),
+        ]
+    )
+
+
+# --- TIFF (8 and 16 bit) --------------------------------------------------------------------------------
+
+
+def _rational(value: float) -> TiffImagePlugin.IFDRational:
+    frac = Fraction(value).limit_denominator(10_000)
+    return TiffImagePlugin.IFDRational(frac.numerator, frac.denominator)
+
+
+def _exif_into_ifd(ifd: TiffImagePlugin.ImageFileDirectory_v2, exif: Image.Exif) -> None:
+    for tag, value in exif.items():
+        if tag in _TIFF_STRUCTURAL_TAGS:
+            continue
+        try:
+            ifd[tag] = value
+        except Exception as exc:  # noqa: BLE001
+            log.debug("skipping EXIF tag %#06x: %s", tag, exc)
+    for sub_tag in (_TAG_EXIF_IFD, _TAG_GPS_IFD):
+        if sub_tag in exif:
+            sub = dict(exif.get_ifd(sub_tag))
+            if sub:
+                ifd[sub_tag] = sub
+
+
+def _write_tiff(
+    fp: BinaryIO,
+    pixels: np.ndarray,
+    *,
+    gray: bool,
+    has_alpha: bool,
+    icc: bytes | None,
+    dpi: tuple[float, float] | None,
+    exif: Image.Exif | None,
+) -> None:
+    """Baseline little-endian TIFF: one IFD, Deflate strips with horizontal predictor."""
+    h, w, channels = pixels.shape
+    bits = 16 if pixels.dtype == np.uint16 else 8
+    data = np.ascontiguousarray(pixels.astype("<u2" if bits == 16 else np.uint8))
+    pred = data.copy()
+    np.subtract(data[:, 1:], data[:, :-1], out=pred[:, 1:])  # predictor 2, wraps modulo 2**bits
+    row_bytes = w * channels * bits // 8
+    rows_per_strip = max(1, min(h, _TIFF_STRIP_BYTES // max(row_bytes, 1)))
+    level = _DEFLATE_LEVEL[bits]
+    strips = [
+        zlib.compress(pred[y : y + rows_per_strip].tobytes(), level) for y in range(0, h, rows_per_strip)
+    ]
+    offsets, pos = [], 0
+    for s in strips:
+        offsets.append(pos)  # relative: Pillow's IFD writer adds the position after the IFD
+        pos += len(s)
+    if pos > 0xF0000000:
+        raise OSError("image too large for a classic TIFF (4 GB)")
+
+    def build(with_exif: bool) -> TiffImagePlugin.ImageFileDirectory_v2:
+        ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+        if with_exif and exif is not None:
+            _exif_into_ifd(ifd, exif)
+        ifd[256] = w
+        ifd[257] = h
+        ifd[258] = (bits,) * channels
+        ifd[259] = 8  # Adobe Deflate
+        ifd[262] = 1 if gray else 2  # BlackIsZero / RGB
+        ifd[273] = tuple(offsets)
+        ifd[277] = channels
+        ifd[278] = rows_per_strip
+        ifd[279] = tuple(len(s) for s in strips)
+        ifd[284] = 1  # chunky
+        ifd[317] = 2  # horizontal differencing
+        if has_alpha:
+            ifd[338] = (2,)  # unassociated alpha
+        ifd[339] = (1,) * channels  # unsigned integer samples
+        if dpi:
+            ifd[282] = _rational(dpi[0])
+            ifd[283] = _rational(dpi[1])
+            ifd[296] = 2  # inch
+        if icc:
+            ifd[_TAG_ICC] = icc
+        return ifd
+
+    ifd = build(True)
+    if exif is not None:
+        try:
+            ifd.tobytes(8)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("EXIF could not be encoded into the TIFF and is not written (%s)", exc)
+            ifd = build(False)
+    ifd.save(fp)
+    for s in strips:
+        fp.write(s)
