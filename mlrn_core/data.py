@@ -1,0 +1,286 @@
+"""Training and validation data: HR images from folders, LR made by MATLAB bicubic, random patches.
+
+Each HR image is read once with :mod:`mlrn_core.imageio`, modcropped, and its LR twin made with the
+protocol's MATLAB bicubic (:func:`mlrn_core.metrics.degrade`), cached on disk by content hash so a
+second run starts at once. Unreadable files, images smaller than a patch and duplicates (same pixels)
+are skipped with a reason. A batch is a pure function of (seed, step): the same step always draws the
+same patches, which makes resumed runs continue the exact data order, and under torch.distributed
+each rank takes its own slice of the global batch (a distributed sampler without epochs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mlrn_core import imageio
+from mlrn_core.metrics import degrade, modcrop
+
+log = logging.getLogger(__name__)
+
+
+class DataError(Exception):
+    """No usable training or validation data; the message says where and why."""
+
+
+@dataclass
+class Skipped:
+    path: Path
+    reason: str
+
+
+@dataclass
+class ImagePair:
+    path: Path
+    hr: np.ndarray  # uint8 HxWx3 RGB, modcropped
+    lr: np.ndarray  # uint8 (H/s)x(W/s)x3 RGB
+
+
+@dataclass
+class ScanResult:
+    """What a folder scan found: usable files, and what was skipped and why."""
+
+    usable: list[Path] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    sizes: dict[Path, tuple[int, int]] = field(default_factory=dict)  # path -> (w, h)
+
+
+def iter_image_files(folders: Iterable[str | os.PathLike]) -> list[Path]:
+    """Every supported image file under the folders (recursive, sorted, hidden files ignored)."""
+    files: list[Path] = []
+    for folder in folders:
+        folder = Path(folder).expanduser()
+        if folder.is_file():
+            files.append(folder)
+            continue
+        if not folder.is_dir():
+            raise DataError(f"'{folder}' is not a folder")
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.name.startswith(".") and imageio.is_supported(path):
+                files.append(path)
+    return files
+
+
+def _digest(arr: np.ndarray) -> str:
+    return hashlib.sha1(arr.tobytes() + str(arr.shape).encode()).hexdigest()
+
+
+def load_hr(path: Path) -> np.ndarray:
+    """An image as uint8 HxWx3 RGB (orientation applied, alpha dropped, 16-bit reduced)."""
+    return imageio.picture_to_uint8_rgb(imageio.read_image(path))
+
+
+def scan_folders(
+    folders: Sequence[str | os.PathLike],
+    min_hr_size: int,
+    exclude: Iterable[str | os.PathLike] = (),
+    load: bool = False,
+) -> tuple[ScanResult, list[np.ndarray]]:
+    """Find usable images: readable, at least ``min_hr_size`` on both sides, not a duplicate.
+
+    Returns the scan and, when ``load`` is true, the uint8 RGB arrays of the usable images.
+    """
+    excluded = {Path(p).resolve() for p in exclude}
+    result = ScanResult()
+    arrays: list[np.ndarray] = []
+    seen: dict[str, Path] = {}
+    for path in iter_image_files(folders):
+        if path.resolve() in excluded:
+            continue
+        try:
+            hr = load_hr(path)
+        except imageio.ImageIOError as exc:
+            result.skipped.append(Skipped(path, f"unreadable: {exc.reason}"))
+            continue
+        h, w = hr.shape[:2]
+        if min(h, w) < min_hr_size:
+            result.skipped.append(Skipped(path, f"too small ({w}x{h}, needs at least {min_hr_size} px a side)"))
+            continue
+        digest = _digest(hr)
+        if digest in seen:
+            result.skipped.append(Skipped(path, f"duplicate of {seen[digest].name}"))
+            continue
+        seen[digest] = path
+        result.usable.append(path)
+        result.sizes[path] = (w, h)
+        if load:
+            arrays.append(hr)
+    for s in result.skipped:
+        log.info("skipping %s: %s", s.path, s.reason)
+    return result, arrays
+
+
+def _lr_cached(hr: np.ndarray, scale: int, cache: Path | None) -> np.ndarray:
+    if cache is None:
+        return degrade(hr, scale)
+    file = cache / f"{_digest(hr)}_x{scale}.npy"
+    try:
+        lr = np.load(file)
+        if lr.shape == (hr.shape[0] // scale, hr.shape[1] // scale, 3) and lr.dtype == np.uint8:
+            return lr
+    except (OSError, ValueError):
+        pass
+    lr = degrade(hr, scale)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, lr)
+        os.replace(tmp, file)
+    except OSError as exc:  # a read-only cache is not a reason to stop training
+        log.warning("cannot write the LR cache %s: %s", file, exc)
+    return lr
+
+
+def load_pairs(
+    folders: Sequence[str | os.PathLike],
+    scale: int,
+    min_hr_size: int,
+    exclude: Iterable[str | os.PathLike] = (),
+    cache: Path | None = None,
+    what: str = "training",
+) -> tuple[list[ImagePair], ScanResult]:
+    """Load HR images from folders and make their LR twins; raise DataError if none is usable."""
+    scan, arrays = scan_folders(folders, min_hr_size, exclude, load=True)
+    if not scan.usable:
+        names = ", ".join(str(f) for f in folders)
+        detail = f"; skipped {len(scan.skipped)}: " + "; ".join(
+            f"{s.path.name} ({s.reason})" for s in scan.skipped[:5]
+        ) if scan.skipped else ""
+        raise DataError(f"no usable {what} image in {names}{detail}")
+    pairs = []
+    for path, hr in zip(scan.usable, arrays):
+        hr = modcrop(hr, scale)
+        pairs.append(ImagePair(path, np.ascontiguousarray(hr), _lr_cached(hr, scale, cache)))
+    return pairs, scan
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """Optional LR degradations matching real photos (off by default)."""
+
+    jpeg_quality: tuple[int, int] | None = None  # inclusive range, e.g. (60, 95)
+    noise_sigma: float = 0.0  # maximum Gaussian noise sigma, in 0-255 units
+
+    @property
+    def active(self) -> bool:
+        return self.jpeg_quality is not None or self.noise_sigma > 0
+
+    def apply(self, lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Degrade one uint8 RGB LR patch."""
+        out = lr
+        if self.noise_sigma > 0:
+            sigma = rng.uniform(0, self.noise_sigma)
+            out = np.clip(out.astype(np.float32) + rng.normal(0, sigma, out.shape), 0, 255).astype(np.uint8)
+        if self.jpeg_quality is not None:
+            q = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
+            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, q])
+            if ok:  # channel order only matters for chroma subsampling; keep it consistent both ways
+                out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+        return out
+
+
+class PatchSampler:
+    """Draws aligned (LR, HR) patch batches as a pure function of (seed, step, rank)."""
+
+    def __init__(
+        self,
+        pairs: Sequence[ImagePair],
+        scale: int,
+        patch: int,
+        batch: int,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        degradation: Degradation = Degradation(),
+    ) -> None:
+        usable = [p for p in pairs if min(p.lr.shape[:2]) >= patch]
+        if not usable:
+            raise DataError(f"no training image is large enough for {patch} px LR patches at x{scale}")
+        self.pairs = usable
+        self.scale, self.patch, self.batch = scale, patch, batch
+        self.seed, self.rank, self.world = seed, rank, world
+        self.degradation = degradation
+
+    def batch_arrays(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """(lr, hr) float32 NCHW in [0, 1] for this rank at ``step``."""
+        rng = np.random.default_rng([self.seed, step])
+        n_total = self.batch * self.world
+        image_idx = rng.integers(0, len(self.pairs), n_total)
+        u = rng.random((n_total, 2))
+        flips = rng.integers(0, 8, n_total)
+        noise_seeds = rng.integers(0, 2**63 - 1, n_total)
+        p, s = self.patch, self.scale
+        lo = np.empty((self.batch, p, p, 3), np.uint8)
+        hi = np.empty((self.batch, p * s, p * s, 3), np.uint8)
+        for j, i in enumerate(range(self.rank * self.batch, (self.rank + 1) * self.batch)):
+            pair = self.pairs[image_idx[i]]
+            h, w = pair.lr.shape[:2]
+            y, x = int(u[i, 0] * (h - p + 1)), int(u[i, 1] * (w - p + 1))
+            lr = pair.lr[y : y + p, x : x + p]
+            hr = pair.hr[y * s : (y + p) * s, x * s : (x + p) * s]
+            if self.degradation.active:
+                lr = self.degradation.apply(lr, np.random.default_rng(noise_seeds[i]))
+            lo[j], hi[j] = _augment(lr, flips[i]), _augment(hr, flips[i])
+        to_t = np.float32(1 / 255)
+        return (
+            np.ascontiguousarray(lo.transpose(0, 3, 1, 2), dtype=np.float32) * to_t,
+            np.ascontiguousarray(hi.transpose(0, 3, 1, 2), dtype=np.float32) * to_t,
+        )
+
+
+def _augment(img: np.ndarray, code: int) -> np.ndarray:
+    """One of the 8 dihedral transforms: bit 0 horizontal flip, bit 1 vertical flip, bit 2 transpose."""
+    if code & 1:
+        img = img[:, ::-1]
+    if code & 2:
+        img = img[::-1]
+    if code & 4:
+        img = img.transpose(1, 0, 2)
+    return img
+
+
+class Prefetcher:
+    """Makes batches for steps start, start+1, ... in a background thread (numpy releases the GIL)."""
+
+    def __init__(self, sampler: PatchSampler, start: int, depth: int = 4) -> None:
+        self.sampler = sampler
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._next = start
+        self._thread = threading.Thread(target=self._run, args=(start,), daemon=True, name="mlrn-prefetch")
+        self._thread.start()
+
+    def _run(self, step: int) -> None:
+        while not self._stop.is_set():
+            try:
+                item = (step, self.sampler.batch_arrays(step))
+            except BaseException as exc:  # surfaced in get()
+                item = (step, exc)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            step += 1
+
+    def get(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        got, value = self._queue.get()
+        if isinstance(value, BaseException):
+            raise value
+        if got != step:  # cannot happen unless misused; the data order would silently change
+            raise RuntimeError(f"prefetcher out of order: expected step {step}, got {got}")
+        return value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -1,0 +1,210 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from mlrn_core import registry
+from mlrn_core import trainer as tr
+from mlrn_core.data import Degradation, PatchSampler, load_pairs
+from mlrn_core.trainer import TrainConfig, Trainer, lr_at
+from tests.helpers import REPO, free_port, write_png_folder
+
+TINY = {"features": 8, "blocks": 1, "batch": 2, "patch": 16, "lr": 1e-3, "warmup_steps": 2, "log_every": 1}
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLRN_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def folders(tmp_path):
+    write_png_folder(tmp_path / "train", 4)
+    write_png_folder(tmp_path / "val", 1, 48, 48)
+    return tmp_path / "train", tmp_path / "val"
+
+
+def cfg_for(folders, out, **kw):
+    train, val = folders
+    values = dict(TINY, data=(str(train),), val=(str(val),), out=str(out), max_steps=4, val_every=2)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def final_state(out):
+    return torch.load(out / "ckpt.pt", weights_only=True)["model"]["state_dict"]
+
+
+def test_lr_schedules_are_pure_functions_of_the_step():
+    c = TrainConfig(data=("x",), out="o", lr=1e-3, warmup_steps=10, max_steps=110, min_lr_ratio=0.0)
+    assert lr_at(0, c) == pytest.approx(1e-4)
+    assert lr_at(9, c) == pytest.approx(1e-3)
+    assert lr_at(60, c) == pytest.approx(0.5e-3)
+    assert lr_at(110, c) == pytest.approx(0.0, abs=1e-12)
+    assert lr_at(60, c) == lr_at(60, c)
+    paper = TrainConfig(data=("x",), out="o", lr=1e-4, schedule="step", halve_every=200_000, max_steps=10)
+    assert lr_at(199_999, paper) == 1e-4 and lr_at(200_000, paper) == 5e-5 and lr_at(400_000, paper) == 2.5e-5
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="scale must be 2, 3 or 4, got 5"):
+        TrainConfig(data=("x",), out="o", scale=5)
+    with pytest.raises(ValueError, match="max_steps or max_minutes"):
+        TrainConfig(data=("x",), out="o", max_steps=None)
+    c = TrainConfig(data=("a", "b"), out="o", kernels=((3, 3), (5, 7)), jpeg_quality=(60, 90))
+    assert TrainConfig.from_json(json.loads(json.dumps(c.to_json()))) == c
+
+
+def test_short_run_writes_a_loadable_model_and_events(folders, tmp_path):
+    events = []
+    out = tmp_path / "run"
+    fin = Trainer(cfg_for(folders, out), events.append).run()
+    assert fin.step == 4 and not fin.stopped
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "StartedEvent" and kinds[-1] == "FinishedEvent"
+    assert kinds.count("ValidationEvent") == 2 and "CheckpointEvent" in kinds
+    val = [e for e in events if isinstance(e, tr.ValidationEvent)]
+    assert val[0].bicubic_psnr > 20 and val[0].preview is not None
+    loaded = registry.load_model(out / "model.pt", 2)
+    assert loaded.info["provenance"]["steps"] in (2, 4)  # the best validation step
+    assert loaded.info["metrics"]["val_bicubic_psnr"] > 20
+    lines = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+    assert lines[-1]["event"] == "finished"
+
+
+def test_same_seed_same_weights_and_resume_continues_exactly(folders, tmp_path):
+    straight = tmp_path / "straight"
+    Trainer(cfg_for(folders, straight, max_steps=6, val_every=3)).run()
+    # the same run, stopped at step 3 by the cooperative flag, then resumed
+    part = tmp_path / "part"
+    holder = {}
+
+    def stop_at_3(ev):
+        if isinstance(ev, tr.StepEvent) and ev.step == 3:
+            holder["t"].request_stop()
+
+    holder["t"] = Trainer(cfg_for(folders, part, max_steps=6, val_every=3), stop_at_3)
+    fin = holder["t"].run()
+    assert fin.stopped and fin.step == 3
+    assert torch.load(part / "ckpt.pt", weights_only=True)["step"] == 3
+    lrs = []
+    Trainer(cfg_for(folders, part, max_steps=6, val_every=3),
+            lambda e: lrs.append((e.step, e.lr)) if isinstance(e, tr.StepEvent) else None, resume=True).run()
+    assert lrs[0][0] == 4
+    cfg = cfg_for(folders, part, max_steps=6)
+    assert lrs[0][1] == pytest.approx(lr_at(3, cfg))
+    a, b = final_state(straight), final_state(part)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # a second fresh run in the same folder is refused instead of clobbering it
+    with pytest.raises(tr.TrainingError, match="--resume"):
+        Trainer(cfg_for(folders, part)).run()
+
+
+def test_init_and_save_as_register_a_user_model(folders, tmp_path):
+    base = registry.save_model(tmp_path / "base.pt", __import__("tests.helpers").helpers.tiny_model(2))
+    events = []
+    cfg = cfg_for(folders, tmp_path / "ft", init=str(base), save_as="My Style")
+    fin = Trainer(cfg, events.append).run()
+    assert fin.user_model == "My Style"
+    entry = registry.find_model("My Style")
+    assert entry is not None and entry.kind == "user" and entry.scale == 2
+    assert "Base model" in entry.card and "bicubic" in entry.card
+    val = [e for e in events if isinstance(e, tr.ValidationEvent)]
+    assert val[0].base_psnr is not None  # the base was measured before fine-tuning
+    out = subprocess.run([sys.executable, "-m", "mlrn_core.cli", "models"], capture_output=True, text=True,
+                         cwd=REPO, env={**__import__("os").environ})
+    assert "My Style" in out.stdout
+
+
+def test_warm_start_across_scales_keeps_all_but_the_upsampler(folders, tmp_path):
+    from tests.helpers import tiny_model
+
+    base = tiny_model(2)
+    path = registry.save_model(tmp_path / "x2.pt", base)
+    t = Trainer(cfg_for(folders, tmp_path / "x3", scale=3, init=str(path), max_steps=1))
+    model, info = t._build_model()
+    assert model.scale == 3 and info["scale"] == 2
+    assert torch.equal(model.state_dict()["head.weight"], base.state_dict()["head.weight"])
+
+
+def test_data_scan_skips_with_reasons_and_errors_when_nothing_is_usable(tmp_path):
+    folder = tmp_path / "mixed"
+    paths = write_png_folder(folder, 2)
+    (folder / "zcopy.png").write_bytes(paths[0].read_bytes())
+    write_png_folder(tmp_path / "small", 1, 10, 10)[0].rename(folder / "small.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    pairs, scan = load_pairs([folder], 2, 32)
+    assert len(pairs) == 2
+    reasons = {s.path.name: s.reason for s in scan.skipped}
+    assert "duplicate" in reasons["zcopy.png"] and "too small" in reasons["small.png"]
+    assert "unreadable" in reasons["broken.png"]
+    from mlrn_core.data import DataError
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no usable training image"):
+        load_pairs([empty], 2, 32)
+
+
+def test_patches_are_aligned_and_deterministic(tmp_path):
+    write_png_folder(tmp_path / "d", 3)
+    pairs, _ = load_pairs([tmp_path / "d"], 2, 32)
+    s = PatchSampler(pairs, 2, 12, 4, seed=7)
+    lo, hi = s.batch_arrays(5)
+    assert lo.shape == (4, 3, 12, 12) and hi.shape == (4, 3, 24, 24)
+    lo2, hi2 = s.batch_arrays(5)
+    assert np.array_equal(lo, lo2) and np.array_equal(hi, hi2)
+    assert not np.array_equal(lo, s.batch_arrays(6)[0])
+    # the LR patch is the MATLAB-bicubic downscale of its HR patch (up to border effects): compare centres
+    from mlrn_core.metrics import imresize
+
+    down = imresize(hi[0].transpose(1, 2, 0), 0.5)
+    assert np.abs(down[3:-3, 3:-3] - lo[0].transpose(1, 2, 0)[3:-3, 3:-3]).mean() < 0.02
+    # two ranks draw different slices of the same global batch
+    r0 = PatchSampler(pairs, 2, 12, 2, seed=7, rank=0, world=2).batch_arrays(5)[0]
+    r1 = PatchSampler(pairs, 2, 12, 2, seed=7, rank=1, world=2).batch_arrays(5)[0]
+    assert np.array_equal(np.concatenate([r0, r1]), lo)
+
+
+def test_degradations_change_lr_only_when_enabled(tmp_path):
+    write_png_folder(tmp_path / "d", 2)
+    pairs, _ = load_pairs([tmp_path / "d"], 2, 32)
+    clean = PatchSampler(pairs, 2, 16, 2, seed=1).batch_arrays(0)
+    dirty = PatchSampler(pairs, 2, 16, 2, seed=1, degradation=Degradation((30, 40), 5.0)).batch_arrays(0)
+    assert np.array_equal(clean[1], dirty[1])  # HR untouched
+    assert not np.array_equal(clean[0], dirty[0])
+
+
+def test_two_process_torchrun_ends_with_identical_weights(folders, tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys, torch
+        sys.path.insert(0, {str(REPO)!r})
+        from mlrn_core.trainer import Trainer, TrainConfig
+        cfg = TrainConfig(**{dict(TINY, data=(str(folders[0]),), val=(str(folders[1]),),
+                                  out=str(tmp_path / "ddp"), max_steps=3, val_every=2, device="cpu")!r})
+        t = Trainer(cfg)
+        t.run()
+        model = t.model
+        torch.save(model.state_dict(), {str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.pt")
+        import torch.distributed as dist
+        dist.destroy_process_group()
+    """))
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           f"--master_port={free_port()}", str(script)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    single = final_state(tmp_path / "ddp")
+    assert torch.equal(single["head.weight"], a["head.weight"])  # rank 0 saved what it trained
+    assert torch.load(tmp_path / "ddp" / "ckpt.pt", weights_only=True)["step"] == 3
