@@ -1,0 +1,141 @@
+"""Inference speed and memory of MLRN on this machine (issue: foundation, item 8).
+
+Measures, and prints as a Markdown table plus one JSON line:
+1. the CPU's fp32 matrix-multiply rate (the roofline the network is compared with);
+2. the MLRN forward pass in GFLOP/s (FLOPs counted exactly from the convolutions' shapes) and as a
+   fraction of (1);
+3. end-to-end ``mlrn upscale`` (process start, model load, read, tiled inference, atomic write) against
+   a bare forward pass on the same image;
+4. the peak resident memory of a ``mlrn upscale`` job of a 1200x800 image at x4.
+
+Usage: ``python benchmarks/speed.py [--threads N] [--repeat R]``. Speed does not depend on the weights,
+so a random-initialised model file is used when no built-in model exists. Timings are the best of R
+runs, to reduce the noise of a shared machine; run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mlrn_core import MLRN, registry  # noqa: E402
+from mlrn_core.tiling import TileRunner  # noqa: E402
+
+
+def best_time(fn, repeat: int) -> float:
+    fn()  # warm-up (oneDNN primitive creation, allocator)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def matmul_gflops(repeat: int) -> float:
+    n = 2048
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    t = best_time(lambda: torch.mm(a, b), repeat)
+    return 2 * n**3 / t / 1e9
+
+
+def conv_flops(model: torch.nn.Module, h: int, w: int) -> int:
+    """Exact multiply-add FLOPs (2 per MAC) of every convolution for an h x w input."""
+    total = 0
+
+    def hook(mod, _inp, out):
+        nonlocal total
+        kh, kw = mod.kernel_size
+        total += 2 * out.numel() * (mod.in_channels // mod.groups) * kh * kw
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.inference_mode():
+        model(torch.zeros(1, 3, h, w))
+    for hd in handles:
+        hd.remove()
+    return total
+
+
+def run_cli(args: list[str]) -> tuple[float, int]:
+    """Wall time and peak RSS (bytes) of one `mlrn` process."""
+    code = (
+        "import resource, sys, runpy; sys.argv = ['mlrn'] + sys.argv[1:];\n"
+        "from mlrn_core.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"mlrn {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    rss_kb = int(next(ln for ln in proc.stderr.splitlines() if ln.startswith("MAXRSS")).split()[1])
+    return wall, rss_kb * 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    results: dict[str, float | int | str] = {"threads": threads, "torch": str(torch.__version__)}
+
+    results["matmul_gflops"] = round(matmul_gflops(args.repeat), 1)
+
+    model = MLRN(scale=2).eval()
+    runner = TileRunner(model, torch.device("cpu"))
+    h, w = 384, 384  # the CPU tile size
+    lr = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
+    flops = conv_flops(model, h, w)
+    t = best_time(lambda: runner.run(lr), args.repeat)
+    results["mlrn_x2_mflop_per_lr_px"] = round(flops / (h * w) / 1e6, 3)
+    results["mlrn_x2_gflops"] = round(flops / t / 1e9, 1)
+    results["mlrn_vs_matmul"] = round(results["mlrn_x2_gflops"] / results["matmul_gflops"], 3)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        from PIL import Image
+
+        rng = np.random.default_rng(1)
+        img = (rng.random((800, 1200, 3)) * 255).astype(np.uint8)
+        Image.fromarray(img).save(tmp / "in.png")
+        for scale in (2, 4):
+            try:
+                registry.load_model(None, scale)
+                spec = f"mlrn-x{scale}"
+            except registry.ModelError:
+                spec = str(registry.save_model(tmp / f"random-x{scale}.pt", MLRN(scale=scale)))
+            loaded = registry.load_model(spec, scale)
+            x = torch.from_numpy(img.astype(np.float32).transpose(2, 0, 1) / 255)[None]
+            with torch.inference_mode():
+                bare = best_time(lambda m=loaded.model, x=x: m(x), 1)
+            wall, rss = run_cli(["upscale", str(tmp / "in.png"), "-s", str(scale), "--model", spec,
+                                 "-o", str(tmp / f"out{scale}.png"), "--device", "cpu"])
+            results[f"x{scale}_1200x800_bare_forward_s"] = round(bare, 2)
+            results[f"x{scale}_1200x800_mlrn_upscale_s"] = round(wall, 2)
+            results[f"x{scale}_end_to_end_vs_bare"] = round(wall / bare, 2)
+            results[f"x{scale}_1200x800_peak_rss_gb"] = round(rss / 1e9, 2)
+
+    print("| measure | value |\n|---|---|")
+    for k, v in results.items():
+        print(f"| {k} | {v} |")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Train (or continue) the shipped MLRN weights for x2, x3 and x4 within a fixed time budget.
+
+Ready for whenever a GPU is at hand: ``python scripts/train_weights.py --minutes 4 --device cuda``
+trains each scale for about that many minutes, warm-starting from the best weights so far (the shipped
+``resources/models/mlrn-x{s}.pt``; x3/x4 from x2 when they have none yet), then benchmarks the result
+on Set5 and Set14 with the published protocol and installs it into ``resources/models`` with an
+updated model card *only if it beats the shipped model on Set5*. It never starts over from scratch
+when weights exist, so every GPU or CPU hour adds to the last.
+
+The cosine schedule needs a horizon in steps: a few timed training steps on the device turn the
+minute budget into a step count (``--max-minutes`` stays as a hard stop).
+
+Works without Qt and without platformdirs (it sets ``MLRN_HOME`` to the run folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
+TRAIN_SETS = ("T91", "BSD200", "General100", "Photos15")
+PAPER = {2: {"Set5": (37.90, 0.9601), "Set14": (33.49, 0.9140)},
+         3: {"Set5": (34.18, 0.9254), "Set14": (30.22, 0.8369)},
+         4: {"Set5": (31.92, 0.8911), "Set14": (28.43, 0.7748)}}
+
+
+def probe_steps_per_s(device: str, batch: int, patch: int, scale: int, image_skip: bool) -> float:
+    import torch
+    import torch.nn.functional as F
+
+    from mlrn_core import MLRN
+    from mlrn_core.tiling import pick_device
+
+    dev = pick_device(device)
+    model = MLRN(scale=scale, image_skip=image_skip).to(dev).train()
+    opt = torch.optim.Adam(model.parameters(), 1e-4)
+    lo = torch.rand(batch, 3, patch, patch, device=dev)
+    hi = torch.rand(batch, 3, patch * scale, patch * scale, device=dev)
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu",
+                                                                                                 enabled=False)
+    n, t = 0, None
+    for i in range(8 if dev.type == "cpu" else 30):
+        if i == 3:
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t, n = time.perf_counter(), 0
+        with ctx:
+            loss = F.l1_loss(model(lo).float(), hi)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        n += 1
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return n / (time.perf_counter() - t)
+
+
+def bench_both(model, scale: int, device) -> dict:
+    from mlrn_core.evaluate import benchmark
+
+    out = {}
+    for name in ("Set5", "Set14"):
+        r = benchmark([SHARED / "bench" / name], scale, model, device=device)
+        out[name] = {"bicubic": r.bicubic.as_dict(), "model": r.model.as_dict() if r.model else None}
+    return out
+
+
+def card_text(scale: int, results: dict, history: list[dict]) -> str:
+    """The model card: results table next to the paper, then every training round that built the weights."""
+    lines = [f"# mlrn-x{scale}: MLRN x{scale}, the built-in model of MLRN Studio", ""]
+    lines += ["PSNR (dB) / SSIM on the Y channel, border = scale, LR by MATLAB bicubic (docs/EVALUATION.md),",
+              f"measured with `mlrn bench ../shared/data/bench/SetN -s {scale} --model mlrn-x{scale}`.", ""]
+    lines += ["| set | bicubic | this model | gain | paper (Table 2) |", "|---|---|---|---|---|"]
+    for name in ("Set5", "Set14"):
+        b, m = results[name]["bicubic"], results[name]["model"]
+        pp, ps = PAPER[scale][name]
+        lines.append(f"| {name} | {b['psnr']:.2f} / {b['ssim']:.4f} | {m['psnr']:.2f} / {m['ssim']:.4f} | "
+                     f"{m['psnr'] - b['psnr']:+.2f} dB | {pp:.2f} / {ps:.4f} |")
+    lines += ["", "Architecture: the paper's configuration (G = 32, N = 8, kernels 3x3 / 3x5 / 5x5, GFF and RSC), "
+              "plus the image-level skip where the config says `image_skip: true` (a bicubic upscale of the "
+              "input added to the output, so the network learns the residual).", "",
+              "Data: `../shared/data/train/{T91,BSD200,General100,Photos15}` (DIV2K, the paper's data, is not "
+              "available here); validation on Set5 every `val_every` steps; the best step by Set5 PSNR is kept.",
+              "", "## Training rounds (each continues from the previous weights)", ""]
+    for i, h in enumerate(history, 1):
+        lines += [f"### Round {i}: {h['date']}", "",
+                  f"- Command: `{h['command']}`",
+                  f"- Hardware: {h['device']}; {h['steps']} steps in {h['minutes']:.1f} min",
+                  f"- Start: {h['init']}",
+                  f"- Set5 after this round: {h['set5_psnr']:.3f} dB", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=4.0, help="training minutes per scale")
+    ap.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--batch", type=int, default=None, help="default 32 on CUDA, 16 on CPU")
+    ap.add_argument("--patch", type=int, default=None, help="LR patch; default 64 on CUDA, 48 on CPU")
+    ap.add_argument("--lr", type=float, default=None, help="default 5e-4 from scratch, 2e-4 when continuing")
+    ap.add_argument("--runs", default=str(REPO / "runs"), help="where run folders go")
+    ap.add_argument("--no-install", action="store_true", help="only train and report")
+    args = ap.parse_args()
+    os.environ.setdefault("MLRN_HOME", str(Path(args.runs) / "home"))
+
+    import torch
+
+    from mlrn_core import registry
+    from mlrn_core.tiling import device_label, pick_device
+    from mlrn_core.trainer import TrainConfig, Trainer
+
+    device = pick_device(args.device)
+    cuda = device.type == "cuda"
+    batch, patch = args.batch or (32 if cuda else 16), args.patch or (64 if cuda else 48)
+    models_dir = REPO / "resources" / "models"
+    summary = {}
+    for scale in args.scales:
+        shipped = models_dir / f"mlrn-x{scale}.pt"
+        init = shipped if shipped.exists() else (models_dir / "mlrn-x2.pt" if (models_dir / "mlrn-x2.pt").exists()
+                                                 else None)
+        lr = args.lr or (2e-4 if init else 5e-4)
+        rate = probe_steps_per_s(str(device), batch, patch, scale, True)
+        steps = max(50, int(args.minutes * 60 * rate * 0.9))
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path(args.runs) / f"x{scale}-{stamp}"
+        cfg = TrainConfig(
+            data=tuple(str(SHARED / "train" / s) for s in TRAIN_SETS), val=(str(SHARED / "bench" / "Set5"),),
+            out=str(out), scale=scale, batch=batch, patch=patch, lr=lr, warmup_steps=min(100, steps // 10),
+            max_steps=steps, max_minutes=args.minutes * 1.1, val_every=max(50, steps // 8), image_skip=True,
+            init=str(init) if init else None, device=str(device), seed=int(time.time()) % 10000,
+        )
+        command = (f"python scripts/train_weights.py --minutes {args.minutes} --scales {scale} --device {device.type}"
+                   f" (TrainConfig: batch {batch}, patch {patch}, lr {lr}, cosine over {steps} steps, "
+                   f"image_skip, init {init.name if init else 'scratch'})")
+        print(f"x{scale}: {rate:.2f} steps/s on {device_label(device)} -> {steps} steps; {command}", flush=True)
+        t0 = time.perf_counter()
+        fin = Trainer(cfg, lambda ev: print(ev, flush=True) if type(ev).__name__ in (
+            "ValidationEvent", "FinishedEvent", "FailedEvent") else None).run()
+        minutes = (time.perf_counter() - t0) / 60
+        new = registry.load_model(out / "model.pt", scale)
+        results = bench_both(new.model, scale, device)
+        print(f"x{scale}: {json.dumps(results)}", flush=True)
+        old_psnr = None
+        if shipped.exists():
+            old = registry.load_model(shipped, scale)
+            old_psnr = bench_both(old.model, scale, device)["Set5"]["model"]["psnr"]
+        new_psnr = results["Set5"]["model"]["psnr"]
+        summary[scale] = {"new_set5": new_psnr, "old_set5": old_psnr, "steps": fin.step, "minutes": minutes}
+        if args.no_install or (old_psnr is not None and new_psnr <= old_psnr):
+            print(f"x{scale}: not installed (new {new_psnr:.3f} dB vs shipped {old_psnr})", flush=True)
+            continue
+        history_file = models_dir / f"mlrn-x{scale}.history.json"
+        history = json.loads(history_file.read_text()) if history_file.exists() else []
+        history.append({"date": _dt.date.today().isoformat(), "command": command,
+                        "device": f"{device_label(device)}, {platform.processor() or platform.machine()}",
+                        "steps": fin.step, "minutes": minutes, "init": init.name if init else "scratch",
+                        "set5_psnr": new_psnr})
+        mf = registry.read_model_file(out / "model.pt")
+        info = dict(mf.info, name=f"mlrn-x{scale}", metrics={
+            "set5_psnr": new_psnr, "set5_ssim": results["Set5"]["model"]["ssim"],
+            "set14_psnr": results["Set14"]["model"]["psnr"], "set14_ssim": results["Set14"]["model"]["ssim"]})
+        registry.atomic_torch_save(registry.make_model_payload(mf.hparams, mf.state_dict, info), shipped)
+        history_file.write_text(json.dumps(history, indent=2) + "\n")
+        (models_dir / f"mlrn-x{scale}.md").write_text(card_text(scale, results, history))
+        shutil.copy(out / "events.jsonl", Path(args.runs) / f"x{scale}-latest-events.jsonl")
+        print(f"x{scale}: installed {shipped} ({new_psnr:.3f} dB, was {old_psnr})", flush=True)
+    print(json.dumps(summary, indent=2))
+    del torch
+
+
+if __name__ == "__main__":
+    main()
