@@ -101,6 +101,48 @@ def card_text(scale: int, results: dict, history: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def install(run: Path, scale: int, command: str, device, minutes: float, steps: int, init_name: str,
+            force: bool = False, dry: bool = False, hardware: str | None = None) -> dict:
+    """Benchmark a run's model.pt and, if it beats the shipped model on Set5 (or ``force``), ship it."""
+    from mlrn_core import registry
+    from mlrn_core.tiling import device_label
+
+    models_dir = REPO / "resources" / "models"
+    shipped = models_dir / f"mlrn-x{scale}.pt"
+    new = registry.load_model(run / "model.pt", scale)
+    results = bench_both(new.model, scale, device)
+    print(f"x{scale}: {json.dumps(results)}", flush=True)
+    old_psnr = None
+    if shipped.exists():
+        old = registry.load_model(shipped, scale)
+        old_psnr = bench_both(old.model, scale, device)["Set5"]["model"]["psnr"]
+    new_psnr = results["Set5"]["model"]["psnr"]
+    report = {"new_set5": new_psnr, "old_set5": old_psnr, "steps": steps, "minutes": round(minutes, 1),
+              "installed": False}
+    if dry or (not force and old_psnr is not None and new_psnr <= old_psnr):
+        print(f"x{scale}: not installed (new {new_psnr:.3f} dB vs shipped {old_psnr})", flush=True)
+        return report
+    history_file = models_dir / f"mlrn-x{scale}.history.json"
+    history = json.loads(history_file.read_text()) if history_file.exists() else []
+    history.append({"date": _dt.date.today().isoformat(), "command": command,
+                    "device": hardware or f"{device_label(device)}, {platform.machine()}",
+                    "steps": steps, "minutes": minutes, "init": init_name, "set5_psnr": new_psnr})
+    mf = registry.read_model_file(run / "model.pt")
+    info = dict(mf.info, name=f"mlrn-x{scale}", metrics={
+        "set5_psnr": new_psnr, "set5_ssim": results["Set5"]["model"]["ssim"],
+        "set14_psnr": results["Set14"]["model"]["psnr"], "set14_ssim": results["Set14"]["model"]["ssim"],
+        "set5_bicubic_psnr": results["Set5"]["bicubic"]["psnr"],
+        "set14_bicubic_psnr": results["Set14"]["bicubic"]["psnr"]})
+    registry.atomic_torch_save(registry.make_model_payload(mf.hparams, mf.state_dict, info), shipped)
+    history_file.write_text(json.dumps(history, indent=2) + "\n")
+    (models_dir / f"mlrn-x{scale}.md").write_text(card_text(scale, results, history))
+    if (run / "events.jsonl").exists():
+        shutil.copy(run / "events.jsonl", models_dir / f"mlrn-x{scale}.events.jsonl")
+    print(f"x{scale}: installed {shipped} ({new_psnr:.3f} dB, was {old_psnr})", flush=True)
+    report["installed"] = True
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=4.0, help="training minutes per scale")
@@ -111,12 +153,26 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None, help="default 5e-4 from scratch, 2e-4 when continuing")
     ap.add_argument("--runs", default=str(REPO / "runs"), help="where run folders go")
     ap.add_argument("--no-install", action="store_true", help="only train and report")
+    ap.add_argument("--install-run", metavar="RUN_DIR", help="do not train: benchmark and ship this run's model.pt")
+    ap.add_argument("--command", help="with --install-run: the command line that trained it (for the card)")
+    ap.add_argument("--hardware", help="with --install-run: where it trained (for the card)")
+    ap.add_argument("--force", action="store_true", help="with --install-run: ship even if not better")
     args = ap.parse_args()
     os.environ.setdefault("MLRN_HOME", str(Path(args.runs) / "home"))
+    if args.install_run:
+        import torch
 
-    import torch
+        from mlrn_core.tiling import pick_device
 
-    from mlrn_core import registry
+        run = Path(args.install_run)
+        ck = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=True)
+        init = ck["config"].get("init")
+        for scale in args.scales:
+            install(run, scale, args.command or "see the run's config.json", pick_device(args.device),
+                    ck.get("elapsed_s", 0) / 60, int(ck["step"]), Path(init).name if init else "scratch",
+                    force=args.force, hardware=args.hardware)
+        return
+
     from mlrn_core.tiling import device_label, pick_device
     from mlrn_core.trainer import TrainConfig, Trainer
 
@@ -148,35 +204,9 @@ def main() -> None:
         fin = Trainer(cfg, lambda ev: print(ev, flush=True) if type(ev).__name__ in (
             "ValidationEvent", "FinishedEvent", "FailedEvent") else None).run()
         minutes = (time.perf_counter() - t0) / 60
-        new = registry.load_model(out / "model.pt", scale)
-        results = bench_both(new.model, scale, device)
-        print(f"x{scale}: {json.dumps(results)}", flush=True)
-        old_psnr = None
-        if shipped.exists():
-            old = registry.load_model(shipped, scale)
-            old_psnr = bench_both(old.model, scale, device)["Set5"]["model"]["psnr"]
-        new_psnr = results["Set5"]["model"]["psnr"]
-        summary[scale] = {"new_set5": new_psnr, "old_set5": old_psnr, "steps": fin.step, "minutes": minutes}
-        if args.no_install or (old_psnr is not None and new_psnr <= old_psnr):
-            print(f"x{scale}: not installed (new {new_psnr:.3f} dB vs shipped {old_psnr})", flush=True)
-            continue
-        history_file = models_dir / f"mlrn-x{scale}.history.json"
-        history = json.loads(history_file.read_text()) if history_file.exists() else []
-        history.append({"date": _dt.date.today().isoformat(), "command": command,
-                        "device": f"{device_label(device)}, {platform.processor() or platform.machine()}",
-                        "steps": fin.step, "minutes": minutes, "init": init.name if init else "scratch",
-                        "set5_psnr": new_psnr})
-        mf = registry.read_model_file(out / "model.pt")
-        info = dict(mf.info, name=f"mlrn-x{scale}", metrics={
-            "set5_psnr": new_psnr, "set5_ssim": results["Set5"]["model"]["ssim"],
-            "set14_psnr": results["Set14"]["model"]["psnr"], "set14_ssim": results["Set14"]["model"]["ssim"]})
-        registry.atomic_torch_save(registry.make_model_payload(mf.hparams, mf.state_dict, info), shipped)
-        history_file.write_text(json.dumps(history, indent=2) + "\n")
-        (models_dir / f"mlrn-x{scale}.md").write_text(card_text(scale, results, history))
-        shutil.copy(out / "events.jsonl", Path(args.runs) / f"x{scale}-latest-events.jsonl")
-        print(f"x{scale}: installed {shipped} ({new_psnr:.3f} dB, was {old_psnr})", flush=True)
+        summary[scale] = install(out, scale, command, device, minutes, fin.step, init.name if init else "scratch",
+                                 force=False, dry=args.no_install)
     print(json.dumps(summary, indent=2))
-    del torch
 
 
 if __name__ == "__main__":
