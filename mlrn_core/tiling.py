@@ -65,7 +65,8 @@ def device_label(device: torch.device) -> str:
         return f"{torch.cuda.get_device_name(device)} (CUDA)"
     if device.type == "mps":
         return "Apple GPU (MPS)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"CPU ({n} thread{'' if n == 1 else 's'})"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,369 @@
+"""The side panel of the main window: upscale settings, the left-hand comparison, export options, images.
+
+The panel only composes widgets and forwards what the user picked as signals; the main window decides
+what to render. Model choices come from :func:`mlrn_core.registry.list_models` plus model files the
+user opened this session, each as a :class:`ModelChoice`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.render import INTERACTIVE_CPU_TILE, TILE_CHOICES, device_text
+from mlrn_core.registry import ModelEntry
+
+OPEN_MODEL = "__open__"
+NO_MODEL = "__none__"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model the user can pick: ``spec`` is what is remembered (registry name or file path)."""
+
+    spec: str
+    path: Path
+    scale: int
+    label: str
+    kind: str  # "built-in", "user" or "file"
+    tooltip: str = ""
+
+    @classmethod
+    def from_entry(cls, entry: ModelEntry) -> ModelChoice:
+        what = "built-in" if entry.kind == "built-in" else "your model"
+        tip = [f"{entry.name}: {what}, x{entry.scale}", str(entry.path)]
+        if entry.psnr is not None:
+            tip.append(f"PSNR {entry.psnr:.2f} dB")
+        card = entry.card.strip().splitlines()
+        if card:
+            tip.append("")
+            tip.extend(card[:8])
+        return cls(entry.name, entry.path, entry.scale, f"{entry.name} ({what})", entry.kind, "\n".join(tip))
+
+    @classmethod
+    def from_file(cls, path: Path, scale: int) -> ModelChoice:
+        return cls(str(path), path, scale, f"{path.stem} (file)", "file", str(path))
+
+
+def device_choices() -> list[tuple[str, str]]:
+    """(value, label) pairs: auto first, then each device this machine has."""
+    cpu = device_text(torch.device("cpu"))
+    best = "cpu"
+    choices = []
+    if torch.cuda.is_available():
+        best = device_text(torch.device("cuda"))
+        choices.append(("cuda", best))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        if best == "cpu":
+            best = device_text(torch.device("mps"))
+        choices.append(("mps", device_text(torch.device("mps"))))
+    best = cpu if best == "cpu" else best
+    return [("auto", f"Auto: {best}"), *choices, ("cpu", cpu)]
+
+
+def _combo() -> QComboBox:
+    combo = QComboBox()
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(12)
+    combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+    return combo
+
+
+class ControlsPanel(QWidget):
+    """Upscale, Compare and Export groups plus the list of open images."""
+
+    scale_changed = Signal(int)
+    model_changed = Signal(object)  # ModelChoice | None
+    open_model_requested = Signal()
+    device_changed = Signal(str)
+    tile_changed = Signal(int)
+    left_changed = Signal(str)  # "bicubic", "nearest" or a model spec
+    export_changed = Signal()
+    save_requested = Signal()
+    image_selected = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._updating = False
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setSpacing(10)
+
+        upscale = QGroupBox("Upscale")
+        form = QFormLayout(upscale)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.scale_combo = _combo()
+        for s in (2, 3, 4):
+            self.scale_combo.addItem(f"×{s}", s)
+        self.model_combo = _combo()
+        self.device_combo = _combo()
+        for value, label in device_choices():
+            self.device_combo.addItem(label, value)
+        self.tile_combo = _combo()
+        self.tile_combo.addItem(f"Auto ({INTERACTIVE_CPU_TILE} px on CPU)", 0)
+        for t in TILE_CHOICES:
+            self.tile_combo.addItem(f"{t} px", t)
+        self.tile_combo.setToolTip(
+            "Size of the pieces the image is upscaled in (input pixels). Small tiles show the visible part "
+            "sooner; large ones finish the whole image a little faster and use more memory."
+        )
+        form.addRow("Scale", self.scale_combo)
+        form.addRow("Model", self.model_combo)
+        form.addRow("Device", self.device_combo)
+        form.addRow("Tile size", self.tile_combo)
+        layout.addWidget(upscale)
+
+        compare = QGroupBox("Compare")
+        cform = QFormLayout(compare)
+        self.left_combo = _combo()
+        self.left_combo.setToolTip("What the left-hand view (A) shows next to the MLRN result (B)")
+        cform.addRow("Left (A)", self.left_combo)
+        layout.addWidget(compare)
+
+        export = QGroupBox("Export")
+        eform = QFormLayout(export)
+        self.format_combo = _combo()
+        for value, label in (
+            ("same", "Same as source"),
+            ("png", "PNG"),
+            ("jpg", "JPEG"),
+            ("tiff", "TIFF"),
+            ("webp", "WebP"),
+        ):
+            self.format_combo.addItem(label, value)
+        self.quality_spin = QSpinBox()
+        self.quality_spin.setRange(1, 100)
+        self.quality_spin.setToolTip("JPEG and WebP quality (1-100)")
+        self.keep16_check = QCheckBox("Keep 16 bits per channel")
+        self.keep16_check.setToolTip("For 16-bit sources saved as PNG or TIFF")
+        self.save_button = QPushButton("Save result…")
+        self.save_button.setToolTip("Save the MLRN result (Ctrl+S); EXIF, ICC profile and DPI are kept")
+        eform.addRow("Format", self.format_combo)
+        eform.addRow("Quality", self.quality_spin)
+        eform.addRow("", self.keep16_check)
+        eform.addRow(self.save_button)
+        layout.addWidget(export)
+
+        self.images_group = images = QGroupBox("Images")
+        ilayout = QVBoxLayout(images)
+        self.image_list = QListWidget()
+        self.image_list.setIconSize(QSize(48, 48))
+        self.image_list.setUniformItemSizes(True)
+        self.image_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.image_list.setMinimumHeight(120)
+        self.images_hint = QLabel("Page Up / Page Down step through the images.")
+        self.images_hint.setWordWrap(True)
+        self.images_hint.setEnabled(False)
+        ilayout.addWidget(self.image_list)
+        ilayout.addWidget(self.images_hint)
+        layout.addWidget(images, 1)
+        images.hide()  # shown once something is open
+        layout.addStretch(0)
+
+        self.scale_combo.currentIndexChanged.connect(self._on_scale_combo_changed)
+        self.model_combo.activated.connect(self._on_model_combo_activated)
+        self.device_combo.currentIndexChanged.connect(self._on_device_combo_changed)
+        self.tile_combo.currentIndexChanged.connect(self._on_tile_combo_changed)
+        self.left_combo.currentIndexChanged.connect(self._on_left_combo_changed)
+        self.format_combo.currentIndexChanged.connect(self._on_export_widget_changed)
+        self.quality_spin.valueChanged.connect(self._on_export_widget_changed)
+        self.keep16_check.toggled.connect(self._on_export_widget_changed)
+        self.save_button.clicked.connect(self.save_requested)
+        self.image_list.currentRowChanged.connect(self._on_image_list_row_changed)
+        self._model_index = -1
+
+    # --- values ---------------------------------------------------------------------------------
+
+    @property
+    def scale(self) -> int:
+        return int(self.scale_combo.currentData())
+
+    @property
+    def device(self) -> str:
+        return str(self.device_combo.currentData())
+
+    @property
+    def tile(self) -> int:
+        return int(self.tile_combo.currentData())
+
+    @property
+    def model(self) -> ModelChoice | None:
+        data = self.model_combo.currentData()
+        return data if isinstance(data, ModelChoice) else None
+
+    @property
+    def left(self) -> str:
+        data = self.left_combo.currentData()
+        return data.spec if isinstance(data, ModelChoice) else str(data or "bicubic")
+
+    def left_choice(self) -> ModelChoice | None:
+        data = self.left_combo.currentData()
+        return data if isinstance(data, ModelChoice) else None
+
+    @property
+    def export_format(self) -> str:
+        return str(self.format_combo.currentData())
+
+    def _select_data(self, combo: QComboBox, value: object) -> bool:
+        for i in range(combo.count()):
+            data = combo.itemData(i)
+            if data == value or (isinstance(data, ModelChoice) and data.spec == value):
+                combo.setCurrentIndex(i)
+                return True
+        return False
+
+    def set_values(self, scale: int, device: str, tile: int, fmt: str, quality: int, keep16: bool) -> None:
+        self._updating = True
+        try:
+            self._select_data(self.scale_combo, scale)
+            if not self._select_data(self.device_combo, device):
+                self._select_data(self.device_combo, "auto")
+            if not self._select_data(self.tile_combo, tile):
+                self.tile_combo.addItem(f"{tile} px", tile)
+                self._select_data(self.tile_combo, tile)
+            self._select_data(self.format_combo, fmt)
+            self.quality_spin.setValue(quality)
+            self.keep16_check.setChecked(keep16)
+        finally:
+            self._updating = False
+
+    def set_scale(self, scale: int) -> None:
+        """Select ``scale``; emits scale_changed when it changed."""
+        self._select_data(self.scale_combo, scale)
+
+    def set_tile(self, tile: int) -> None:
+        if not self._select_data(self.tile_combo, tile):
+            self.tile_combo.addItem(f"{tile} px", tile)
+            self._select_data(self.tile_combo, tile)
+
+    def set_device(self, device: str) -> None:
+        self._select_data(self.device_combo, device)
+
+    def set_models(self, choices: list[ModelChoice], selected: str | None, left: str) -> None:
+        """Fill the model and left-hand combos (no signals); ``selected``/``left`` are specs to keep."""
+        self._updating = True
+        try:
+            self.model_combo.clear()
+            for c in choices:
+                self.model_combo.addItem(c.label, c)
+                self.model_combo.setItemData(self.model_combo.count() - 1, c.tooltip, Qt.ItemDataRole.ToolTipRole)
+            if not choices:
+                self.model_combo.addItem(f"No model for ×{self.scale}", NO_MODEL)
+            self.model_combo.insertSeparator(self.model_combo.count())
+            self.model_combo.addItem("Open model file…", OPEN_MODEL)
+            if selected is None or not self._select_data(self.model_combo, selected):
+                self.model_combo.setCurrentIndex(0)
+            self._model_index = self.model_combo.currentIndex()
+
+            self.left_combo.clear()
+            self.left_combo.addItem("Bicubic", "bicubic")
+            self.left_combo.addItem("Original pixels (nearest)", "nearest")
+            for c in choices:
+                self.left_combo.addItem(c.label, c)
+                self.left_combo.setItemData(self.left_combo.count() - 1, c.tooltip, Qt.ItemDataRole.ToolTipRole)
+            if not self._select_data(self.left_combo, left):
+                self.left_combo.setCurrentIndex(0)
+        finally:
+            self._updating = False
+
+    def set_export_state(self, quality_enabled: bool, keep16_enabled: bool) -> None:
+        self.quality_spin.setEnabled(quality_enabled)
+        self.keep16_check.setEnabled(keep16_enabled)
+
+    # --- images ---------------------------------------------------------------------------------
+
+    def set_images(self, paths: list[Path], current: int) -> None:
+        self.images_group.setVisible(bool(paths))
+        self._updating = True
+        try:
+            self.image_list.clear()
+            for p in paths:
+                item = QListWidgetItem(p.name)
+                item.setToolTip(str(p))
+                self.image_list.addItem(item)
+            self.image_list.setCurrentRow(current)
+        finally:
+            self._updating = False
+
+    def set_current_image(self, row: int) -> None:
+        self._updating = True
+        try:
+            self.image_list.setCurrentRow(row)
+        finally:
+            self._updating = False
+
+    def set_image_icon(self, row: int, icon: QIcon, tooltip: str | None = None) -> None:
+        item = self.image_list.item(row)
+        if item is not None:
+            item.setIcon(icon)
+            if tooltip:
+                item.setToolTip(tooltip)
+
+    # --- slots ----------------------------------------------------------------------------------
+
+    def _on_scale_combo_changed(self, _index: int) -> None:
+        if not self._updating:
+            self.scale_changed.emit(self.scale)
+
+    def _on_model_combo_activated(self, index: int) -> None:
+        data = self.model_combo.itemData(index)
+        if data == OPEN_MODEL:
+            # go back to what was selected; the window adds and selects the file once it is valid
+            self.model_combo.setCurrentIndex(self._model_index)
+            self.open_model_requested.emit()
+            return
+        if index != self._model_index:
+            self._model_index = index
+            self.model_changed.emit(self.model)
+
+    def _on_device_combo_changed(self, _index: int) -> None:
+        if not self._updating:
+            self.device_changed.emit(self.device)
+
+    def _on_tile_combo_changed(self, _index: int) -> None:
+        if not self._updating:
+            self.tile_changed.emit(self.tile)
+
+    def _on_left_combo_changed(self, _index: int) -> None:
+        if not self._updating:
+            self.left_changed.emit(self.left)
+
+    def _on_export_widget_changed(self, *_args) -> None:
+        if not self._updating:
+            self.export_changed.emit()
+
+    def _on_image_list_row_changed(self, row: int) -> None:
+        if not self._updating and row >= 0:
+            self.image_selected.emit(row)
+
+    def select_model(self, spec: str) -> bool:
+        """Select a model by spec as if the user picked it (emits model_changed)."""
+        for i in range(self.model_combo.count()):
+            data = self.model_combo.itemData(i)
+            if isinstance(data, ModelChoice) and data.spec == spec:
+                self.model_combo.setCurrentIndex(i)
+                self._on_model_combo_activated(i)
+                return True
+        return False
+
+    def select_left(self, spec: str) -> bool:
+        return self._select_data(self.left_combo, spec)

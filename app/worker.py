@@ -1,0 +1,300 @@
+"""Background jobs of the main window: reading and upscaling an image, saving a result.
+
+Each job is a QObject moved to its own QThread (the superqt/napari wiring in docs/STYLE.md): it gets
+immutable inputs, reports through signals, catches every exception and emits it, never touches a
+widget or a QPixmap, and stops at the next tile once :meth:`Job.stop` is called. :class:`JobRunner`
+owns the threads on the GUI side and waits for them on shutdown, so closing the window mid-render
+never destroys a running QThread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from app.image_cache import ImageId, RenderKey, RenderResult
+from app.pyramid import Pyramid
+from app.render import (
+    FinalCells,
+    VisibleRegion,
+    bicubic_uint8,
+    device_text,
+    interactive_tile,
+    make_priority,
+    nearest_uint8,
+    to_uint8,
+)
+from mlrn_core.imageio import ImageIOError, Picture, read_image, write_image
+from mlrn_core.registry import ModelError, load_model
+from mlrn_core.tiling import DEFAULT_OVERLAP, Cancelled, TileRunner, upscale_alpha, upscale_array
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIDE = 96
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for the status area: the core's own messages as they are, anything else with its type."""
+    if isinstance(exc, (ImageIOError, ModelError)):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "not enough memory for this image at this scale; try a smaller scale or close other images"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Job(QObject):
+    """Base of the background jobs: ``run`` calls ``work`` and always ends with ``finished``."""
+
+    failed = Signal(str)
+    finished = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the job to stop at its next check (thread-safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.work()
+        except Cancelled:
+            pass
+        except Exception as exc:  # noqa: BLE001 - a worker reports every failure instead of dying
+            log.exception("%s failed", type(self).__name__)
+            self.failed.emit(describe_error(exc))
+        finally:
+            self.finished.emit()
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """One image to make: ``method`` is "bicubic", "nearest" or "model" (then ``model_path`` is set)."""
+
+    key: RenderKey
+    method: str
+    label: str
+    model_path: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """What the worker read: the picture, its uint8 display pixels and a thumbnail."""
+
+    image_id: ImageId
+    path: Path
+    picture: Picture
+    lr: Pyramid
+    thumbnail: np.ndarray
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    """Everything one render job needs. ``picture``/``lr`` are None when the file still has to be read."""
+
+    path: Path
+    image_id: ImageId
+    scale: int
+    renders: tuple[RenderSpec, ...]
+    device: str = "auto"
+    tile: int = 0  # 0 = interactive "auto" size
+    overlap: int = DEFAULT_OVERLAP
+    picture: Picture | None = None
+    lr: Pyramid | None = None
+    visible: VisibleRegion | None = None
+
+
+class RenderJob(Job):
+    """Reads an image (when needed), then makes each requested render, visible tiles first."""
+
+    loaded = Signal(object)  # LoadedImage
+    render_started = Signal(object, int, object)  # RenderKey, total tiles (0 when not tiled), canvas Pyramid
+    tiles = Signal(object, object)  # RenderKey, list of (x, y, w, h) output-pixel rects now final on the canvas
+    render_progress = Signal(object, int, int)  # RenderKey, done, total
+    render_done = Signal(object)  # RenderResult
+    render_failed = Signal(object, str)  # RenderKey, message
+
+    def __init__(self, request: RenderRequest) -> None:
+        super().__init__()
+        self.request = request
+
+    def work(self) -> None:
+        req = self.request
+        picture, lr = req.picture, req.lr
+        if picture is None or lr is None:
+            t0 = time.perf_counter()
+            picture = read_image(req.path)
+            lr = Pyramid.build(to_uint8(picture.rgb))
+            self.loaded.emit(LoadedImage(req.image_id, req.path, picture, lr, _thumbnail(lr), time.perf_counter() - t0))
+        for spec in req.renders:
+            if self.stopping:
+                return
+            try:
+                self._render(spec, picture, lr)
+            except Cancelled:
+                return
+            except Exception as exc:  # noqa: BLE001 - one failed model must not stop the other render
+                log.exception("render %s failed", spec.label)
+                self.render_failed.emit(spec.key, describe_error(exc))
+
+    def _render(self, spec: RenderSpec, picture: Picture, lr: Pyramid) -> None:
+        req = self.request
+        t0 = time.perf_counter()
+        if spec.method in ("bicubic", "nearest"):
+            self.render_started.emit(spec.key, 0, None)
+            fn = bicubic_uint8 if spec.method == "bicubic" else nearest_uint8
+            image = fn(lr.levels[0], req.scale)
+            pyramid = Pyramid.build(image)
+            self.render_done.emit(RenderResult(spec.key, spec.label, pyramid, seconds=time.perf_counter() - t0))
+            return
+        if spec.model_path is None:
+            raise ModelError(f"no model file given for '{spec.label}'")
+        loaded = load_model(spec.model_path, req.scale)
+        device = torch.device(spec.key.device or "cpu")
+        runner = TileRunner(loaded.model, device)
+        tile = req.tile or interactive_tile(device, loaded.model)
+        cells = FinalCells(picture.height, picture.width, tile, req.overlap)
+        s = req.scale
+        # The display canvas is written here and only read by the GUI, inside the rectangles this job has
+        # reported final (the queued signal orders the write before the read). Writing it here keeps
+        # the cost of first-touching a 100-megapixel buffer off the GUI thread.
+        canvas = Pyramid.zeros(picture.height * s, picture.width * s)
+        self.render_started.emit(spec.key, len(cells.tiles), canvas)
+
+        def on_tile(t, region: np.ndarray) -> None:
+            rects = []
+            for x0, y0, x1, y1 in cells.finish(t):
+                part = region[(y0 - t.y0) * s : (y1 - t.y0) * s, (x0 - t.x0) * s : (x1 - t.x0) * s]
+                canvas.paste(x0 * s, y0 * s, to_uint8(part))
+                rects.append((x0 * s, y0 * s, (x1 - x0) * s, (y1 - y0) * s))
+            if rects:
+                self.tiles.emit(spec.key, rects)
+
+        hr = upscale_array(
+            loaded.model,
+            picture.rgb,
+            tile=tile,
+            overlap=req.overlap,
+            runner=runner,
+            progress=lambda done, total: self.render_progress.emit(spec.key, done, total),
+            cancel=self._stop.is_set,
+            priority=make_priority(req.visible, (0.0, 0.0, float(picture.width), float(picture.height)))
+            if req.visible is not None
+            else None,
+            on_tile=on_tile,
+        )
+        seconds = time.perf_counter() - t0
+        # every cell has been pasted exactly once, final, so the canvas now is to_uint8(hr) and its pyramid
+        keep = hr if picture.bit_depth == 16 else None
+        del hr
+        info = dict(loaded.info, tile=tile, overlap=req.overlap)
+        self.render_done.emit(RenderResult(spec.key, spec.label, canvas, keep, seconds, device_text(device), info))
+
+
+def _thumbnail(lr: Pyramid) -> np.ndarray:
+    level = lr.levels[-1]
+    h, w = level.shape[:2]
+    f = THUMBNAIL_SIDE / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return np.ascontiguousarray(cv2.resize(level, size, interpolation=cv2.INTER_AREA))
+
+
+@dataclass(frozen=True)
+class SaveRequest:
+    """A finished render to write: ``source`` supplies the metadata, ``result`` the pixels."""
+
+    source: Picture
+    result: RenderResult
+    scale: int
+    path: Path
+    fmt: str | None = None
+    quality: int | None = None
+    bit_depth: int | None = None
+
+
+class SaveJob(Job):
+    """Builds the output Picture (alpha upscaled as the core does) and writes it atomically."""
+
+    saved = Signal(str)
+
+    def __init__(self, request: SaveRequest) -> None:
+        super().__init__()
+        self.request = request
+
+    def work(self) -> None:
+        req = self.request
+        rgb = req.result.rgb_float
+        if rgb is None:
+            # 8-bit sources keep only the uint8 display pixels; /255 and the writer's rounding give them back
+            rgb = req.result.image.astype(np.float32) / np.float32(255)
+        alpha = upscale_alpha(req.source.alpha, req.scale) if req.source.alpha is not None else None
+        picture = req.source.with_pixels(rgb, alpha)
+        out = write_image(picture, req.path, fmt=req.fmt, quality=req.quality, bit_depth=req.bit_depth)
+        self.saved.emit(str(out))
+
+
+class JobRunner(QObject):
+    """Starts jobs on their own QThreads and keeps them alive until they have finished."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._running: dict[int, tuple[QThread, Job]] = {}
+        self._next_id = 0
+
+    def start(self, job: Job) -> None:
+        thread = QThread()
+        job.moveToThread(thread)
+        job_id = self._next_id
+        self._next_id += 1
+        thread.started.connect(job.run)
+        job.finished.connect(thread.quit)
+        # a bound method of this GUI-thread object, so Qt queues the call here (a lambda or partial would
+        # run in the finishing thread itself)
+        thread.finished.connect(self._on_thread_finished)
+        self._running[job_id] = (thread, job)
+        thread.start()
+
+    def is_running(self, job: Job) -> bool:
+        return any(j is job for _t, j in self._running.values())
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        thread = self.sender()
+        for job_id, (t, _job) in list(self._running.items()):
+            if t is thread:
+                del self._running[job_id]
+                t.wait()  # finished is emitted just before the thread really ends
+
+    def stop_all(self, wait: bool = True, keep: tuple[type[Job], ...] = ()) -> None:
+        """Ask every job except those of the ``keep`` types to stop; with ``wait``, block until all ended."""
+        for _thread, job in list(self._running.values()):
+            if not isinstance(job, keep):
+                job.stop()
+        if wait:
+            for thread, _job in list(self._running.values()):
+                thread.quit()
+                thread.wait()
+            self._running.clear()

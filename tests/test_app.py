@@ -1,0 +1,676 @@
+"""Tests of the main window (pytest-qt, offscreen) and of the pure helpers behind it.
+
+They drive the real widgets: drop files on the window, turn the wheel, drag, press the actions, wait for
+the render signals. Models are tiny (8 features, 1 block) except in the event-loop latency test, which
+uses the real MLRN architecture; images are a few hundred pixels. Each test gets its own MLRN_HOME and an
+empty built-in models folder, so the result does not depend on whether shipped weights exist yet.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSize, Qt, QTimer, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
+from PySide6.QtWidgets import QApplication, QDialog
+
+from app.image_cache import ImageCache, ImageId, RenderKey, RenderResult
+from app.main import configure_torch_threads
+from app.main_window import MainWindow
+from app.pyramid import Pyramid
+from app.render import FinalCells, VisibleRegion, make_priority, to_uint8
+from app.settings import Settings, load_settings, save_settings, settings_path
+from app.viewer import ViewState
+from app.worker import RenderJob, RenderRequest, RenderSpec
+from mlrn_core import paths, registry
+from mlrn_core.imageio import read_image
+from mlrn_core.model import MLRN
+from mlrn_core.tiling import plan_tiles, upscale_array
+
+RENDER_TIMEOUT_MS = 60_000
+
+
+# --------------------------------------------------------------------------------------------------
+# fixtures
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private MLRN_HOME and an empty built-in models folder for this test."""
+    monkeypatch.setenv("MLRN_HOME", str(tmp_path / "home"))
+    builtin = tmp_path / "builtin"
+    builtin.mkdir()
+    monkeypatch.setattr(paths, "builtin_models_dir", lambda: builtin)
+    return tmp_path
+
+
+def _tiny_model_file(path: Path, scale: int = 2, seed: int = 0, **hparams) -> Path:
+    torch.manual_seed(seed)
+    kwargs = {"features": 8, "blocks": 1, **hparams}
+    return registry.save_model(path, MLRN(scale=scale, **kwargs), info={"note": "test"})
+
+
+@pytest.fixture
+def tiny_model(home: Path) -> Path:
+    """A tiny x2 model registered as the user model 'tiny'."""
+    src = _tiny_model_file(home / "tiny-src.pt")
+    entry = registry.register_user_model(src, "tiny", "# tiny\nA test model.\n")
+    return entry.path
+
+
+def _photo(path: Path, w: int = 200, h: int = 150, seed: int = 1) -> Path:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 255 / w, yy * 255 / h, (xx + yy) * 127 / (w + h)], axis=2)
+    img = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(img).save(path)
+    return path
+
+
+@pytest.fixture
+def photo(home: Path) -> Path:
+    return _photo(home / "photo.png")
+
+
+@pytest.fixture
+def window(qtbot, home: Path) -> MainWindow:
+    configure_torch_threads()
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1200, 760)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def _drop(window: MainWindow, *paths_: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths_])
+    pos = QPointF(window.width() / 2, window.height() / 2)
+    enter = QDragEnterEvent(
+        pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+
+
+def _wait_right_done(qtbot, window: MainWindow) -> None:
+    qtbot.waitUntil(
+        lambda: (
+            window.right_image.base is not None
+            and not window.right_image.pending
+            and window._sides["right"] is not None
+        ),
+        timeout=RENDER_TIMEOUT_MS,
+    )
+
+
+def _wait_idle(qtbot, window: MainWindow) -> None:
+    qtbot.waitUntil(lambda: not window.busy, timeout=RENDER_TIMEOUT_MS)
+
+
+# --------------------------------------------------------------------------------------------------
+# the window
+# --------------------------------------------------------------------------------------------------
+
+
+def test_app_drop_loads_image_and_right_view_matches_core(qtbot, tiny_model, window, photo):
+    assert window.panel.model is not None and window.panel.model.spec == "tiny"
+    with qtbot.waitSignal(window.image_shown, timeout=RENDER_TIMEOUT_MS):
+        _drop(window, photo)
+    _wait_right_done(qtbot, window)
+    _wait_idle(qtbot, window)
+    assert window.stack.currentIndex() == 1
+    assert window.windowTitle().startswith("photo.png")
+
+    picture = read_image(photo)
+    model = registry.load_model(str(tiny_model), 2).model
+    # The view is fitted, so the whole image is "visible" and tiles go centre-out. The order matters at
+    # the float32-rounding level (overlaps are sums), so the reference uses the same order.
+    region = VisibleRegion()
+    region.set((0.0, 0.0, 200.0, 150.0))
+    expected = to_uint8(
+        upscale_array(model, picture.rgb, tile=128, overlap=16, device="cpu", priority=make_priority(region))
+    )
+    shown = window.right_image.base.levels[0]
+    assert shown.shape == (300, 400, 3)
+    np.testing.assert_array_equal(shown, expected)
+    left = window.left_image
+    assert left is not None and left.label == "Bicubic" and left.base.levels[0].shape == (300, 400, 3)
+    assert window.size_label.text() == "200×150 → 400×300"
+    assert "MLRN" in window.time_label.text() and "CPU" in window.device_label.text()
+
+
+def test_app_tiles_arrive_visible_first_and_assemble_to_the_final_result(qtbot, home, tiny_model):
+    """The blocks a render job sends, pasted in order, give exactly its final image (no half-blended seams)."""
+    src = _photo(home / "big.png", 300, 260)
+    picture = read_image(src)
+    lr = Pyramid.build(to_uint8(picture.rgb))
+    image_id = ImageId.of(src)
+    key = RenderKey(image_id, "model:tiny", 2, 64, 16, "cpu")
+    visible = VisibleRegion()
+    visible.set((200.0, 180.0, 300.0, 260.0))  # bottom-right corner on screen
+    request = RenderRequest(
+        src,
+        image_id,
+        2,
+        (RenderSpec(key, "model", "MLRN tiny", str(tiny_model)),),
+        tile=64,
+        picture=picture,
+        lr=lr,
+        visible=visible,
+    )
+    job = RenderJob(request)
+    order: list[tuple[int, int, int, int]] = []
+    results = []
+    job.render_done.connect(results.append)
+    job.tiles.connect(lambda _key, rects: order.extend(rects))
+    job.run()  # on this thread: the job is a plain QObject until moved
+    assert len(results) == 1
+    # the reported rectangles tile the output exactly once
+    covered = np.zeros((520, 600), np.int32)
+    for x, y, w, h in order:
+        covered[y : y + h, x : x + w] += 1
+    assert (covered == 1).all()
+    # and the canvas they were painted on is exactly the core's result and its pyramid
+    model = registry.load_model(str(tiny_model), 2).model
+    expected = to_uint8(
+        upscale_array(model, picture.rgb, tile=64, overlap=16, device="cpu", priority=make_priority(visible))
+    )
+    np.testing.assert_array_equal(results[0].image, expected)
+    built = Pyramid.build(expected)
+    for a, b in zip(results[0].pyramid.levels, built.levels):
+        np.testing.assert_array_equal(a, b)
+    # the first block lies in the visible (bottom-right) corner
+    x, y, _w, _h = order[0]
+    assert x >= 2 * 150 and y >= 2 * 130
+
+
+def test_app_zoom_and_pan_stay_in_sync(qtbot, tiny_model, window, photo):
+    window.panel.select_left("tiny")  # same render on both sides: the two views must look identical
+    window.open_paths([photo])
+    _wait_right_done(qtbot, window)
+    _wait_idle(qtbot, window)
+    assert window.left_image is window.right_image
+    a, b = window.view_a, window.view_b
+    assert a.size() == b.size()
+    state = window.view_state
+
+    centre = QPointF(a.width() * 0.3, a.height() * 0.6)
+    for _ in range(3):
+        wheel = QWheelEvent(
+            centre,
+            a.mapToGlobal(centre),
+            QPoint(0, 0),
+            QPoint(0, 120),
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
+        QApplication.sendEvent(a, wheel)
+    assert not state.fit and state.zoom > state.fit_zoom()
+    qtbot.mousePress(b, Qt.MouseButton.LeftButton, pos=QPoint(200, 200))
+    qtbot.mouseMove(b, QPoint(150, 170))
+    qtbot.mouseRelease(b, Qt.MouseButton.LeftButton, pos=QPoint(150, 170))
+    assert state.visible_rect(a.size()) == state.visible_rect(b.size())
+    # below the captions the two views show the very same pixels
+    img_a, img_b = a.grab().toImage(), b.grab().toImage()
+    crop = (0, 60, a.width(), a.height() - 60)
+    assert img_a.copy(*crop) == img_b.copy(*crop)
+
+    window.set_zoom_percent(400)
+    assert state.zoom == pytest.approx(4.0 / a.devicePixelRatioF())
+    window.fit_action.trigger()
+    assert state.fit
+
+
+def test_app_flip_split_and_single_modes(qtbot, tiny_model, window, photo):
+    window.open_paths([photo])
+    _wait_right_done(qtbot, window)
+    left, right = window.left_image, window.right_image
+    assert window.view_a.first is left and window.view_b.first is right
+    window.flip_action.trigger()
+    assert window.view_a.first is right and window.view_b.first is left
+    window.flip_action.trigger()
+
+    window.mode_actions["split"].trigger()
+    assert window.view_b.isHidden() and window.view_a.first is left and window.view_a.second is right
+    v = window.view_a
+    x = round(v.divider_x())
+    qtbot.mousePress(v, Qt.MouseButton.LeftButton, pos=QPoint(x, v.height() // 2))
+    qtbot.mouseMove(v, QPoint(v.width() // 4, v.height() // 2))
+    qtbot.mouseRelease(v, Qt.MouseButton.LeftButton, pos=QPoint(v.width() // 4, v.height() // 2))
+    assert v.divider == pytest.approx(0.25, abs=0.02)
+
+    window.mode_actions["single"].trigger()
+    assert window.view_a.first is right and window.view_a.second is None
+    window.flip_action.trigger()
+    assert window.view_a.first is left
+
+
+def test_app_left_view_can_show_another_model(qtbot, tiny_model, window, photo, home):
+    other = _tiny_model_file(home / "finetuned.pt", seed=5)
+    registry.register_user_model(other, "finetuned", "# finetuned\n")
+    window._refresh_models()
+    assert window.panel.select_left("finetuned")
+    window.open_paths([photo])
+    qtbot.waitUntil(
+        lambda: window.left_image is not None and not window.left_image.pending and window.left_image.base is not None,
+        timeout=RENDER_TIMEOUT_MS,
+    )
+    _wait_right_done(qtbot, window)
+    assert window.left_image.label == "MLRN finetuned"
+    assert window.right_image.label == "MLRN tiny"
+    assert not np.array_equal(window.left_image.base.levels[0], window.right_image.base.levels[0])
+
+
+def test_app_cancel_stops_the_worker(qtbot, tiny_model, window, home):
+    big = _photo(home / "big.png", 900, 700)
+    window.panel.set_tile(128)
+    window.open_paths([big])
+    qtbot.waitUntil(
+        lambda: window.right_image.overlay is not None and not window.right_image.done.isEmpty(),
+        timeout=RENDER_TIMEOUT_MS,
+    )
+    window.cancel()
+    _wait_idle(qtbot, window)
+    right = window.right_image
+    assert right.pending and "cancelled" in right.progress
+    assert window._sides["right"] not in window.cache
+    # F5 continues
+    window.render_action.trigger()
+    assert window.busy
+    window.cancel()
+    _wait_idle(qtbot, window)
+
+
+def test_app_close_during_work_exits_cleanly(qtbot, home, tiny_model, capfd):
+    configure_torch_threads()
+    big = _photo(home / "big.png", 900, 700)
+    w = MainWindow()
+    w.show()
+    w.open_paths([big])
+    qtbot.waitUntil(
+        lambda: w.right_image.overlay is not None and not w.right_image.done.isEmpty(), timeout=RENDER_TIMEOUT_MS
+    )
+    assert w.runner.busy
+    w.close()
+    assert not w.runner.busy
+    w.deleteLater()
+    qtbot.wait(50)
+    gc.collect()
+    captured = capfd.readouterr()
+    assert "QThread: Destroyed while thread is still running" not in captured.err + captured.out
+
+
+def test_app_no_weights_says_so_and_still_shows_bicubic(qtbot, window, photo):
+    assert window.panel.model is None
+    assert window.banner.isVisible()
+    assert "No MLRN weights for ×2 yet" in window.banner.text and "bicubic only" in window.banner.text
+    window.open_paths([photo])
+    qtbot.waitUntil(
+        lambda: window.left_image is not None and window.left_image.base is not None and not window.left_image.pending,
+        timeout=RENDER_TIMEOUT_MS,
+    )
+    assert window.right_image.base is None and "No MLRN model for ×2" in window.right_image.message
+    assert not window.save_result(window.paths[0].with_name("out.png"))
+    assert "no MLRN model" in window.messages.current
+
+
+def test_app_uses_builtin_weights_once_they_exist(qtbot, window, home):
+    assert window.banner.isVisible()
+    _tiny_model_file(paths.builtin_models_dir() / "mlrn-x2.pt")
+    window._on_watch_timer_timeout()  # what the folder watcher triggers
+    assert window.panel.model is not None and window.panel.model.spec == "mlrn-x2"
+    assert window.panel.model.kind == "built-in"
+    assert not window.banner.isVisible()
+
+
+def test_app_broken_and_unsupported_files_show_a_message(qtbot, tiny_model, window, home, photo):
+    broken = home / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    notes = home / "notes.txt"
+    notes.write_text("hello")
+    _drop(window, notes)
+    assert "notes.txt" in window.messages.current and "not a supported image type" in window.messages.current
+    window.open_paths([broken])
+    qtbot.waitUntil(lambda: any("broken.jpg" in e for e in window.messages.errors), timeout=RENDER_TIMEOUT_MS)
+    _wait_idle(qtbot, window)
+    assert "broken.jpg" in window.right_image.message
+    # still usable
+    with qtbot.waitSignal(window.image_shown, timeout=RENDER_TIMEOUT_MS):
+        window.open_paths([photo])
+    _wait_right_done(qtbot, window)
+
+
+def test_app_bad_model_file_is_reported(qtbot, window, home):
+    bad = home / "bad.pt"
+    bad.write_bytes(b"not a model")
+    assert not window.add_model_file(bad)
+    assert "bad.pt" in window.messages.current
+
+
+def test_app_opened_model_file_switches_scale(qtbot, window, photo, home):
+    x3 = _tiny_model_file(home / "three.pt", scale=3)
+    assert window.add_model_file(x3)
+    assert window.panel.scale == 3 and window.panel.model.kind == "file"
+    window.open_paths([photo])
+    _wait_right_done(qtbot, window)
+    assert window.right_image.base.levels[0].shape == (450, 600, 3)
+
+
+def test_app_event_loop_stays_responsive_during_a_real_mlrn_render(qtbot, home):
+    configure_torch_threads()
+    torch.manual_seed(0)
+    registry.register_user_model(registry.save_model(home / "real.pt", MLRN(scale=2), info={}), "real", "# real\n")
+    src = _photo(home / "latency.png", 320, 256)
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer(w, interval=10)
+    timer.timeout.connect(tick)
+    with qtbot.waitSignal(w.image_shown, timeout=RENDER_TIMEOUT_MS):
+        w.open_paths([src])
+    last[0] = time.perf_counter()
+    timer.start()
+    _wait_right_done(qtbot, w)
+    timer.stop()
+    assert len(gaps) > 20
+    assert max(gaps) < 0.100, f"event loop blocked for {max(gaps) * 1000:.0f} ms"
+
+
+def test_app_cache_makes_switching_back_instant(qtbot, tiny_model, window, photo):
+    window.open_paths([photo])
+    _wait_right_done(qtbot, window)
+    _wait_idle(qtbot, window)
+    first = window.right_image.base
+    window.panel.set_scale(3)  # no x3 model: bicubic only
+    assert window.panel.model is None
+    qtbot.waitUntil(lambda: not window.busy, timeout=RENDER_TIMEOUT_MS)
+    window.panel.set_scale(2)
+    assert window.panel.model is not None and window.panel.model.spec == "tiny"
+    assert not window.right_image.pending and window.right_image.base is first
+    assert not window.busy
+
+
+def test_app_step_through_several_files(qtbot, tiny_model, window, home):
+    a = _photo(home / "a.png", 120, 90, seed=2)
+    b = _photo(home / "b.png", 100, 80, seed=3)
+    with qtbot.waitSignal(window.image_shown, timeout=RENDER_TIMEOUT_MS):
+        _drop(window, a, b)
+    assert window.panel.image_list.count() == 2
+    with qtbot.waitSignal(window.image_shown, timeout=RENDER_TIMEOUT_MS):
+        window.next_action.trigger()
+    assert window.current.path == b
+    _wait_right_done(qtbot, window)
+    assert window.right_image.base.levels[0].shape == (160, 200, 3)
+    window.prev_action.trigger()
+    assert window.index == 0
+
+
+def test_app_save_result_waits_for_tiles_and_never_overwrites(qtbot, tiny_model, window, home):
+    photo = _photo(home / "wide.png", 700, 500)
+    assert not window.save_result(home / "early.png")
+    assert "open a photo first" in window.messages.current
+    with qtbot.waitSignal(window.image_shown, timeout=RENDER_TIMEOUT_MS):
+        window.open_paths([photo])
+    assert window.right_image.pending
+    out = home / "out" / "photo_x2.png"
+    # asked before the render is done: waits for the missing tiles, then saves
+    with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
+        assert window.save_result(out)
+        assert "when the upscale has finished" in window.messages.current
+    saved = read_image(out)
+    assert (saved.width, saved.height) == (1400, 1000)
+    np.testing.assert_array_equal((saved.rgb * 255).round().astype(np.uint8), window.right_image.base.levels[0])
+
+    assert not window.save_result(photo)
+    assert "original" in window.messages.current
+    assert read_image(photo).width == 700
+
+    window.panel.format_combo.setCurrentIndex(window.panel.format_combo.findData("jpg"))
+    window.panel.quality_spin.setValue(80)
+    assert window.panel.quality_spin.isEnabled()
+    jpg = home / "out" / "photo_x2"
+    with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS) as blocker:
+        assert window.save_result(jpg)
+    assert blocker.args[0].endswith("photo_x2.jpg")
+
+
+def test_app_save_carries_metadata_and_sixteen_bits(qtbot, tiny_model, window, home):
+    from tests.fixtures_images import ARTIST, exif_bytes, srgb_icc_bytes
+
+    jpg = home / "camera.jpg"
+    Image.fromarray(to_uint8(read_image(_photo(home / "src.png", 120, 80)).rgb)).save(
+        jpg, quality=95, exif=exif_bytes(), icc_profile=srgb_icc_bytes(), dpi=(300, 300)
+    )
+    window.open_paths([jpg])
+    _wait_right_done(qtbot, window)
+    out = home / "camera_x2.png"
+    with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
+        window.save_result(out)
+    saved = read_image(out)
+    assert saved.icc_profile is not None and saved.icc_profile == read_image(jpg).icc_profile
+    assert saved.dpi is not None and round(saved.dpi[0]) == 300
+    exif = Image.open(out).getexif()
+    assert exif.get(0x013B) == ARTIST
+
+    deep = np.clip(np.linspace(0, 65535, 96 * 64 * 3), 0, 65535).astype(np.uint16).reshape(64, 96, 3)
+    src16 = home / "deep.png"
+    import cv2
+
+    cv2.imwrite(str(src16), deep[:, :, ::-1])
+    window.open_paths([src16])
+    _wait_right_done(qtbot, window)
+    assert window.panel.keep16_check.isEnabled() and window.panel.keep16_check.isChecked()
+    out16 = home / "deep_x2.png"
+    with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
+        window.save_result(out16)
+    back = read_image(out16)
+    assert back.bit_depth == 16 and (back.width, back.height) == (192, 128)
+    # the float result was kept: values between the 8-bit steps survive
+    assert not np.allclose(back.rgb * 255, np.round(back.rgb * 255), atol=1e-3)
+
+
+def test_app_save_asks_for_a_name(qtbot, tiny_model, window, photo, home, monkeypatch):
+    window.open_paths([photo])
+    _wait_right_done(qtbot, window)
+    target = home / "chosen.tif"
+    calls = []
+
+    def fake_dialog(*args, **kwargs):
+        calls.append(args)
+        return str(target), ""
+
+    monkeypatch.setattr("app.main_window.QFileDialog.getSaveFileName", fake_dialog)
+    with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
+        window.save_action.trigger()
+    assert calls and "photo_mlrn_x2.png" in calls[0][2]
+    assert target.exists()
+
+
+def test_app_settings_are_kept_between_runs(qtbot, home, tiny_model, photo):
+    configure_torch_threads()
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.open_paths([photo])
+    qtbot.waitUntil(lambda: w.current is not None, timeout=RENDER_TIMEOUT_MS)
+    registry.register_user_model(_tiny_model_file(home / "ft.pt", seed=3), "finetuned", "# finetuned\n")
+    w._refresh_models()
+    assert w.panel.select_model("finetuned")
+    w.panel.set_tile(256)
+    w._apply_mode("split")
+    w.close()
+    data = json.loads(settings_path().read_text())
+    assert settings_path().is_relative_to(home / "home")
+    assert data["tile"] == 256 and data["compare_mode"] == "split" and data["model"] == "finetuned"
+    assert data["recent_files"][0] == str(photo)
+
+    w2 = MainWindow()
+    qtbot.addWidget(w2)
+    assert w2.panel.tile == 256 and w2.mode == "split" and w2.panel.model.spec == "finetuned"
+    assert w2.recent_menu.actions()[0].text() == "photo.png"
+
+
+def test_app_folder_drop_offers_batch_export(qtbot, tiny_model, window, home, monkeypatch):
+    folder = home / "shoot"
+    folder.mkdir()
+    _photo(folder / "one.png", 64, 48)
+    _photo(folder / "two.png", 64, 48, seed=4)
+    opened = []
+
+    class FakeBatchDialog(QDialog):
+        def __init__(self, inputs=None, parent=None, scale=2, model=None):
+            super().__init__(parent)
+            opened.append((inputs, scale, model))
+
+    monkeypatch.setitem(sys.modules, "app.batch_dialog", types.SimpleNamespace(BatchExportDialog=FakeBatchDialog))
+    _drop(window, folder)
+    assert opened == [([folder], 2, "tiny")]
+    window._batch_dialog.close()
+
+    # without the dialog in the build the folder's images open as a list instead
+    monkeypatch.setitem(sys.modules, "app.batch_dialog", None)
+    _drop(window, folder)
+    assert "Batch export is not available" in " ".join(window.messages.errors)
+    assert [p.name for p in window.paths] == ["one.png", "two.png"]
+    _wait_idle(qtbot, window)
+
+
+def test_app_main_opens_files_from_the_command_line(qtbot, home, tiny_model, photo):
+    from app.main import main
+
+    shown = []
+
+    def poll() -> None:
+        for widget in QApplication.topLevelWidgets():
+            if isinstance(widget, MainWindow) and widget.current is not None:
+                shown.append(widget.current.path)
+                widget.close()
+                return
+        QTimer.singleShot(50, poll)
+
+    QTimer.singleShot(50, poll)
+    QTimer.singleShot(30_000, QApplication.quit)  # safety net
+    assert main([str(photo)]) == 0
+    assert shown == [photo]
+
+
+# --------------------------------------------------------------------------------------------------
+# pure helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def test_app_final_cells_cover_every_pixel_once():
+    h, w, tile, overlap = 150, 230, 64, 16
+    cells = FinalCells(h, w, tile, overlap)
+    covered = np.zeros((h, w), np.int32)
+    for t in reversed(plan_tiles(h, w, tile, overlap)):
+        for x0, y0, x1, y1 in cells.finish(t):
+            covered[y0:y1, x0:x1] += 1
+    assert (covered == 1).all()
+
+
+def test_app_final_cells_follow_a_restart_with_smaller_tiles():
+    cells = FinalCells(100, 100, 128, 16)
+    small = plan_tiles(100, 100, 64, 16)
+    rects = [r for t in small for r in cells.finish(t)]
+    assert cells.tile == 64 and sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in rects) == 100 * 100
+
+
+def test_app_priority_puts_visible_tiles_first():
+    region = VisibleRegion()
+    tiles = plan_tiles(600, 800, 128, 16)
+    priority = make_priority(region)
+    assert min(tiles, key=priority).index == 0  # nothing on screen yet: grid order
+    region.set((600.0, 450.0, 800.0, 600.0))
+    first = min(tiles, key=priority)
+    assert first.x1 > 600 and first.y1 > 450
+
+
+def test_app_pyramid_paste_matches_a_full_build():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (700, 530, 3), dtype=np.uint8)
+    built = Pyramid.build(img)
+    canvas = Pyramid.zeros(700, 530)
+    for y in range(0, 700, 96):
+        for x in range(0, 530, 80):
+            canvas.paste(x, y, img[y : y + 96, x : x + 80])
+    assert len(canvas.levels) == len(built.levels) == 3
+    for a, b in zip(canvas.levels, built.levels):
+        np.testing.assert_array_equal(a, b)
+    assert built.level_for(1.0) == 0 and built.level_for(0.5) == 1 and built.level_for(0.01) == 2
+
+
+def test_app_image_cache_is_bounded_by_bytes():
+    def result(i: int) -> RenderResult:
+        key = RenderKey(ImageId(f"/x{i}.png", 0, 0), "bicubic", 2)
+        return RenderResult(key, "Bicubic", Pyramid([np.zeros((100, 100, 3), np.uint8)]))
+
+    cache = ImageCache(budget_bytes=3 * 30_000 + 10)
+    items = [result(i) for i in range(5)]
+    for r in items[:3]:
+        cache.put(r)
+    assert cache.get(items[0].key) is items[0]  # now most recent
+    cache.put(items[3])
+    assert items[1].key not in cache and items[0].key in cache and len(cache) == 3
+    assert cache.nbytes == 90_000
+    huge = RenderResult(RenderKey(ImageId("/h", 0, 0), "bicubic", 2), "B", Pyramid([np.zeros((200, 200, 3), np.uint8)]))
+    cache.put(huge)
+    assert huge.key not in cache and len(cache) == 3
+
+
+def test_app_settings_ignore_bad_values(home):
+    path = settings_path()
+    path.write_text(
+        json.dumps(
+            {"scale": 5, "tile": 256, "compare_mode": "weird", "recent_files": "nope", "quality": 80, "unknown": 1}
+        )
+    )
+    s = load_settings()
+    assert s.scale == 2 and s.tile == 256 and s.compare_mode == "side" and s.recent_files == [] and s.quality == 80
+    path.write_text("{ broken")
+    assert load_settings() == Settings()
+    s = Settings()
+    for i in range(15):
+        s.add_recent(home / f"{i}.png")
+    save_settings(s)
+    again = load_settings()
+    assert len(again.recent_files) == 10 and again.recent_files[0].endswith("14.png")
+
+
+def test_app_view_state_zooms_about_the_cursor():
+    state = ViewState()
+    state.set_viewport(QSize(400, 300))
+    state.set_image_size(800, 600)
+    assert state.fit and state.zoom == pytest.approx(0.5)
+    anchor = QPointF(100, 75)  # output pixel (200, 150)
+    state.set_zoom(2.0, anchor)
+    ox, oy = state.origin()
+    assert (anchor.x() - ox) / state.zoom == pytest.approx(200, abs=1)
+    assert (anchor.y() - oy) / state.zoom == pytest.approx(150, abs=1)
+    state.set_image_size(1200, 900)  # x2 -> x3: same part of the picture stays on screen
+    assert state.zoom == pytest.approx(2.0 / 1.5)
