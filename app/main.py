@@ -12,9 +12,10 @@ import logging
 import sys
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from mlrn_core.paths import APP_NAME
+from mlrn_core.paths import APP_NAME, resources_dir
 from mlrn_core.tiling import default_threads
 
 
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName(APP_NAME)
     app.setOrganizationName("MLRN")
     app.setStyle("Fusion")
+    icon = resources_dir() / "icons" / "mlrn-studio.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+    app.setDesktopFileName("mlrn-studio")
     configure_torch_threads()
 
     from app.main_window import MainWindow  # after QApplication: the window module builds widgets

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -414,6 +415,9 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.compile and getattr(sys, "frozen", False):
+            raise TrainingError("--compile is not available in the desktop app bundle; use a pip install of "
+                                "MLRN Studio (it needs a C++ compiler and Python headers)")
         if cfg.compile:
             train_model = torch.compile(train_model)
         autocast, scaler = self._autocast(device)
