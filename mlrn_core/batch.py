@@ -1,0 +1,807 @@
+"""The batch engine behind ``mlrn upscale`` and the app's Batch Export dialog (no Qt here).
+
+:func:`plan_batch` turns input files and folders into a :class:`BatchPlan`: one :class:`BatchItem` per
+file found, saying what will happen to it (write, skip because the output exists, rename to
+``name (1).ext``, overwrite, or unsupported) and where its output goes (subfolders mirrored under the
+output folder). Planning refuses anything that would write over an input. :func:`run_batch` then
+upscales the plan with one model on one device (one :class:`~mlrn_core.tiling.TileRunner`, so the
+weights are moved once), overlapping work: a reader thread decodes the next picture and a writer
+thread encodes the previous one while the network runs (numpy, Pillow and torch release the GIL).
+Each output is written atomically by :func:`mlrn_core.imageio.write_image`; a file that fails is
+reported with its reason and the batch goes on; cancelling stops after the current tile and leaves
+nothing partial. Every file gets one line in the JSON-lines sidecar ``mlrn-batch.jsonl`` of the output
+folder. Progress, cancel and per-file results are plain callables, so the CLI and the GUI share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from mlrn_core import imageio, tiling
+from mlrn_core.imageio import ImageIOError, Picture
+
+if TYPE_CHECKING:
+    from mlrn_core.registry import LoadedModel
+
+log = logging.getLogger(__name__)
+
+SIDECAR_NAME = "mlrn-batch.jsonl"
+SCALES = (2, 3, 4)
+FORMATS = ("same", "png", "jpg", "tiff", "webp")
+ON_EXISTS = ("skip", "rename", "overwrite")
+
+# What the planner decided for an item.
+WRITE, SKIP, RENAME, OVERWRITE, UNSUPPORTED = "write", "skip", "rename", "overwrite", "unsupported"
+WORK_ACTIONS = frozenset({WRITE, RENAME, OVERWRITE})
+
+# What happened to an item.
+OK, FAILED, SKIPPED, CANCELLED = "ok", "failed", "skipped", "cancelled"
+
+_SIXTEEN_BIT_FORMATS = ("png", "tiff")  # the formats write_image stores 16 bit in
+
+
+class BatchError(Exception):
+    """A batch that cannot be started as asked (bad input, an output over an input...); nothing was written."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How to upscale and write a batch; shared by the CLI and the dialog.
+
+    ``suffix`` None means ``_x{scale}``; ``tile`` None picks a tile size from the device's memory;
+    ``quality`` None is the writer's default (95) for JPEG and WebP; ``prefetch`` overlaps reading and
+    writing with compute; ``half`` None uses fp16 on CUDA only.
+    """
+
+    scale: int = 2
+    model: str | None = None
+    device: str = "auto"
+    tile: int | None = None
+    fmt: str = "same"
+    quality: int | None = None
+    recursive: bool = False
+    suffix: str | None = None
+    on_exists: str = "skip"
+    prefetch: bool = True
+    sidecar: bool = True
+    half: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be 2, 3 or 4, got {self.scale!r}")
+        if self.fmt not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
+        if self.on_exists not in ON_EXISTS:
+            raise ValueError(f"on_exists must be one of {', '.join(ON_EXISTS)}, got {self.on_exists!r}")
+        if self.quality is not None and not (isinstance(self.quality, int) and 1 <= self.quality <= 100):
+            raise ValueError(f"quality must be an integer from 1 to 100, got {self.quality!r}")
+        if self.tile is not None and self.tile < tiling.MIN_TILE:
+            raise ValueError(f"tile must be at least {tiling.MIN_TILE} px, got {self.tile}")
+        if self.suffix is not None and any(c in self.suffix for c in "/\\\0"):
+            raise ValueError(f"suffix must not contain path separators, got {self.suffix!r}")
+
+    @property
+    def name_suffix(self) -> str:
+        return f"_x{self.scale}" if self.suffix is None else self.suffix
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One file of a plan: where it comes from, where it goes and what the planner decided."""
+
+    index: int
+    source: Path
+    output: Path | None
+    action: str
+    root: Path | None = None  # the input folder it was found in (None for a file given by name)
+    note: str = ""
+
+    @property
+    def relative(self) -> Path:
+        """The source relative to its input folder (just the name for a file given by name)."""
+        return self.source.relative_to(self.root) if self.root is not None else Path(self.source.name)
+
+    @property
+    def is_work(self) -> bool:
+        return self.action in WORK_ACTIONS
+
+    def describe(self) -> str:
+        """What will happen, for previews: 'write', 'skip (exists)', 'rename -> a_x2 (1).jpg'..."""
+        if self.action == SKIP:
+            return "skip (exists)"
+        if self.action == RENAME and self.output is not None:
+            return f"rename -> {self.output.name}"
+        if self.action == UNSUPPORTED:
+            return f"unsupported ({self.note})" if self.note else "unsupported"
+        return self.action
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """The planned items, in order, and the output folder (None when outputs go next to the sources)."""
+
+    items: tuple[BatchItem, ...]
+    out_dir: Path | None = None
+    sidecar: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[BatchItem]:
+        return iter(self.items)
+
+    @property
+    def work(self) -> list[BatchItem]:
+        return [i for i in self.items if i.is_work]
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys((WRITE, RENAME, OVERWRITE, SKIP, UNSUPPORTED), 0)
+        for item in self.items:
+            out[item.action] += 1
+        return out
+
+    def describe(self) -> str:
+        """'3 to write, 1 to rename, 2 skip (exist), 1 unsupported'."""
+        c = self.counts()
+        parts = [f"{c[WRITE]} to write"]
+        if c[RENAME]:
+            parts.append(f"{c[RENAME]} to rename")
+        if c[OVERWRITE]:
+            parts.append(f"{c[OVERWRITE]} to overwrite")
+        if c[SKIP]:
+            parts.append(f"{c[SKIP]} skip (exist)")
+        if c[UNSUPPORTED]:
+            parts.append(f"{c[UNSUPPORTED]} unsupported")
+        return ", ".join(parts)
+
+    def shard(self, rank: int, world_size: int) -> BatchPlan:
+        """Items ``rank::world_size`` (by plan index), for one process of a multi-process run."""
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"expected 0 <= rank < world_size, got rank {rank} of {world_size}")
+        return replace(self, items=tuple(i for i in self.items if i.index % world_size == rank))
+
+
+@dataclass
+class ItemResult:
+    """What happened to one item; ``error`` is the reason only (the file is ``item.source``)."""
+
+    item: BatchItem
+    status: str
+    output: Path | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """A progress report: the current file, its tiles, and the whole batch with an ETA."""
+
+    item: BatchItem | None
+    position: int  # 1-based number of the current file among the files to upscale
+    total: int  # files to upscale (skipped and unsupported files are not counted)
+    files_done: int
+    tiles_done: int
+    tiles_total: int
+    elapsed_s: float
+    eta_s: float | None
+
+    @property
+    def item_fraction(self) -> float:
+        return self.tiles_done / self.tiles_total if self.tiles_total else 0.0
+
+    @property
+    def fraction(self) -> float:
+        if not self.total:
+            return 1.0
+        return min(1.0, (self.files_done + self.item_fraction) / self.total)
+
+
+@dataclass
+class BatchSummary:
+    """The results of a run, in the order they were reported."""
+
+    results: list[ItemResult]
+    elapsed_s: float = 0.0
+    cancelled: bool = False
+    not_started: int = 0
+    model: str = ""
+    device: str = ""
+    scale: int = 0
+
+    def _with(self, status: str) -> list[ItemResult]:
+        return [r for r in self.results if r.status == status]
+
+    @property
+    def succeeded(self) -> list[ItemResult]:
+        return self._with(OK)
+
+    @property
+    def failed(self) -> list[ItemResult]:
+        return self._with(FAILED)
+
+    @property
+    def skipped(self) -> list[ItemResult]:
+        return [r for r in self._with(SKIPPED) if r.item.action != UNSUPPORTED]
+
+    @property
+    def unsupported(self) -> list[ItemResult]:
+        return [r for r in self._with(SKIPPED) if r.item.action == UNSUPPORTED]
+
+    def describe(self) -> str:
+        """'12 upscaled, 1 failed, 3 skipped (exist), 2 unsupported in 01:23'."""
+        from mlrn_core.cli import fmt_duration  # the shared duration format; cli imports us lazily too
+
+        parts = [f"{len(self.succeeded)} upscaled", f"{len(self.failed)} failed"]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped (exist)")
+        if self.unsupported:
+            parts.append(f"{len(self.unsupported)} unsupported")
+        text = ", ".join(parts) + f" in {fmt_duration(self.elapsed_s)}"
+        if self.cancelled:
+            text = f"cancelled: {text}; {self.not_started + len(self._with(CANCELLED))} not done"
+        return text
+
+
+ProgressFn = Callable[[BatchProgress], None]
+ItemFn = Callable[[ItemResult], None]
+CancelFn = Callable[[], bool]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------------------
+
+
+def _key(path: Path) -> str:
+    """A comparison key for paths (absolute, symlinks resolved, case folded where the OS folds case)."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):
+        resolved = path.absolute()
+    return os.path.normcase(str(resolved))
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _scan_folder(folder: Path, recursive: bool, exclude: Path | None) -> list[Path]:
+    """Files in ``folder`` (sorted, hidden files and folders left out), never descending into ``exclude``."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        if recursive:
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if not d.startswith(".") and not (exclude is not None and _key(here / d) == _key(exclude))
+            )
+        else:
+            dirnames[:] = []
+        for name in sorted(filenames):
+            # hidden files include the writer's temporary '.NAME.RANDOM.part' files
+            if not name.startswith(".") and name != SIDECAR_NAME:
+                found.append(here / name)
+    return found
+
+
+def _numbered(path: Path, n: int) -> Path:
+    return path.with_name(f"{path.stem} ({n}){path.suffix}")
+
+
+def plan_batch(
+    inputs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str] | None,
+    options: BatchOptions,
+    *,
+    output: str | os.PathLike[str] | None = None,
+) -> BatchPlan:
+    """Plan what happens to every file under ``inputs`` (files and folders).
+
+    Files found in an input folder keep their path relative to it under ``out_dir``; files given by name
+    go straight into ``out_dir``; with ``out_dir`` None a single input file is written next to itself
+    (``name_x2.ext``).
+    ``output`` names the output file of a single input file (the CLI's ``-o``). Two sources that would
+    get the same output name are told apart with ' (1)'. Raises :class:`BatchError` for inputs that do
+    not exist, an output folder that is an input folder, and any output that would replace an input.
+    """
+    if not inputs:
+        raise BatchError("no inputs given: add image files or folders")
+    sources_in: list[Path] = [Path(p).expanduser() for p in inputs]
+    for p in sources_in:
+        if not p.exists():
+            raise BatchError(f"input '{p}' does not exist")
+    out = Path(out_dir).expanduser().absolute() if out_dir is not None else None
+    out_file = Path(output).expanduser().absolute() if output is not None else None
+    if out_file is not None:
+        if out is not None:
+            raise BatchError("give either an output file or an output folder, not both")
+        if len(sources_in) != 1 or not sources_in[0].is_file():
+            raise BatchError("an output file can only be given for a single input file; use an output folder")
+    if out is None and out_file is None and (len(sources_in) > 1 or sources_in[0].is_dir()):
+        raise BatchError("an output folder is needed to upscale a folder or several files")
+    if out is not None and out.exists() and not out.is_dir():
+        raise BatchError(f"output folder '{out}' is a file")
+    for p in sources_in:
+        if out is not None and p.is_dir() and _key(p) == _key(out):
+            raise BatchError(
+                f"the output folder '{out}' is the input folder '{p}': choose another output folder "
+                "so that upscaled files never mix with the originals"
+            )
+
+    # (source, root) pairs, each file once (a file may be given by name and found in a folder too)
+    seen: set[str] = set()
+    sources: list[tuple[Path, Path | None]] = []
+    for p in sources_in:
+        if p.is_dir():
+            found = [(f, p) for f in _scan_folder(p, options.recursive, out)]
+        else:
+            found = [(p, None)]
+        for f, root in found:
+            k = _key(f)
+            if k not in seen:
+                seen.add(k)
+                sources.append((f, root))
+    input_keys = seen
+    input_inodes = {i for i in (_inode(f) for f, _ in sources) if i is not None}
+
+    def is_an_input(path: Path) -> bool:
+        if _key(path) in input_keys:
+            return True
+        ino = _inode(path)  # hard links, case-insensitive file systems
+        return ino is not None and ino in input_inodes
+
+    claimed: set[str] = set()
+    items: list[BatchItem] = []
+    for index, (src, root) in enumerate(sources):
+        if not imageio.is_supported(src):
+            note = f"'{src.suffix}' files" if src.suffix else "no extension"
+            items.append(BatchItem(index, src, None, UNSUPPORTED, root, note))
+            continue
+        target = _target_for(src, root, out, out_file, options)
+        if is_an_input(target):
+            raise BatchError(
+                f"the output for '{src}' would be written over the input '{target}': "
+                "choose another output folder, file name or suffix"
+            )
+        n = 0
+        candidate = target
+        while _key(candidate) in claimed:  # two sources, one name (a.jpg and a.png into PNG)
+            n += 1
+            candidate = _numbered(target, n)
+        note = f"name taken by another file of this batch: written as {candidate.name}" if n else ""
+        action = WRITE
+        if candidate.exists():
+            if options.on_exists == "skip":
+                action = SKIP
+            elif options.on_exists == "overwrite":
+                action = OVERWRITE
+            else:
+                action = RENAME
+                base, k = candidate, 0
+                while candidate.exists() or _key(candidate) in claimed or is_an_input(candidate):
+                    k += 1
+                    candidate = _numbered(base, k)
+        claimed.add(_key(candidate))
+        items.append(BatchItem(index, src, candidate, action, root, note))
+    sidecar = out / SIDECAR_NAME if out is not None and options.sidecar else None
+    return BatchPlan(items=tuple(items), out_dir=out, sidecar=sidecar)
+
+
+def _target_for(src: Path, root: Path | None, out: Path | None, out_file: Path | None, options: BatchOptions) -> Path:
+    if out_file is not None:
+        try:
+            file_fmt = imageio.output_format_for(out_file)
+        except ImageIOError:
+            raise BatchError(
+                f"cannot tell the format of output file '{out_file.name}': use .png, .jpg, .tif or .webp"
+            ) from None
+        if options.fmt != "same" and file_fmt != options.fmt:
+            raise BatchError(f"output file '{out_file.name}' does not match the format {options.fmt}")
+        return out_file
+    ext = src.suffix if options.fmt == "same" else imageio.FORMAT_EXTENSIONS[options.fmt]
+    name = f"{src.stem}{options.name_suffix}{ext}"
+    if out is None:
+        return src.absolute().with_name(name)
+    folder = out / src.relative_to(root).parent if root is not None else out
+    return folder / name
+
+
+def output_format(item: BatchItem, options: BatchOptions) -> str:
+    """The format an item is written in ('png', 'jpg', 'tiff', 'webp' or 'bmp')."""
+    assert item.output is not None  # only asked for work items, which always have an output
+    if options.fmt != "same":
+        return options.fmt
+    return imageio.output_format_for(item.output)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Distributed runs
+# --------------------------------------------------------------------------------------------------------
+
+
+def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's RANK / WORLD_SIZE / LOCAL_RANK; (0, 1, 0) alone."""
+    env = dict(os.environ if env is None else env)
+    try:
+        world = int(env.get("WORLD_SIZE", "1"))
+        rank = int(env.get("RANK", "0"))
+        local = int(env.get("LOCAL_RANK", str(rank)))
+    except ValueError as exc:
+        raise BatchError(f"cannot read the torchrun environment (RANK/WORLD_SIZE/LOCAL_RANK): {exc}") from None
+    if world < 1 or not 0 <= rank < world:
+        raise BatchError(f"inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}")
+    return rank, world, local
+
+
+def device_for_rank(preference: str, local_rank: int, world_size: int) -> torch.device:
+    """The device for one process: ``cuda:LOCAL_RANK`` when CUDA is used by several processes."""
+    device = tiling.pick_device(preference)
+    if device.type == "cuda" and world_size > 1 and device.index is None:
+        count = torch.cuda.device_count()
+        if local_rank >= count:
+            raise tiling.DeviceError(f"process {local_rank} needs GPU {local_rank}, but only {count} are visible")
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+# --------------------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------------------
+
+
+class _ItemLog(logging.Handler):
+    """Collects warnings the image I/O module logs while a thread works on an item."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.local = threading.local()
+
+    @contextlib.contextmanager
+    def collecting(self, sink: list[str]) -> Iterator[None]:
+        self.local.sink = sink
+        try:
+            yield
+        finally:
+            self.local.sink = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = getattr(self.local, "sink", None)
+        if sink is not None:
+            with contextlib.suppress(Exception):
+                sink.append(record.getMessage())
+
+
+class _Sidecar:
+    """Appends one JSON line per file; one ``write`` per line so parallel processes do not interleave."""
+
+    def __init__(self, path: Path | None, common: dict[str, object]) -> None:
+        self.path = path
+        self.common = common
+        self._warned = False
+
+    def record(self, result: ItemResult) -> None:
+        if self.path is None:
+            return
+        row = {
+            "time": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "input": str(result.item.source),
+            "output": str(result.output) if result.output else None,
+            "status": result.status,
+            **self.common,
+            "seconds": round(result.seconds, 3),
+            "error": result.error,
+        }
+        if result.warnings:
+            row["warnings"] = result.warnings
+        data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if not self._warned:
+                log.warning("cannot write the batch record %s: %s", self.path, exc.strerror or exc)
+                self._warned = True
+
+
+_OOM_TYPES = (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))
+
+
+def _oom_reason(exc: BaseException) -> str | None:
+    if isinstance(exc, _OOM_TYPES) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
+        return "out of memory while upscaling (try a smaller tile size)"
+    return None
+
+
+def _format_notes(picture: Picture, fmt: str) -> list[str]:
+    """What the output format cannot hold of the source (the writer logs alpha and EXIF losses itself)."""
+    notes = []
+    if picture.bit_depth == 16 and fmt not in _SIXTEEN_BIT_FORMATS:
+        notes.append(f"16-bit source written as 8-bit {fmt.upper()} (use png or tiff to keep 16 bit)")
+    if picture.source_mode == "CMYK":
+        notes.append("CMYK source converted to RGB")
+    if fmt == "bmp" and (picture.icc_profile or picture.exif):
+        notes.append("BMP cannot hold the ICC profile and EXIF; they are not written")
+    return notes
+
+
+def _keep_gray(picture: Picture) -> Picture:
+    """The network may tint gray pictures slightly; keep a grayscale source grayscale."""
+    if not picture.grayscale:
+        return picture
+    gray = picture.rgb.mean(axis=2, keepdims=True, dtype=np.float32)
+    return picture.with_pixels(np.repeat(gray, 3, axis=2), picture.alpha)
+
+
+def _now_free(item: BatchItem, options: BatchOptions) -> BatchItem | None:
+    """Re-check an item's output just before work starts (something may have appeared since planning).
+
+    Returns the item to run (possibly with a new name) or None when it is now to be skipped.
+    """
+    assert item.output is not None
+    if item.action == OVERWRITE or not item.output.exists():
+        return item
+    if options.on_exists == "skip":
+        return None
+    if options.on_exists == "overwrite":
+        return replace(item, action=OVERWRITE)
+    base, k, candidate = item.output, 0, item.output
+    if item.action == RENAME:  # 'a_x2 (1).jpg' -> try 'a_x2 (2).jpg', not 'a_x2 (1) (1).jpg'
+        stem = base.stem
+        if stem.endswith(")") and " (" in stem:
+            base = base.with_name(stem[: stem.rfind(" (")] + base.suffix)
+    while candidate.exists():
+        k += 1
+        candidate = _numbered(base, k)
+    return replace(item, output=candidate, action=RENAME)
+
+
+def run_batch(
+    plan: BatchPlan,
+    options: BatchOptions,
+    model: LoadedModel | torch.nn.Module,
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    on_item: ItemFn | None = None,
+    device: torch.device | None = None,
+    runner: tiling.TileRunner | None = None,
+    record: dict[str, object] | None = None,
+) -> BatchSummary:
+    """Upscale every work item of ``plan``; report each file through ``on_item`` and return the summary.
+
+    ``model`` is a :class:`~mlrn_core.registry.LoadedModel` or a bare network of ``options.scale``
+    (float32 NCHW RGB in [0,1]). One :class:`~mlrn_core.tiling.TileRunner` serves the whole batch
+    (``runner``, or one made on ``device``, or on ``options.device``). Skipped and unsupported files are
+    reported first, then each upscaled or failed file as it completes. Callbacks run in the calling
+    thread. ``record`` adds fields to every sidecar line (e.g. the process rank). Raises
+    :class:`BatchError` when the model does not upscale by ``options.scale`` and
+    :class:`~mlrn_core.tiling.DeviceError` for a device that is not available; failures of single files
+    never raise.
+    """
+    net = getattr(model, "model", model)
+    name = str(getattr(model, "name", "") or type(net).__name__)
+    if int(getattr(net, "scale", 0)) != options.scale:
+        raise BatchError(f"model '{name}' upscales x{getattr(net, 'scale', '?')}, but x{options.scale} was asked for")
+    start = time.monotonic()
+    cancel = cancel or (lambda: False)
+    results: list[ItemResult] = []
+    work = [i for i in plan.items if i.is_work]
+    summary = BatchSummary(results, model=name, scale=options.scale)
+
+    if runner is None and work:
+        runner = tiling.TileRunner(net, device or tiling.pick_device(options.device), half=options.half)
+    summary.device = tiling.device_label(runner.device) if runner is not None else ""
+    sidecar = _Sidecar(
+        plan.sidecar, {"model": name, "scale": options.scale, "device": summary.device, **(record or {})}
+    )
+
+    def report(result: ItemResult) -> None:
+        results.append(result)
+        sidecar.record(result)
+        if on_item is not None:
+            on_item(result)
+
+    for item in plan.items:
+        if item.action == SKIP:
+            report(ItemResult(item, SKIPPED, item.output, error="output exists"))
+        elif item.action == UNSUPPORTED:
+            report(ItemResult(item, SKIPPED, None, error=f"unsupported file type ({item.note})"))
+
+    if work:
+        capture = _ItemLog()
+        io_log = logging.getLogger(imageio.__name__)
+        io_log.addHandler(capture)
+        try:
+            _run_work(work, options, net, runner, capture, progress, cancel, report, summary, start)
+        finally:
+            io_log.removeHandler(capture)
+    summary.elapsed_s = time.monotonic() - start
+    return summary
+
+
+@dataclass
+class _Job:
+    """A work item on its way through read -> upscale -> write."""
+
+    item: BatchItem
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _run_work(
+    work: list[BatchItem],
+    options: BatchOptions,
+    net: torch.nn.Module,
+    runner: tiling.TileRunner,
+    capture: _ItemLog,
+    progress: ProgressFn | None,
+    cancel: CancelFn,
+    report: Callable[[ItemResult], None],
+    summary: BatchSummary,
+    start: float,
+) -> None:
+    def read(job: _Job) -> Picture:
+        t0 = time.monotonic()
+        try:
+            with capture.collecting(job.warnings):
+                return imageio.read_image(job.item.source)
+        finally:
+            job.seconds += time.monotonic() - t0
+
+    def write(job: _Job, picture: Picture) -> ItemResult:
+        t0 = time.monotonic()
+        assert job.item.output is not None
+        try:
+            with capture.collecting(job.warnings):
+                path = imageio.write_image(
+                    picture, job.item.output, fmt=output_format(job.item, options), quality=options.quality
+                )
+            return ItemResult(job.item, OK, path, job.seconds + time.monotonic() - t0, None, job.warnings)
+        except ImageIOError as exc:
+            return ItemResult(job.item, FAILED, None, job.seconds + time.monotonic() - t0, exc.reason, job.warnings)
+        except Exception as exc:  # noqa: BLE001 - one file's failure never stops the batch
+            reason = f"cannot write ({type(exc).__name__}: {exc})"
+            return ItemResult(job.item, FAILED, None, job.seconds + time.monotonic() - t0, reason, job.warnings)
+
+    def failed(job: _Job, reason: str) -> None:
+        log.info("%s failed: %s", job.item.source, reason)
+        report(ItemResult(job.item, FAILED, None, job.seconds, reason, job.warnings))
+
+    reader = ThreadPoolExecutor(1, thread_name_prefix="mlrn-read") if options.prefetch else None
+    writer = ThreadPoolExecutor(1, thread_name_prefix="mlrn-write") if options.prefetch else None
+    reads: dict[int, Future[Picture]] = {}
+    pending: Future[ItemResult] | None = None  # at most one output waits to be written
+    jobs = [_Job(i) for i in work]
+    done = 0
+    total = len(jobs)
+
+    def emit(job: _Job | None, position: int, tiles_done: int, tiles_total: int) -> None:
+        if progress is None:
+            return
+        elapsed = time.monotonic() - start
+        frac = (done + (tiles_done / tiles_total if tiles_total else 0.0)) / total
+        eta = elapsed * (1 - frac) / frac if frac > 0 else None
+        progress(BatchProgress(job.item if job else None, position, total, done, tiles_done, tiles_total, elapsed, eta))
+
+    def finish_pending() -> None:
+        nonlocal pending
+        if pending is not None:
+            report(pending.result())
+            pending = None
+
+    def prefetch(k: int) -> None:
+        if reader is not None and k < total and k not in reads:
+            reads[k] = reader.submit(read, jobs[k])
+
+    try:
+        for k, job in enumerate(jobs):
+            if cancel():
+                summary.cancelled = True
+                summary.not_started = total - k
+                break
+            checked = _now_free(job.item, options)
+            if checked is None:
+                reads.pop(k, None)
+                report(ItemResult(job.item, SKIPPED, job.item.output, error="output exists"))
+                done += 1
+                continue
+            job.item = checked
+            emit(job, k + 1, 0, 0)
+            try:
+                picture = reads.pop(k).result() if k in reads else read(job)
+            except ImageIOError as exc:
+                prefetch(k + 1)
+                finish_pending()
+                failed(job, exc.reason)
+                done += 1
+                continue
+            except Exception as exc:  # noqa: BLE001
+                prefetch(k + 1)
+                finish_pending()
+                failed(job, _oom_reason(exc) or f"cannot read ({type(exc).__name__}: {exc})")
+                done += 1
+                continue
+            prefetch(k + 1)
+            for note in _format_notes(picture, output_format(job.item, options)):
+                job.warnings.append(note)
+
+            t0 = time.monotonic()
+            try:
+                up = tiling.upscale_picture(
+                    net,
+                    picture,
+                    tile=options.tile,
+                    runner=runner,
+                    cancel=cancel,
+                    progress=lambda d, t, job=job, k=k: emit(job, k + 1, d, t),
+                )
+                up = _keep_gray(up)
+            except tiling.Cancelled:
+                job.seconds += time.monotonic() - t0
+                summary.cancelled = True
+                summary.not_started = total - k - 1
+                finish_pending()
+                report(ItemResult(job.item, CANCELLED, None, job.seconds, "cancelled", job.warnings))
+                break
+            except Exception as exc:  # noqa: BLE001
+                job.seconds += time.monotonic() - t0
+                finish_pending()
+                failed(job, _oom_reason(exc) or f"upscaling failed ({type(exc).__name__}: {exc})")
+                done += 1
+                continue
+            finally:
+                del picture
+            job.seconds += time.monotonic() - t0
+
+            finish_pending()  # the previous output is written before the next starts (bounded memory)
+            if writer is not None:
+                pending = writer.submit(write, job, up)
+            else:
+                report(write(job, up))
+            del up
+            done += 1
+            emit(job, k + 1, 0, 0)
+        finish_pending()
+    finally:
+        for f in reads.values():
+            f.cancel()
+        if reader is not None:
+            reader.shutdown(wait=True, cancel_futures=True)
+        if writer is not None:
+            writer.shutdown(wait=True)  # a started write is completed (it is whole) before returning
+        if pending is not None and pending.done() and not pending.cancelled():
+            with contextlib.suppress(Exception):
+                report(pending.result())
+
+
+def plan_lines(items: Iterable[BatchItem]) -> list[str]:
+    """One line per item for a dry run / preview: 'action  source -> output'."""
+    lines = []
+    for item in items:
+        target = f" -> {item.output}" if item.output is not None else ""
+        lines.append(f"{item.describe():<24} {item.source}{target}")
+    return lines

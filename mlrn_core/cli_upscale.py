@@ -1,0 +1,317 @@
+"""``mlrn upscale``: upscale image files and whole folders from the command line.
+
+A thin face over :mod:`mlrn_core.batch` (the engine the app's Batch Export dialog runs too): parse the
+options, load the model once, plan (refusing anything that would write over an input), run with a
+progress display, print one line per file and a summary. Exit status: 0 when every file was upscaled
+or skipped, 1 when any file failed, 2 for usage errors (nothing written), 130 when stopped by Ctrl-C.
+Under ``torchrun --nproc_per_node=N`` each process takes every N-th file (by RANK / WORLD_SIZE) and,
+with CUDA, its own GPU (``cuda:LOCAL_RANK``); each process prints its own summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from mlrn_core.batch import FORMATS, ON_EXISTS, SCALES
+
+_DESCRIPTION = """\
+Upscale images with the MLRN network. INPUT may be image files or folders (with --recursive,
+subfolders too; their structure is mirrored under --out-dir).
+
+Where outputs go:
+  one file, no -o/--out-dir   next to it as NAME_x2.EXT (never over the input)
+  -o FILE                     exactly FILE (only with a single input file)
+  --out-dir DIR               DIR/NAME_x2.EXT; required for folders and several files
+
+Outputs keep EXIF (orientation reset, pixel size updated), the ICC profile, DPI, 16 bit (PNG/TIFF),
+alpha and grayscale. Each file is written to a temporary name and renamed when complete; a file that
+fails is reported with the reason and the batch goes on. With --out-dir every file gets a line in
+DIR/mlrn-batch.jsonl (input, output, status, model, scale, device, seconds, error). A second run with
+--on-exists skip (the default) only does what is missing, so an interrupted run can simply be rerun.
+Ctrl-C stops after the current tile (nothing partial is left); 'mlrn -v upscale' also lists the
+skipped and unsupported files.
+"""
+
+_EPILOG = """\
+exit status: 0 all files done or skipped, 1 some file failed, 2 usage error (nothing written),
+130 interrupted.
+
+examples:
+  mlrn upscale photo.jpg                              # writes photo_x2.jpg next to it
+  mlrn upscale photo.jpg -s 4 -o big.tif              # x4, written as TIFF
+  mlrn upscale ~/Pictures/trip -r --out-dir ~/Pictures/trip-x2 --model my-model
+  torchrun --nproc_per_node=4 -m mlrn_core.cli upscale scans -r --out-dir scans-x2   # 4 GPUs
+"""
+
+
+def _tile(text: str) -> int:
+    from mlrn_core.tiling import MIN_TILE
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a tile size in pixels, got '{text}'") from None
+    if value != 0 and value < MIN_TILE:
+        raise argparse.ArgumentTypeError(f"tile size must be 0 (automatic) or at least {MIN_TILE} px, got {value}")
+    return value
+
+
+def _quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"quality must be an integer from 1 to 100, got '{text}'")
+    return value
+
+
+def add_upscale_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``upscale`` sub-command on the ``mlrn`` parser."""
+    p = sub.add_parser(
+        "upscale",
+        help="upscale image files and folders (batch, with progress)",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files and/or folders")
+    p.add_argument(
+        "-s", "--scale", type=int, choices=SCALES, help="upscaling factor (default: the --model's scale, else 2)"
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="output file; only with a single input file (its extension sets the format)",
+    )
+    where.add_argument(
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help="output folder (created if missing); required for folders and several files; must not be an input folder",
+    )
+    p.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help="a model name from 'mlrn models' or a model file (default: the built-in model for the scale)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="{auto,cpu,cuda,mps}",
+        help="where to run: auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)",
+    )
+    p.add_argument(
+        "--tile",
+        type=_tile,
+        default=0,
+        metavar="PX",
+        help="tile size in input pixels; 0 picks one from the free device memory (default: 0). "
+        "Smaller tiles need less memory",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="CPU threads for the network (default: 0, torch's choice); fewer can be faster on a "
+        "machine busy with other work",
+    )
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        choices=FORMATS,
+        default="same",
+        help="output format; 'same' keeps each source's format (default: same). A format that "
+        "cannot hold what the source has (alpha in jpg, 16 bit in jpg/webp) is reported",
+    )
+    p.add_argument("--quality", type=_quality, metavar="Q", help="JPEG/WebP quality 1-100 (default: 95)")
+    p.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="also upscale images in subfolders of folder inputs (structure mirrored)",
+    )
+    p.add_argument(
+        "--suffix",
+        metavar="TEXT",
+        help="added to output names before the extension (default: _x{scale}); may be empty with --out-dir",
+    )
+    p.add_argument(
+        "--on-exists",
+        choices=ON_EXISTS,
+        default="skip",
+        help="when an output file exists: skip it (default; rerunning resumes a batch), "
+        "rename the new one to 'NAME (1).EXT', or overwrite it",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would happen to each file (write, skip, rename, unsupported) and exit",
+    )
+    p.add_argument(
+        "--no-prefetch",
+        action="store_true",
+        help="do not overlap reading and writing with the upscaling (for measurements)",
+    )
+    p.set_defaults(func=cmd_upscale)
+    return p
+
+
+def _usage(message: str) -> int:
+    from mlrn_core.cli import EXIT_USAGE
+
+    print(f"mlrn upscale: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def cmd_upscale(args: argparse.Namespace) -> int:
+    """Run ``mlrn upscale``; returns the exit status."""
+    from mlrn_core import batch, registry, tiling
+    from mlrn_core.cli import EXIT_FAILED, EXIT_OK, Progress, bar, fmt_duration
+
+    try:
+        rank, world, local_rank = batch.shard_from_env()
+    except batch.BatchError as exc:
+        return _usage(str(exc))
+    prefix = f"[rank {rank}/{world}] " if world > 1 else ""
+
+    inputs: list[Path] = list(args.inputs)
+    missing = [p for p in inputs if not p.exists()]
+    if missing:
+        return _usage(f"input '{missing[0]}' does not exist")
+    if args.output is None and args.out_dir is None and (len(inputs) > 1 or inputs[0].is_dir()):
+        what = "a folder" if inputs[0].is_dir() and len(inputs) == 1 else "several inputs"
+        return _usage(f"give --out-dir DIR to upscale {what} (-o FILE is only for a single file)")
+
+    loaded = None
+    scale = args.scale
+    if not args.dry_run or (scale is None and args.model):
+        try:
+            loaded = registry.load_model(args.model, scale if scale is not None else (None if args.model else 2))
+        except registry.ModelError as exc:
+            return _usage(str(exc))
+        scale = loaded.scale
+    try:
+        options = batch.BatchOptions(
+            scale=scale or 2,
+            model=args.model,
+            device=args.device,
+            tile=args.tile or None,
+            fmt=args.fmt,
+            quality=args.quality,
+            recursive=args.recursive,
+            suffix=args.suffix,
+            on_exists=args.on_exists,
+            prefetch=not args.no_prefetch,
+        )
+        plan = batch.plan_batch(inputs, args.out_dir, options, output=args.output)
+    except (ValueError, batch.BatchError) as exc:
+        return _usage(str(exc))
+
+    if args.dry_run:
+        for line in batch.plan_lines(plan.items):
+            print(line)
+        print(f"{len(plan)} files: {plan.describe()}")
+        return EXIT_OK
+    if not plan.items:
+        hint = "" if args.recursive else " (use --recursive for subfolders)"
+        print(f"{prefix}nothing to do: no files found{hint}", file=sys.stderr)
+        return EXIT_OK
+
+    assert loaded is not None  # loaded above unless this is a dry run
+    try:
+        device = batch.device_for_rank(args.device, local_rank, world)
+    except tiling.DeviceError as exc:
+        return _usage(str(exc))
+    mine = plan.shard(rank, world) if world > 1 else plan
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    progress = Progress()  # stderr: the bar, one line per file and the summary
+    show_bar = rank == 0
+    progress.line(
+        f"{prefix}upscaling {len(mine.work)} of {len(mine)} files x{scale} with {loaded.name} on "
+        f"{tiling.device_label(device)}"
+        + (f" into {plan.out_dir}" if plan.out_dir else "")
+        + (f" ({mine.describe()})" if len(mine.work) != len(mine) else "")
+    )
+
+    def on_progress(p: batch.BatchProgress) -> None:
+        if not show_bar or p.item is None:
+            return
+        tiles = f" {p.tiles_done}/{p.tiles_total} tiles" if p.tiles_total > 1 else ""
+        progress.update(
+            f"{prefix}[{p.position}/{p.total}] {bar(p.fraction)} {p.fraction:4.0%}  {p.item.relative} "
+            f"{bar(p.item_fraction, 10)}{tiles}  elapsed {fmt_duration(p.elapsed_s)} eta {fmt_duration(p.eta_s)}"
+        )
+
+    def on_item(r: batch.ItemResult) -> None:
+        src = r.item.source
+        if r.status == batch.OK:
+            progress.line(f"{prefix}ok      {src} -> {r.output} ({r.seconds:.1f} s)")
+        elif r.status == batch.FAILED:
+            progress.line(f"{prefix}FAILED  {src}: {r.error}")
+        elif r.status == batch.CANCELLED:
+            progress.line(f"{prefix}stopped {src}: cancelled, nothing written")
+        elif args.verbose or len(plan) == 1:
+            why = f"{r.item.output.name} exists" if r.item.action == batch.SKIP and r.item.output else r.error
+            progress.line(f"{prefix}skip    {src}: {why}")
+        for w in r.warnings:
+            progress.line(f"{prefix}  note: {src.name}: {w}")
+
+    stop = {"requested": False}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop["requested"]:
+            raise KeyboardInterrupt
+        stop["requested"] = True
+        progress.line(
+            f"{prefix}{signal.Signals(signum).name}: stopping after the current tile (again to abort at once)"
+        )
+
+    io_log = logging.getLogger("mlrn_core.imageio")
+    old_propagate = io_log.propagate
+    if not args.verbose:  # the writer's warnings are printed per file as 'note:' lines
+        io_log.propagate = False
+    handlers = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # only the main thread may catch signals
+                handlers[sig] = signal.signal(sig, on_signal)
+        summary = batch.run_batch(
+            mine,
+            options,
+            loaded,
+            progress=on_progress,
+            cancel=lambda: stop["requested"],
+            on_item=on_item,
+            device=device,
+            record={"rank": rank} if world > 1 else None,
+        )
+    except (batch.BatchError, tiling.DeviceError) as exc:
+        return _usage(str(exc))
+    finally:
+        io_log.propagate = old_propagate
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+    where = f"; record: {mine.sidecar}" if mine.sidecar and mine.items else ""
+    progress.line(f"{prefix}{summary.describe()}{where}")
+    if summary.failed:
+        progress.line(f"{prefix}{len(summary.failed)} failed:")
+        for r in summary.failed:
+            progress.line(f"{prefix}  {r.item.source}: {r.error}")
+    if summary.cancelled:
+        return 130
+    return EXIT_FAILED if summary.failed else EXIT_OK
