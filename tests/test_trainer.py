@@ -208,3 +208,48 @@ def test_two_process_torchrun_ends_with_identical_weights(folders, tmp_path):
     single = final_state(tmp_path / "ddp")
     assert torch.equal(single["head.weight"], a["head.weight"])  # rank 0 saved what it trained
     assert torch.load(tmp_path / "ddp" / "ckpt.pt", weights_only=True)["step"] == 3
+
+
+def test_cli_four_step_run_then_upscale_resume_and_save_as(folders, tmp_path, capsys):
+    from PIL import Image
+
+    from mlrn_core.cli import main
+
+    train, val = folders
+    out = tmp_path / "cli-run"
+    common = ["train", "--data", str(train), "--val", str(val), "-s", "2", "--out", str(out), "--features", "8",
+              "--blocks", "1", "--batch", "2", "--patch", "16", "--val-every", "2"]
+    assert main([*common, "--max-steps", "4"]) == 0
+    assert (out / "model.pt").exists()
+    # the run's model.pt is what `mlrn upscale --model` loads
+    src = tmp_path / "in.png"
+    Image.new("RGB", (30, 20), (120, 60, 200)).save(src)
+    assert main(["upscale", str(src), "-s", "2", "--model", str(out / "model.pt"), "-o", str(tmp_path / "o.png"),
+                 "--device", "cpu"]) == 0
+    assert Image.open(tmp_path / "o.png").size == (60, 40)
+    # --resume continues to a larger budget from step 4; --save-as registers it
+    assert main([*common, "--resume", "--max-steps", "6", "--save-as", "CLI model"]) == 0
+    assert torch.load(out / "ckpt.pt", weights_only=True)["step"] == 6
+    assert main(["models"]) == 0
+    assert "CLI model" in capsys.readouterr().out
+    # the ablation switches reach the network
+    abl = tmp_path / "abl"
+    assert main(["train", "--data", str(train), "-s", "2", "--out", str(abl), "--features", "8", "--blocks", "1",
+                 "--batch", "2", "--patch", "16", "--max-steps", "1", "--no-gff", "--no-rsc",
+                 "--kernels", "3,5"]) == 0
+    hp = registry.read_model_file(abl / "model.pt").hparams
+    assert hp["gff"] is False and hp["rsc"] is False and hp["kernels"] == [[3, 3], [5, 5]]
+
+
+def test_cli_config_file_and_bad_input(folders, tmp_path, capsys):
+    from mlrn_core.cli import main
+
+    cfg = tmp_path / "ablation.json"
+    cfg.write_text(json.dumps({"data": [str(folders[0])], "scale": 2, "features": 8, "blocks": 1, "batch": 2,
+                               "patch": 16, "max_steps": 1, "gff": False}))
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 0
+    assert registry.read_model_file(tmp_path / "r" / "model.pt").hparams["gff"] is False
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    assert main(["train", "--data", str(empty), "-s", "2", "--out", str(tmp_path / "r2")]) == 2
+    assert "no usable training image" in capsys.readouterr().err
