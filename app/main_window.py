@@ -57,7 +57,7 @@ from app.viewer import ImageView, ViewerImage, ViewState
 from app.worker import JobRunner, LoadedImage, RenderJob, RenderRequest, RenderSpec, SaveJob, SaveRequest
 from mlrn_core import paths
 from mlrn_core.imageio import FORMAT_EXTENSIONS, SUPPORTED_EXTENSIONS, ImageIOError, is_supported, output_format_for
-from mlrn_core.registry import ModelError, list_models, read_model_file
+from mlrn_core.registry import ModelError, find_model, list_models, read_model_file
 from mlrn_core.tiling import DEFAULT_OVERLAP, DeviceError, pick_device
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
         self._started: dict[RenderKey, float] = {}
         self._pending_save: tuple[RenderKey, SaveRequest] | None = None
         self._batch_dialog: QWidget | None = None
+        self._wizard: QWidget | None = None
 
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
@@ -185,6 +186,15 @@ class MainWindow(QMainWindow):
             self._on_open_model_action_triggered,
             "Ctrl+M",
             "Use a model file (.pt) you trained or were given",
+        )
+        self.train_action = self._action(
+            "&Train on My Photos…",
+            self._on_train_action_triggered,
+            "Ctrl+T",
+            "Fine-tune a model on your own photos and see whether it beats the base on a hold-out",
+        )
+        self.models_action = self._action(
+            "Manage &Models…", self._on_models_action_triggered, None, "Rename, delete, import or export your models"
         )
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.mode_group = QActionGroup(self)
@@ -263,6 +273,9 @@ class MainWindow(QMainWindow):
         model_menu.addAction(self.open_model_action)
         model_menu.addAction(self.render_action)
         model_menu.addAction(self.cancel_action)
+        model_menu.addSeparator()
+        model_menu.addAction(self.train_action)
+        model_menu.addAction(self.models_action)
 
     def _build_toolbar(self) -> None:
         tb = self.addToolBar("Main")
@@ -1139,6 +1152,59 @@ class MainWindow(QMainWindow):
     def _on_batch_dialog_destroyed(self, *_args) -> None:
         self._batch_dialog = None
 
+    def _on_train_action_triggered(self) -> None:
+        if self._wizard is not None:
+            self._wizard.raise_()
+            self._wizard.activateWindow()
+            return
+        from app.wizard import TrainingWizard
+
+        current = self.panel.model
+        wizard = TrainingWizard(self, scale=self.panel.scale, base_model=current.spec if current else None)
+        wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        wizard.modelSaved.connect(self._on_wizard_model_saved)
+        wizard.destroyed.connect(self._on_wizard_destroyed)
+        self._wizard = wizard
+        wizard.show()
+
+    @Slot(str)
+    def _on_wizard_model_saved(self, name: str) -> None:
+        """Make the freshly fine-tuned user model the current one (switching the scale if needed)."""
+        entry = find_model(name)
+        if entry is None:
+            self.messages.show_error(f"The saved model '{name}' could not be found in the models folder")
+            return
+        if entry.scale != self.panel.scale:
+            self.panel.set_values(
+                entry.scale,
+                self.panel.device,
+                self.panel.tile,
+                self.panel.export_format,
+                self.panel.quality_spin.value(),
+                self.panel.keep16_check.isChecked(),
+            )
+            self.settings.scale = entry.scale
+        self._refresh_models(selected=entry.name)
+        self.settings.model = entry.name
+        self.messages.show_info(f"Now using your model '{entry.name}'")
+        self._request_renders()
+
+    def _on_wizard_destroyed(self, *_args) -> None:
+        self._wizard = None
+
+    def _on_models_action_triggered(self) -> None:
+        from app.models_dialog import ModelsDialog
+
+        current = self.panel.model
+        dialog = ModelsDialog(self, select=current.spec if current else None)
+        dialog.modelsChanged.connect(self._on_models_dialog_models_changed)
+        dialog.exec()
+        dialog.deleteLater()
+
+    def _on_models_dialog_models_changed(self) -> None:
+        self._refresh_models()
+        self._request_renders()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.settings.geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
         self.settings.compare_mode = self.mode
@@ -1146,6 +1212,8 @@ class MainWindow(QMainWindow):
         self._memory_timer.stop()
         if self._batch_dialog is not None:
             self._batch_dialog.close()
+        if self._wizard is not None:
+            self._wizard.shutdown()  # stops a training run with a checkpoint and waits for its thread
         self.hide()
         # renders stop after their current tile; saves are left to finish (they write atomically)
         self.runner.stop_all(wait=True, keep=(SaveJob,))

@@ -1,0 +1,277 @@
+"""The fine-tuning wizard's background jobs: folder scan, speed measurement, training, hold-out evaluation.
+
+Each is an :class:`app.worker.Job` (a QObject moved to a QThread by :class:`app.worker.JobRunner`):
+immutable inputs, results as signals, every exception reported through ``failed``. Training calls
+:class:`mlrn_core.trainer.Trainer`, the engine behind ``mlrn train``; its events (frozen dataclasses)
+are forwarded unchanged through a signal, and the validation preview is cropped and turned into a
+QImage here so the GUI thread only shows it. Stopping is the trainer's cooperative flag, which always
+saves a checkpoint, so a stopped run can be resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QImage
+
+from app.wizard_core import detail_box, evaluate_models, load_eval_images, write_holdout_crop
+from app.worker import Job
+from mlrn_core import data as data_mod
+from mlrn_core import paths, registry
+from mlrn_core.metrics import Score, degrade, imresize, modcrop
+from mlrn_core.tiling import pick_device
+from mlrn_core.trainer import Event, StartedEvent, StepEvent, TrainConfig, Trainer, TrainingError
+
+log = logging.getLogger(__name__)
+
+THUMB_SIDE = 96
+PREVIEW_SIDE = 192  # HR pixels of the before/after crop
+SPEED_STEPS = 12
+SPEED_MAX_MINUTES = 0.5
+
+
+def uint8_to_qimage(rgb: np.ndarray) -> QImage:
+    """An owned QImage copy of a uint8 HxWx3 RGB array (safe to hand to another thread)."""
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    f = side / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC)
+
+
+# --- scan -------------------------------------------------------------------------------------------
+
+
+class ScanJob(Job):
+    """Counts, scans (readable, not a duplicate) and thumbnails the images in some folders."""
+
+    counted = Signal(int)  # image files found
+    scanned = Signal(object)  # data.ScanResult (min size 1: the size rule depends on scale and patch)
+    thumbnail_ready = Signal(str, QImage)  # path, thumbnail
+
+    def __init__(self, folders: tuple[str, ...]) -> None:
+        super().__init__()
+        self.folders = folders
+
+    def work(self) -> None:
+        try:
+            files = data_mod.iter_image_files(self.folders)
+        except data_mod.DataError as exc:
+            self.failed.emit(str(exc))
+            return
+        self.counted.emit(len(files))
+        scan, _ = data_mod.scan_folders(self.folders, 1)
+        self.scanned.emit(scan)
+        for path in scan.usable:
+            if self.stopping:
+                return
+            try:
+                rgb = data_mod.load_hr(path)
+            except Exception as exc:  # noqa: BLE001 - a thumbnail is not worth failing the scan for
+                log.warning("no thumbnail for %s: %s", path, exc)
+                continue
+            self.thumbnail_ready.emit(str(path), uint8_to_qimage(thumbnail(rgb)))
+
+
+# --- speed ------------------------------------------------------------------------------------------
+
+
+class SpeedJob(Job):
+    """Runs a few real training steps (the same Trainer, a throw-away folder) and reports steps/s."""
+
+    measured = Signal(float, str)  # steps per second, device label
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self._trainer: Trainer | None = None
+        self._steps: list[tuple[int, float]] = []
+        self._device = ""
+
+    def stop(self) -> None:
+        super().stop()
+        if self._trainer is not None:
+            self._trainer.request_stop()
+
+    def _on_event(self, ev: Event) -> None:
+        if isinstance(ev, StartedEvent):
+            self._device = ev.device
+        elif isinstance(ev, StepEvent):
+            self._steps.append((ev.step, ev.elapsed_s))
+
+    def work(self) -> None:
+        with tempfile.TemporaryDirectory(prefix="speed-", dir=paths.cache_dir()) as tmp:
+            cfg = dataclasses.replace(self.cfg, out=tmp, val=(), max_steps=SPEED_STEPS,
+                                      max_minutes=SPEED_MAX_MINUTES, log_every=1, save_as=None)
+            trainer = Trainer(cfg, self._on_event)
+            self._trainer = trainer
+            if self.stopping:
+                return
+            try:
+                trainer.run()
+            except TrainingError as exc:
+                self.failed.emit(str(exc))
+                return
+        if self.stopping:
+            return
+        steps = self._steps[2:] if len(self._steps) > 3 else self._steps  # skip the warm-up steps
+        if len(steps) < 2 or steps[-1][1] <= steps[0][1]:
+            self.failed.emit("the speed measurement ran too few steps to time them")
+            return
+        rate = (steps[-1][0] - steps[0][0]) / (steps[-1][1] - steps[0][1])
+        self.measured.emit(rate, self._device)
+
+
+# --- training ---------------------------------------------------------------------------------------
+
+
+class TrainJob(Job):
+    """One training run (new or resumed) with the project's Trainer; forwards its events as signals."""
+
+    event = Signal(object)  # trainer events, unchanged (StartedEvent, StepEvent, ValidationEvent, ...)
+    reference = Signal(QImage, QImage)  # bicubic and original crops of the first hold-out image
+    preview = Signal(QImage, int)  # the model's crop at a validation step
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, crops: tuple[tuple[str, str], ...] = (),
+                 crop_side: int = 768) -> None:
+        """``crops``: (hold-out photo, crop file) pairs to write, when missing, before the run starts (its val
+        set): the most detailed ``crop_side`` px region of each photo."""
+        super().__init__()
+        self.cfg = cfg
+        self.resume = resume
+        self.crops = crops
+        self.crop_side = crop_side
+        self._trainer: Trainer | None = None
+        self._box: tuple[int, int, int] | None = None
+
+    def stop(self) -> None:
+        super().stop()
+        if self._trainer is not None:
+            self._trainer.request_stop()
+
+    def pause(self) -> None:
+        if self._trainer is not None:
+            self._trainer.pause()
+
+    def unpause(self) -> None:
+        if self._trainer is not None:
+            self._trainer.unpause()
+
+    def _prepare_reference(self) -> None:
+        if not self.cfg.val:
+            return
+        s = self.cfg.scale
+        try:
+            hr = modcrop(data_mod.load_hr(Path(self.cfg.val[0])), s)
+        except Exception as exc:  # noqa: BLE001 - the preview is optional, the trainer reports bad files
+            log.warning("no before/after preview: %s", exc)
+            return
+        y, x, side = detail_box(hr, PREVIEW_SIDE, s)
+        self._box = (y, x, side)
+        bicubic = imresize(degrade(hr, s), s)
+        crop = np.s_[y : y + side, x : x + side]
+        self.reference.emit(uint8_to_qimage(bicubic[crop]), uint8_to_qimage(hr[crop]))
+
+    def _on_event(self, ev: Event) -> None:
+        preview = getattr(ev, "preview", None)
+        if preview is not None and self._box is not None:
+            y, x, side = self._box
+            crop = preview[y : y + side, x : x + side]
+            if crop.size:
+                self.preview.emit(uint8_to_qimage(crop), ev.step)
+        self.event.emit(ev)
+
+    def work(self) -> None:
+        for src, dst in self.crops:
+            if not Path(dst).exists():
+                write_holdout_crop(src, Path(dst), self.cfg.scale, self.crop_side)
+        self._prepare_reference()
+        trainer = Trainer(self.cfg, self._on_event, resume=self.resume)
+        self._trainer = trainer
+        if self.stopping:
+            trainer.request_stop()
+        try:
+            fin = trainer.run()
+        except TrainingError as exc:
+            self.failed.emit(str(exc))
+            return
+        log.info("training ended at step %d (stopped=%s)", fin.step, fin.stopped)
+
+
+# --- evaluation -------------------------------------------------------------------------------------
+
+
+CLEAN, DEGRADED = "clean", "degraded"
+BICUBIC, BASE, TUNED = "bicubic", "base", "tuned"
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    model_path: Path
+    base: str | None  # registry name or file; None = trained from scratch
+    files: tuple[str, ...]
+    scale: int
+    degradation: data_mod.Degradation
+    device: str = "auto"
+
+
+@dataclass
+class EvalResult:
+    """Hold-out scores: ``scores[domain][BICUBIC | BASE | TUNED]``; domains CLEAN and, if used, DEGRADED."""
+
+    scores: dict[str, dict[str, Score]] = field(default_factory=dict)
+    base_name: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class EvalJob(Job):
+    """Scores bicubic, the base model and the fine-tuned model on the hold-out (clean and degraded LR)."""
+
+    progress = Signal(int, int)
+    result = Signal(object)  # EvalResult
+
+    def __init__(self, request: EvalRequest) -> None:
+        super().__init__()
+        self.request = request
+
+    def work(self) -> None:
+        req = self.request
+        out = EvalResult()
+        tuned = registry.load_model(req.model_path, req.scale)
+        models: dict[str, torch.nn.Module | None] = {BICUBIC: None}
+        if req.base:
+            try:
+                base = registry.load_model(req.base, req.scale)
+                models[BASE] = base.model
+                out.base_name = base.name
+            except registry.ModelError as exc:
+                out.warnings.append(f"the base model cannot be scored: {exc}")
+        models[TUNED] = tuned.model
+        device = pick_device(req.device)
+        domains = [(CLEAN, None)]
+        if req.degradation.active:
+            domains.append((DEGRADED, req.degradation))
+        total = len(domains) * len(models) * len(req.files)
+        done_before = 0
+        for domain, degradation in domains:
+            images = load_eval_images(req.files, req.scale, degradation)
+
+            def progress(done: int, _total: int, offset: int = done_before) -> None:
+                self.progress.emit(offset + done, total)
+
+            out.scores[domain] = evaluate_models(models, images, req.scale, device, progress, self._stop.is_set)
+            done_before += len(models) * len(images)
+        self.result.emit(out)

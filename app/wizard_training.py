@@ -1,0 +1,711 @@
+"""The Training and Result pages of the fine-tuning wizard.
+
+Training runs :class:`mlrn_core.trainer.Trainer` in a :class:`app.wizard_jobs.TrainJob` and shows its
+events: loss and hold-out PSNR curves (base and bicubic as reference lines), a before/after crop at
+each hold-out check, elapsed and remaining time, pause / resume / stop, continue after a stop, and
+start over when a run fails before its first checkpoint. Result scores bicubic, the base and the
+fine-tuned model on the hold-out (:class:`app.wizard_jobs.EvalJob`), says plainly whether the new
+model is better, and saves it as a user model with its card.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTextBrowser,
+    QVBoxLayout,
+    QWizardPage,
+)
+
+from app.chart import LineChart, Series
+from app.wizard_core import (
+    Verdict,
+    fmt_steps,
+    read_events,
+    verdict,
+)
+from app.wizard_jobs import (
+    BASE,
+    BICUBIC,
+    CLEAN,
+    DEGRADED,
+    TUNED,
+    EvalJob,
+    EvalRequest,
+    EvalResult,
+    TrainJob,
+)
+from app.wizard_pages import (
+    ERROR_STYLE,
+    GOOD_STYLE,
+    WARN_STYLE,
+    form_grid,
+    wrap_label,
+)
+from app.wizard_state import WizardState
+from app.worker import JobRunner
+from mlrn_core import paths, registry
+from mlrn_core.cli import fmt_duration
+from mlrn_core.trainer import (
+    CheckpointEvent,
+    FinishedEvent,
+    StartedEvent,
+    StepEvent,
+    TrainConfig,
+    ValidationEvent,
+    model_card,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_CHART_POINTS = 1500  # the curves are thinned to this many points for drawing
+
+
+# --- Training ---------------------------------------------------------------------------------------
+
+
+class TrainingPage(QWizardPage):
+    """Runs the trainer in a worker thread: curves, before/after crop, time, pause/resume/stop/continue."""
+
+    def __init__(self, state: WizardState, runner: JobRunner) -> None:
+        super().__init__()
+        self.state = state
+        self.runner = runner
+        self._job: TrainJob | None = None
+        self._started_for: Path | None = None
+        self._finished: FinishedEvent | None = None
+        self._error = ""
+        self._paused = False
+        self._max_steps: int | None = None
+        self._loss: list[tuple[float, float]] = []
+        self._psnr: list[tuple[float, float]] = []
+        self._base_psnr: float | None = None
+        self._bicubic_psnr: float | None = None
+        self._chart_timer = QTimer(self, singleShot=True, interval=250)
+        self._chart_timer.timeout.connect(self._refresh_charts)
+        self.setTitle("Training")
+        self.setSubTitle("Your model is learning from your photos. The hold-out is checked regularly; the best "
+                         "checkpoint by hold-out PSNR is the one kept.")
+
+        self.header_label = wrap_label("Starting…")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.time_label = QLabel("elapsed --:--  ·  remaining --:--")
+        self.loss_chart = LineChart("Training loss (L1)", "waiting for the first steps")
+        self.psnr_chart = LineChart("Hold-out PSNR (dB)", "waiting for the first hold-out check")
+        charts = QHBoxLayout()
+        charts.addWidget(self.loss_chart)
+        charts.addWidget(self.psnr_chart)
+
+        self.bicubic_view = self._image_label()
+        self.model_view = self._image_label()
+        self.original_view = self._image_label()
+        self.model_caption = QLabel("Fine-tuned")
+        previews = QGridLayout()
+        for col, (caption, view) in enumerate(((QLabel("Bicubic"), self.bicubic_view),
+                                               (self.model_caption, self.model_view),
+                                               (QLabel("Original"), self.original_view))):
+            caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            previews.addWidget(caption, 0, col)
+            previews.addWidget(view, 1, col)
+        self.preview_box = QGroupBox("Before / after on a hold-out photo (updated at each check)")
+        self.preview_box.setLayout(previews)
+
+        self.psnr_label = wrap_label()
+        self.status_label = wrap_label()
+        self.pause_button = QPushButton("Pause")
+        self.resume_button = QPushButton("Resume")
+        self.stop_button = QPushButton("Stop")
+        self.continue_button = QPushButton("Continue training")
+        self.pause_button.setToolTip("Pause between steps (a minute budget keeps counting while paused)")
+        self.stop_button.setToolTip("Stop now: the current state is checked and saved, and can be continued later")
+        self.continue_button.setToolTip("Continue this run from its last checkpoint")
+        self.restart_button = QPushButton("Start over")
+        self.restart_button.setToolTip("The run could not start: go back to the first page and change the settings")
+        self.restart_button.clicked.connect(self._on_restart_button_clicked)
+        self.pause_button.clicked.connect(self._on_pause_button_clicked)
+        self.resume_button.clicked.connect(self._on_resume_button_clicked)
+        self.stop_button.clicked.connect(self._on_stop_button_clicked)
+        self.continue_button.clicked.connect(self._on_continue_button_clicked)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.time_label, 1)
+        for b in (self.pause_button, self.resume_button, self.stop_button, self.continue_button,
+                  self.restart_button):
+            buttons.addWidget(b)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.header_label)
+        layout.addWidget(self.progress)
+        layout.addLayout(buttons)
+        layout.addLayout(charts, 1)
+        layout.addWidget(self.psnr_label)
+        layout.addWidget(self.preview_box)
+        layout.addWidget(self.status_label)
+        self._update_buttons()
+
+    @staticmethod
+    def _image_label() -> QLabel:
+        label = QLabel()
+        label.setFixedSize(192, 192)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setStyleSheet("background: #222; color: #aaa;")
+        label.setText("—")
+        return label
+
+    # -- QWizardPage
+    def initializePage(self) -> None:  # noqa: N802 - Qt override
+        if self.state.run_dir is not None and self._started_for != self.state.run_dir:
+            self._reset()
+            if self.state.resume:
+                self._load_history(self.state.run_dir)
+            self.start(resume=self.state.resume)
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        return (self._job is None and self.state.run_dir is not None
+                and (self.state.run_dir / "model.pt").exists())
+
+    @property
+    def running(self) -> bool:
+        """True while the training thread runs (false as soon as a shutdown has waited for it)."""
+        return self._job is not None and self.runner.is_running(self._job)
+
+    @property
+    def finished_event(self) -> FinishedEvent | None:
+        return self._finished
+
+    # -- the run
+    def start(self, resume: bool) -> None:
+        cfg = self.state.cfg
+        if cfg is None or self._job is not None:
+            return
+        self._started_for = self.state.run_dir
+        self._finished = None
+        self._error = ""
+        self._paused = False
+        self._max_steps = cfg.max_steps
+        job = TrainJob(cfg, resume=resume, crops=tuple(self.state.holdout_crops()), crop_side=self.state.holdout_side)
+        job.event.connect(self._on_job_event)
+        job.reference.connect(self._on_job_reference)
+        job.preview.connect(self._on_job_preview)
+        job.failed.connect(self._on_job_failed)
+        job.finished.connect(self._on_job_finished)
+        self._job = job
+        self.header_label.setText(("Resuming" if resume else "Starting") + f" '{self.state.name}': loading the "
+                                  "photos and the starting model…")
+        self.status_label.setStyleSheet("")
+        self.status_label.setText(f"Run folder: {self.state.run_dir}")
+        self._update_buttons()
+        self.completeChanged.emit()
+        self.runner.start(job)
+
+    def stop(self) -> None:
+        if self._job is not None:
+            self._job.stop()
+            self.header_label.setText("Stopping: finishing the step, checking the hold-out and saving a checkpoint…")
+            self._update_buttons()
+
+    def _reset(self) -> None:
+        self._loss.clear()
+        self._psnr.clear()
+        self._base_psnr = self._bicubic_psnr = None
+        self.psnr_label.clear()
+        for view in (self.bicubic_view, self.model_view, self.original_view):
+            view.clear()
+            view.setText("—")
+        self._refresh_charts()
+
+    def _load_history(self, run_dir: Path) -> None:
+        """Fill the curves of a resumed run from its events.jsonl."""
+        for ev in read_events(run_dir):
+            kind = ev.get("event")
+            if kind == "step" and isinstance(ev.get("loss"), (int, float)):
+                self._add_point(self._loss, ev["step"], ev["loss"])
+            elif kind == "validation":
+                self._add_point(self._psnr, ev["step"], ev["psnr"])
+                self._bicubic_psnr = ev.get("bicubic_psnr", self._bicubic_psnr)
+                self._base_psnr = ev.get("base_psnr", self._base_psnr)
+        self._refresh_charts()
+
+    @staticmethod
+    def _add_point(points: list[tuple[float, float]], step: float, value: float) -> None:
+        while points and points[-1][0] >= step:  # a resumed run repeats the steps after its checkpoint
+            points.pop()
+        points.append((float(step), float(value)))
+
+    def _refresh_charts(self) -> None:
+        loss = self._loss
+        if len(loss) > MAX_CHART_POINTS:
+            every = math.ceil(len(loss) / MAX_CHART_POINTS)
+            loss = loss[::every] + [loss[-1]]
+        smooth, value = [], None
+        for x, y in self._loss:
+            value = y if value is None else 0.9 * value + 0.1 * y
+            smooth.append((x, value))
+        if len(smooth) > MAX_CHART_POINTS:
+            every = math.ceil(len(smooth) / MAX_CHART_POINTS)
+            smooth = smooth[::every] + [smooth[-1]]
+        self.loss_chart.set_series([Series("loss", "#9bb7d4", loss, width=1.0),
+                                    Series("smoothed", "#1f4e79", smooth, width=2.0)])
+        psnr = [Series("fine-tuned", "#c0392b", self._psnr, width=2.0, markers=True)]
+        if self._base_psnr is not None:
+            psnr.append(Series("base", "#2e86c1", [(0, self._base_psnr)], hline=True, dashed=True))
+        if self._bicubic_psnr is not None:
+            psnr.append(Series("bicubic", "#7f8c8d", [(0, self._bicubic_psnr)], hline=True, dashed=True))
+        self.psnr_chart.set_series(psnr)
+
+    def _update_buttons(self) -> None:
+        running = self._job is not None and not self._job.stopping
+        self.pause_button.setEnabled(running and not self._paused)
+        self.resume_button.setEnabled(running and self._paused)
+        self.stop_button.setEnabled(running)
+        can_continue = (self._job is None and self.state.run_dir is not None
+                        and (self.state.run_dir / "ckpt.pt").exists()
+                        and (self._finished is None or self._finished.stopped))
+        self.continue_button.setEnabled(can_continue)
+        self.continue_button.setVisible(can_continue)
+        # a run that failed before its first checkpoint has nothing to continue: offer to change the settings
+        can_restart = (self._job is None and bool(self._error) and self.state.run_dir is not None
+                       and not (self.state.run_dir / "ckpt.pt").exists())
+        self.restart_button.setVisible(can_restart)
+
+    def _show_time(self, elapsed: float, eta: float | None) -> None:
+        self.time_label.setText(f"elapsed {fmt_duration(elapsed)}  ·  remaining {fmt_duration(eta)}")
+        cfg = self.state.cfg
+        if not self._max_steps and cfg is not None and cfg.max_minutes:  # a step budget sets it by the step
+            self.progress.setValue(round(1000 * min(1.0, elapsed / (cfg.max_minutes * 60))))
+
+    # -- job signals
+    @Slot(object)
+    def _on_job_event(self, ev) -> None:
+        if self.sender() is not self._job:
+            return
+        if isinstance(ev, StartedEvent):
+            self._max_steps = ev.max_steps
+            what = "Resumed" if ev.resumed else "Training"
+            self.header_label.setText(f"{what} '{self.state.name}' on {ev.device}: {ev.train_images} photos to "
+                                      f"train on, {ev.val_images} held out" + (f", from step {ev.step}"
+                                                                               if ev.resumed else "") + ".")
+            if ev.skipped:
+                names = "; ".join(f"{Path(p).name} ({why})" for p, why in ev.skipped[:5])
+                more = f" and {len(ev.skipped) - 5} more" if len(ev.skipped) > 5 else ""
+                self.status_label.setText(f"Skipped by the trainer: {names}{more}.")
+        elif isinstance(ev, StepEvent):
+            self._add_point(self._loss, ev.step, ev.loss)
+            if self._max_steps:
+                self.progress.setValue(round(1000 * min(1.0, ev.step / self._max_steps)))
+            self._show_time(ev.elapsed_s, ev.eta_s)
+            if not self._paused and not self._job.stopping:
+                of = f" of {fmt_steps(self._max_steps)}" if self._max_steps else ""
+                self.header_label.setText(f"Training '{self.state.name}': step {fmt_steps(ev.step)}{of}, "
+                                          f"{ev.steps_per_s:.2f} steps/s, loss {ev.loss:.4f}.")
+            self._chart_timer.start()
+        elif isinstance(ev, ValidationEvent):
+            self._add_point(self._psnr, ev.step, ev.psnr)
+            self._bicubic_psnr = ev.bicubic_psnr
+            self._base_psnr = ev.base_psnr
+            parts = [f"current {ev.psnr:.2f} dB", f"best {ev.best_psnr:.2f} dB"]
+            if ev.base_psnr is not None:
+                parts.append(f"base {ev.base_psnr:.2f} dB")
+            parts.append(f"bicubic {ev.bicubic_psnr:.2f} dB")
+            self.psnr_label.setText(f"Hold-out PSNR at step {fmt_steps(ev.step)}: " + "  ·  ".join(parts))
+            self._refresh_charts()
+        elif isinstance(ev, CheckpointEvent):
+            self.status_label.setText(f"Checkpoint saved at step {fmt_steps(ev.step)} in {self.state.run_dir}.")
+        elif isinstance(ev, FinishedEvent):
+            self._finished = ev
+            self._refresh_charts()
+            self.time_label.setText(f"elapsed {fmt_duration(ev.elapsed_s)}  ·  "
+                                    + ("stopped" if ev.stopped else "done"))
+            best = f" Best hold-out PSNR {ev.best_psnr:.2f} dB." if ev.best_psnr is not None else ""
+            if ev.stopped:
+                self.header_label.setText(f"Stopped at step {fmt_steps(ev.step)}; the checkpoint is saved.{best} "
+                                          "Continue training, or press Next for the result of the best model so "
+                                          "far.")
+            else:
+                self.progress.setValue(1000)
+                self.header_label.setText(f"Finished: {fmt_steps(ev.step)} steps in {fmt_duration(ev.elapsed_s)}."
+                                          f"{best} Press Next for the result.")
+
+    @Slot(QImage, QImage)
+    def _on_job_reference(self, bicubic: QImage, original: QImage) -> None:
+        self.bicubic_view.setPixmap(self._fit(bicubic))
+        self.original_view.setPixmap(self._fit(original))
+
+    @Slot(QImage, int)
+    def _on_job_preview(self, image: QImage, step: int) -> None:
+        self.model_view.setPixmap(self._fit(image))
+        self.model_caption.setText(f"Fine-tuned (step {fmt_steps(step)})")
+
+    def _fit(self, image: QImage) -> QPixmap:
+        """Fit the crop to the view: shrink smoothly, or zoom a small crop by whole pixels to inspect it."""
+        pix = QPixmap.fromImage(image)
+        size = self.model_view.size()
+        if pix.width() > size.width() or pix.height() > size.height():
+            return pix.scaled(size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        zoom = min(size.width() // max(1, pix.width()), size.height() // max(1, pix.height()))
+        if zoom > 1:
+            pix = pix.scaled(pix.width() * zoom, pix.height() * zoom, Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.FastTransformation)
+        return pix
+
+    @Slot(str)
+    def _on_job_failed(self, message: str) -> None:
+        if self.sender() is self._job:
+            self._error = message
+
+    @Slot()
+    def _on_job_finished(self) -> None:
+        if self.sender() is not self._job:
+            return
+        self._job = None
+        self._paused = False
+        if self._error:
+            self.header_label.setText("Training failed.")
+            self.status_label.setText(f"Training failed: {self._error}")
+            self.status_label.setStyleSheet(ERROR_STYLE)
+        self._update_buttons()
+        self.completeChanged.emit()
+
+    # -- buttons
+    @Slot()
+    def _on_pause_button_clicked(self) -> None:
+        if self._job is not None:
+            self._job.pause()
+            self._paused = True
+            minutes = self.state.cfg is not None and self.state.cfg.max_minutes is not None
+            self.header_label.setText("Paused after the current step. Press Resume to go on"
+                                      + (" (the time budget keeps counting while paused)." if minutes else "."))
+            self._update_buttons()
+
+    @Slot()
+    def _on_resume_button_clicked(self) -> None:
+        if self._job is not None:
+            self._job.unpause()
+            self._paused = False
+            self.header_label.setText("Resumed.")
+            self._update_buttons()
+
+    @Slot()
+    def _on_stop_button_clicked(self) -> None:
+        self.stop()
+
+    @Slot()
+    def _on_continue_button_clicked(self) -> None:
+        self.start(resume=True)
+
+    @Slot()
+    def _on_restart_button_clicked(self) -> None:
+        run_dir = self.state.run_dir
+        if run_dir is not None and not (run_dir / "ckpt.pt").exists() and run_dir.parent == paths.user_runs_dir():
+            shutil.rmtree(run_dir, ignore_errors=True)  # it holds no training yet, only its set-up files
+        self.state.run_dir = None
+        self.state.cfg = None
+        self.state.resume = False
+        self._started_for = None
+        self._error = ""
+        self.status_label.setStyleSheet("")
+        self._update_buttons()
+        self.wizard().restart()
+
+
+# --- Result -----------------------------------------------------------------------------------------
+
+
+class ResultPage(QWizardPage):
+    """Hold-out PSNR/SSIM of bicubic, base and fine-tuned; the verdict; save with a model card."""
+
+    saved = Signal(str, bool)  # model name, make it the current model
+
+    def __init__(self, state: WizardState, runner: JobRunner) -> None:
+        super().__init__()
+        self.state = state
+        self.runner = runner
+        self._job: EvalJob | None = None
+        self._result: EvalResult | None = None
+        self._verdict: Verdict | None = None
+        self._error = ""
+        self.setTitle("Result")
+        self.setSubTitle("Measured on your hold-out photos, which the model never saw (PSNR and SSIM on "
+                         "luminance, the protocol of the published benchmarks).")
+        self.progress = QProgressBar()
+        self.progress_label = QLabel()
+        self.table = QTableWidget(0, 0)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.verdict_label = wrap_label()
+        font = self.verdict_label.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.verdict_label.setFont(font)
+        self.detail_label = wrap_label()
+
+        self.save_check = QGroupBox("Save it as one of my models")
+        self.save_check.setCheckable(True)
+        self.save_check.setChecked(True)
+        self.name_edit = QLineEdit()
+        self.name_edit.setMaxLength(64)
+        self.current_check = QCheckBox("Make it the current model in the main window")
+        self.current_note = wrap_label()
+        self.save_check.setLayout(form_grid([("Name", self.name_edit), ("", self.current_check),
+                                              ("", self.current_note)]))
+        self.card_view = QTextBrowser()
+        self.card_view.setOpenExternalLinks(False)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.progress_label)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.table)
+        layout.addWidget(self.verdict_label)
+        layout.addWidget(self.detail_label)
+        layout.addWidget(self.save_check)
+        layout.addWidget(QLabel("Model card (saved with the model):"))
+        layout.addWidget(self.card_view, 1)
+        self.name_edit.textChanged.connect(self._on_name_edit_changed)
+
+    @property
+    def model_path(self) -> Path:
+        assert self.state.run_dir is not None  # the Training page completes only with a run folder
+        return self.state.run_dir / "model.pt"
+
+    def initializePage(self) -> None:  # noqa: N802 - Qt override
+        self._result = None
+        self._verdict = None
+        self._error = ""
+        self.name_edit.setText(self.state.name)
+        self.table.setRowCount(0)
+        self.verdict_label.clear()
+        self.detail_label.setText(self._training_summary())
+        self.current_check.setChecked(False)
+        self.current_check.setEnabled(False)
+        self.current_note.setText("Waiting for the hold-out scores.")
+        cfg = self.state.cfg
+        files = tuple(cfg.val) if cfg and cfg.val else tuple(self.state.holdout)
+        job = EvalJob(EvalRequest(self.model_path, self.state.base, files, self.state.scale,
+                                  self.state.degradation, cfg.device if cfg else "auto"))
+        job.progress.connect(self._on_job_progress)
+        job.result.connect(self._on_job_result)
+        job.failed.connect(self._on_job_failed)
+        job.finished.connect(self._on_job_finished)
+        self._job = job
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(True)
+        self.progress_label.setText(f"Scoring the models on {len(self.state.holdout)} hold-out photo(s)…")
+        self.progress_label.setStyleSheet("")
+        self.runner.start(job)
+        self._update_card()
+        self.completeChanged.emit()
+
+    def cleanupPage(self) -> None:  # noqa: N802 - Qt override (Back)
+        if self._job is not None:
+            self._job.stop()
+
+    def isComplete(self) -> bool:  # noqa: N802 - Qt override
+        return self._job is None
+
+    @property
+    def result(self) -> EvalResult | None:
+        return self._result
+
+    @property
+    def verdict(self) -> Verdict | None:
+        return self._verdict
+
+    def _training_summary(self) -> str:
+        try:
+            info = registry.read_model_file(self.model_path).info
+        except registry.ModelError as exc:
+            return f"Cannot read the trained model: {exc}"
+        prov = info.get("provenance", {})
+        data = prov.get("data", {})
+        return (f"The kept checkpoint is from step {prov.get('steps', '?')} (the best on the hold-out), after "
+                f"{fmt_duration(prov.get('train_seconds'))} on {prov.get('device', '?')}; trained on "
+                f"{data.get('images', '?')} photos, {len(data.get('excluded', []))} held out.")
+
+    # -- job signals
+    @Slot(int, int)
+    def _on_job_progress(self, done: int, total: int) -> None:
+        if self.sender() is self._job:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+
+    @Slot(object)
+    def _on_job_result(self, result: EvalResult) -> None:
+        if self.sender() is self._job:
+            self.show_result(result)
+
+    @Slot(str)
+    def _on_job_failed(self, message: str) -> None:
+        if self.sender() is self._job:
+            self._error = message
+
+    @Slot()
+    def _on_job_finished(self) -> None:
+        if self.sender() is not self._job:
+            return
+        self._job = None
+        self.progress.setVisible(False)
+        if self._error:
+            self.progress_label.setText(f"The hold-out could not be scored: {self._error}")
+            self.progress_label.setStyleSheet(ERROR_STYLE)
+            self.current_note.setText("Without a score it is not made the current model; you can still save it.")
+        else:
+            self.progress_label.setStyleSheet("")
+            self.progress_label.setText(f"Scored on {len(self.state.holdout)} hold-out photo(s) (the most "
+                                        f"detailed region of each, at most {self.state.holdout_side} px a side).")
+        self.completeChanged.emit()
+
+    def show_result(self, result: EvalResult) -> None:
+        """Fill the table and the verdict, and decide whether the model may become the current one."""
+        self._result = result
+        domains = [d for d in (CLEAN, DEGRADED) if d in result.scores]
+        headers = ["Method"]
+        for d in domains:
+            suffix = " (camera-JPEG inputs)" if d == DEGRADED else (" (clean inputs)" if len(domains) > 1 else "")
+            headers += [f"PSNR{suffix}", f"SSIM{suffix}"]
+        rows = [(BICUBIC, "Bicubic")]
+        if self.state.base:
+            rows.append((BASE, f"Base: {result.base_name or self.state.base}"))
+        rows.append((TUNED, f"Fine-tuned: {self.state.name}"))
+        self.table.setColumnCount(len(headers))
+        self.table.setHorizontalHeaderLabels(headers)
+        self.table.setRowCount(len(rows))
+        self.table.setFixedHeight(self.table.horizontalHeader().height() + 4
+                                  + sum(self.table.rowHeight(r) for r in range(len(rows))))
+        for r, (key, label) in enumerate(rows):
+            self.table.setItem(r, 0, QTableWidgetItem(label))
+            for i, d in enumerate(domains):
+                s = result.scores[d].get(key)
+                psnr = f"{s.psnr:.2f} dB" if s else "n/a"
+                ssim = f"{s.ssim:.4f}" if s else "n/a"
+                for j, text in enumerate((psnr, ssim)):
+                    item = QTableWidgetItem(text)
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                    if key == TUNED:
+                        f = item.font()
+                        f.setBold(True)
+                        item.setFont(f)
+                    self.table.setItem(r, 1 + 2 * i + j, item)
+        # the verdict is taken in the domain the model was trained for
+        domain = DEGRADED if DEGRADED in result.scores else CLEAN
+        scores = result.scores[domain]
+        base = scores.get(BASE)
+        where = " (camera-JPEG inputs)" if domain == DEGRADED else ""
+        v = verdict(scores[TUNED].psnr, base.psnr if base else None, scores[BICUBIC].psnr, where)
+        self._verdict = v
+        self.verdict_label.setText(v.text)
+        self.verdict_label.setStyleSheet(GOOD_STYLE if v.recommended else WARN_STYLE if v.better else ERROR_STYLE)
+        notes = list(result.warnings)
+        if self.state.base and BASE not in scores:
+            notes.append("The base model could not be scored, so there is nothing to compare with.")
+        if notes:
+            self.detail_label.setText(self._training_summary() + " " + " ".join(notes))
+        # with a base model that could not be scored there is no evidence either way: not recommended
+        recommended = v.recommended and (BASE in scores or not self.state.base)
+        self.current_check.setEnabled(recommended)
+        self.current_check.setChecked(recommended)
+        if recommended:
+            self.current_note.setText(f"It beats {v.reference} on your hold-out.")
+            self.current_note.setStyleSheet("")
+        else:
+            self.current_note.setText("Not offered as the current model: it does not beat "
+                                      + ("bicubic" if v.better else v.reference) + " on your hold-out. You can "
+                                      "still save it and pick it yourself in the main window.")
+            self.current_note.setStyleSheet(WARN_STYLE)
+        self._update_card()
+
+    # -- saving
+    def card_text(self, name: str) -> str:
+        """The model card: the trainer's card (clean hold-out numbers) plus the wizard's own comparison."""
+        cfg = self.state.cfg
+        try:
+            info = registry.read_model_file(self.model_path).info
+        except registry.ModelError:
+            info = {}
+        prov = info.get("provenance", {})
+        metrics = info.get("metrics", {})
+        clean = self._result.scores.get(CLEAN, {}) if self._result else {}
+
+        def psnr(key: str, fallback: str) -> float | None:
+            return clean[key].psnr if key in clean else metrics.get(fallback)
+
+        card = model_card(
+            name=name, scale=self.state.scale,
+            base=(cfg.init if cfg and cfg.init else None) or "none (trained from scratch)",
+            data=prov.get("data", {}), steps=prov.get("steps", 0), seconds=prov.get("train_seconds", 0.0),
+            device=prov.get("device", "?"),
+            val_psnr=psnr(TUNED, "val_psnr"), val_ssim=clean[TUNED].ssim if TUNED in clean else metrics.get("val_ssim"),
+            bicubic_psnr=psnr(BICUBIC, "val_bicubic_psnr"), base_psnr=psnr(BASE, "val_base_psnr"),
+            config=cfg or TrainConfig(data=("?",), out="?"),
+        )
+        for domain, scores in (self._result.scores.items() if self._result else ()):
+            if domain == DEGRADED:
+                q = self.state.jpeg_quality
+                card += (f"\n## Hold-out, camera-JPEG inputs\n\nThe hold-out LR inputs JPEG-compressed (quality "
+                         f"{q[0]}-{q[1]}) with noise up to sigma {self.state.noise_sigma:g} (fixed seed):\n")
+            else:
+                card += "\n## Hold-out, clean inputs\n\nMATLAB bicubic LR inputs, as in the table above:\n"
+            card += "\n| | PSNR (Y) | SSIM |\n|---|---|---|\n"
+            for key, label in ((BICUBIC, "bicubic"), (BASE, "base model"), (TUNED, "this model")):
+                if key in scores:
+                    card += f"| {label} | {scores[key].psnr:.2f} dB | {scores[key].ssim:.4f} |\n"
+        held = ", ".join(Path(h).name for h in self.state.holdout)
+        card += (f"\nHold-out photos (never trained on): {held}; scored on the most detailed region of each, at "
+                 f"most {self.state.holdout_side} px a side.\n")
+        if self._verdict is not None:
+            card += f"\n{self._verdict.text}\n"
+        return card
+
+    def _update_card(self) -> None:
+        if self.state.run_dir is not None and self.model_path.exists():
+            self.card_view.setMarkdown(self.card_text(self.name_edit.text().strip() or self.state.name))
+
+    @Slot(str)
+    def _on_name_edit_changed(self, _text: str) -> None:
+        if self.state.run_dir is not None and self.model_path.exists():
+            self._update_card()
+
+    def validatePage(self) -> bool:  # noqa: N802 - Qt override (Finish)
+        if not self.save_check.isChecked():
+            return True
+        name = self.name_edit.text().strip()
+        try:
+            registry.validate_name(name)
+        except registry.ModelError as exc:
+            QMessageBox.warning(self, "Cannot save the model", str(exc))
+            return False
+        dest = registry.user_model_path(name)
+        if dest.exists():
+            answer = QMessageBox.question(self, "Replace model",
+                                          f"You already have a model named '{name}' ({dest}). Replace it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        try:
+            registry.register_user_model(self.model_path, name, self.card_text(name), overwrite=True)
+        except (registry.ModelError, OSError) as exc:
+            QMessageBox.warning(self, "Cannot save the model", f"Cannot save '{self.model_path}' as '{dest}': {exc}")
+            return False
+        self.saved.emit(name, self.current_check.isEnabled() and self.current_check.isChecked())
+        return True
+

@@ -1,0 +1,138 @@
+"""The Models dialog, driven through its buttons with pytest-qt (offscreen; modal dialogs patched)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox  # noqa: E402
+
+from app.models_dialog import ENTRY_ROLE, ModelsDialog  # noqa: E402
+from mlrn_core import paths, registry  # noqa: E402
+from tests.helpers import tiny_model  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLRN_HOME", str(tmp_path / "home"))
+    builtin = tmp_path / "builtin"
+    builtin.mkdir()
+    registry.save_model(builtin / "mlrn-x2.pt", tiny_model(2), info={"metrics": {"set5_psnr": 37.5}})
+    (builtin / "mlrn-x2.md").write_text("# mlrn-x2\n\nThe shipped x2 model.\n")
+    monkeypatch.setattr(paths, "builtin_models_dir", lambda: builtin)
+
+
+@pytest.fixture
+def user_models(tmp_path: Path) -> list[str]:
+    src = registry.save_model(tmp_path / "src.pt", tiny_model(2, seed=1), info={"metrics": {"val_psnr": 31.25}})
+    registry.register_user_model(src, "portraits", "# portraits\n\nFine-tuned on **portraits**.\n")
+    registry.register_user_model(src, "landscapes", "# landscapes\n\nFine-tuned on landscapes.\n")
+    return ["landscapes", "portraits"]
+
+
+@pytest.fixture
+def warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(lambda _parent, _title, text, *a: seen.append(text)))
+    return seen
+
+
+def make_dialog(qtbot, select: str | None = None) -> ModelsDialog:
+    dlg = ModelsDialog(select=select)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    return dlg
+
+
+def select(dlg: ModelsDialog, name: str) -> None:
+    for row in range(dlg.list.count()):
+        if dlg.list.item(row).data(ENTRY_ROLE) == name:
+            dlg.list.setCurrentRow(row)
+            return
+    raise AssertionError(f"{name} is not listed")
+
+
+def test_models_dialog_lists_user_and_builtin_models_with_cards(qtbot, user_models):
+    dlg = make_dialog(qtbot)
+    assert dlg.names("user") == user_models and dlg.names("built-in") == ["mlrn-x2"]
+    select(dlg, "portraits")
+    assert "Fine-tuned on portraits." in dlg.card_view.toPlainText()  # rendered Markdown, not raw
+    assert "**" not in dlg.card_view.toPlainText()
+    assert all(b.isEnabled() for b in (dlg.rename_button, dlg.delete_button, dlg.export_button))
+    select(dlg, "mlrn-x2")
+    assert "The shipped x2 model." in dlg.card_view.toPlainText()
+    assert not any(b.isEnabled() for b in (dlg.rename_button, dlg.delete_button, dlg.export_button))
+    assert "cannot be renamed" in dlg.read_only_label.text() and dlg.import_button.isEnabled()
+
+
+def test_models_dialog_rename(qtbot, user_models, monkeypatch, warnings):
+    dlg = make_dialog(qtbot, select="portraits")
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: ("people", True)))
+    with qtbot.waitSignal(dlg.modelsChanged, timeout=2000):
+        qtbot.mouseClick(dlg.rename_button, Qt.MouseButton.LeftButton)
+    assert registry.find_model("people") is not None and registry.find_model("portraits") is None
+    assert "Fine-tuned on **portraits**" in registry.find_model("people").card  # the card moved with it
+    assert dlg.current_entry().name == "people"
+    # a name that is taken is refused with a message naming both
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: ("landscapes", True)))
+    qtbot.mouseClick(dlg.rename_button, Qt.MouseButton.LeftButton)
+    assert warnings and "'people' to 'landscapes'" in warnings[-1] and "already exists" in warnings[-1]
+
+
+def test_models_dialog_delete_asks_first(qtbot, user_models, monkeypatch):
+    dlg = make_dialog(qtbot, select="landscapes")
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.No))
+    qtbot.mouseClick(dlg.delete_button, Qt.MouseButton.LeftButton)
+    assert registry.find_model("landscapes") is not None
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes))
+    with qtbot.waitSignal(dlg.modelsChanged, timeout=2000):
+        qtbot.mouseClick(dlg.delete_button, Qt.MouseButton.LeftButton)
+    assert registry.find_model("landscapes") is None
+    assert not (paths.user_models_dir() / "landscapes.md").exists()
+    assert dlg.names("user") == ["portraits"]
+
+
+def test_models_dialog_export_and_import_back(qtbot, user_models, tmp_path, monkeypatch):
+    dlg = make_dialog(qtbot, select="portraits")
+    target = tmp_path / "exported" / "for a friend"
+    target.parent.mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "")))
+    qtbot.mouseClick(dlg.export_button, Qt.MouseButton.LeftButton)
+    exported = target.with_name("for a friend.pt")
+    assert exported.exists() and exported.with_suffix(".md").exists()
+    assert str(exported) in dlg.status_label.text()
+    # importing it back: its own name is free, so it is used as is
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(exported), "")))
+    with qtbot.waitSignal(dlg.modelsChanged, timeout=2000):
+        qtbot.mouseClick(dlg.import_button, Qt.MouseButton.LeftButton)
+    assert registry.find_model("for a friend") is not None
+    assert "Fine-tuned on **portraits**" in registry.find_model("for a friend").card
+    # a second import of the same file asks for another name
+    monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: ("from a friend", True)))
+    qtbot.mouseClick(dlg.import_button, Qt.MouseButton.LeftButton)
+    assert registry.find_model("from a friend") is not None and dlg.current_entry().name == "from a friend"
+
+
+def test_models_dialog_import_of_a_foreign_file_names_it(qtbot, user_models, tmp_path, monkeypatch, warnings):
+    dlg = make_dialog(qtbot)
+    foreign = tmp_path / "other_project.pt"
+    torch.save({"conv1.weight": torch.zeros(4, 3, 3, 3)}, foreign)
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    changed: list[bool] = []
+    dlg.modelsChanged.connect(lambda: changed.append(True))
+    for bad in (foreign, text):
+        monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, f=bad, **k: (str(f), "")))
+        qtbot.mouseClick(dlg.import_button, Qt.MouseButton.LeftButton)
+    assert len(warnings) == 2
+    assert str(foreign) in warnings[0] and "not an MLRN Studio model file" in warnings[0]
+    assert str(text) in warnings[1] and "not a readable MLRN model file" in warnings[1]
+    assert changed == [] and dlg.names("user") == user_models
