@@ -180,7 +180,7 @@ class ValidationEvent(Event):
     best_psnr: float
     is_best: bool
     base_psnr: float | None = None  # the warm-start model's score (fine-tuning)
-    preview: np.ndarray | None = field(default=None, compare=False, repr=False)  # uint8 crop of val image 0
+    preview: np.ndarray | None = field(default=None, compare=False, repr=False)  # uint8 HR output, val image 0
 
 
 @dataclass(frozen=True)
@@ -359,6 +359,14 @@ class Trainer:
             raise TrainingError(
                 f"{self.out} already holds a run (ckpt.pt); pass --resume to continue it or choose another --out"
             )
+        if cfg.save_as and dist.main:
+            try:
+                registry.validate_name(cfg.save_as)
+            except registry.ModelError as exc:
+                raise TrainingError(str(exc)) from exc
+            if not self.resume and registry.user_model_path(cfg.save_as).exists():
+                raise TrainingError(f"a user model named '{cfg.save_as}' already exists: choose another --save-as "
+                                    "name or delete it first (mlrn models lists them)")
         device = self._setup_device()
 
         # data
@@ -459,7 +467,7 @@ class Trainer:
                 "ema": registry.model_state(ema) if ema is not None else None,
                 "optimizer": opt.state_dict(),
                 "step": step,
-                "elapsed_s": elapsed0 + (time.perf_counter() - t_start),
+                "elapsed_s": elapsed(),
                 "config": cfg.to_json(),
                 "rng": {"torch": torch.get_rng_state()},
                 "data": data_desc,
@@ -478,7 +486,7 @@ class Trainer:
                     "config": cfg.to_json(),
                     "data": data_desc,
                     "steps": step,
-                    "train_seconds": round(elapsed0 + time.perf_counter() - t_start, 1),
+                    "train_seconds": round(elapsed(), 1),
                     "device": device_label(device),
                     "world_size": dist.world,
                     "base": {k: v for k, v in (base or {}).items() if k != "info"} or None,
@@ -497,6 +505,11 @@ class Trainer:
         if dist.main:
             (self.out / "config.json").write_text(json.dumps(cfg.to_json(), indent=2))
         t_start = time.perf_counter()
+        paused_s = [0.0]
+
+        def elapsed() -> float:
+            """Seconds this run has trained (all sessions), not counting pauses: what max_minutes limits."""
+            return elapsed0 + time.perf_counter() - t_start - paused_s[0]
         self._preview = None
 
         # the base model's score on the validation set, once, before fine-tuning changes it
@@ -512,7 +525,7 @@ class Trainer:
         last_val: Score | None = None
         try:
             while True:
-                minutes = (elapsed0 + time.perf_counter() - t_start) / 60
+                minutes = elapsed() / 60
                 done = (max_steps is not None and step >= max_steps) or (
                     cfg.max_minutes is not None and minutes >= cfg.max_minutes
                 )
@@ -527,7 +540,9 @@ class Trainer:
                     stopped = want_stop and not done
                     break
                 if not self._running.is_set():
+                    t_pause = time.perf_counter()
                     self._running.wait()
+                    paused_s[0] += time.perf_counter() - t_pause
                     continue
                 lr_val = lr_at(step, cfg)
                 for g in opt.param_groups:
@@ -563,10 +578,10 @@ class Trainer:
                     rate = steps_done_here / max(1e-9, time.perf_counter() - t_loop)
                     eta = (max_steps - step) / rate if max_steps and rate > 0 else None
                     if cfg.max_minutes is not None:
-                        left = cfg.max_minutes * 60 - (elapsed0 + time.perf_counter() - t_start)
+                        left = cfg.max_minutes * 60 - elapsed()
                         eta = left if eta is None else min(eta, left)
                     self._emit(StepEvent(step, float(loss.item()), lr_val, rate,
-                                         elapsed0 + time.perf_counter() - t_start, eta))
+                                         elapsed(), eta))
                 if step % cfg.val_every == 0:
                     last_val = self._validate_and_save(validate, checkpoint, export_model, history, best,
                                                        bicubic, base_score, step)
@@ -577,17 +592,17 @@ class Trainer:
             last_val = self._validate_and_save(validate, checkpoint, export_model, history, best, bicubic,
                                                base_score, step)
         del last_val
-        elapsed = elapsed0 + time.perf_counter() - t_start
+        total_s = elapsed()
         user_model = None
         if dist.main and cfg.save_as and not stopped:
-            user_model = self._register(cfg.save_as, data_desc, step, elapsed, device_label(device), history,
+            user_model = self._register(cfg.save_as, data_desc, step, total_s, device_label(device), history,
                                         bicubic, base_score)
         if dist.enabled:
             import torch.distributed as tdist
 
             tdist.barrier()
         fin = FinishedEvent(step, str(self.out / "model.pt"), best["psnr"] if best["psnr"] >= 0 else None,
-                            elapsed, stopped, user_model)
+                            total_s, stopped, user_model)
         self._emit(fin)
         return fin
 
@@ -627,6 +642,7 @@ class Trainer:
             val_psnr=m.get("val_psnr"),
             val_ssim=m.get("val_ssim"),
             bicubic_psnr=bicubic.psnr if bicubic else None,
+            bicubic_ssim=bicubic.ssim if bicubic else None,
             base_psnr=base_score,
             config=self.cfg,
         )
@@ -635,7 +651,7 @@ class Trainer:
 
 
 def model_card(*, name, scale, base, data, steps, seconds, device, val_psnr, val_ssim, bicubic_psnr, base_psnr,
-               config: TrainConfig) -> str:
+               config: TrainConfig, bicubic_ssim=None) -> str:
     """The Markdown card written next to a user model."""
 
     def f(v, unit=" dB"):
@@ -653,7 +669,7 @@ MLRN x{scale}, fine-tuned with MLRN Studio on {when}.
 {verdict}
 | | PSNR (Y) | SSIM |
 |---|---|---|
-| bicubic | {f(bicubic_psnr)} | |
+| bicubic | {f(bicubic_psnr)} | {'n/a' if bicubic_ssim is None else f'{bicubic_ssim:.4f}'} |
 | base model | {f(base_psnr)} | |
 | this model | {f(val_psnr)} | {'n/a' if val_ssim is None else f'{val_ssim:.4f}'} |
 
