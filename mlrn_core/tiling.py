@@ -27,7 +27,7 @@ import torch
 log = logging.getLogger(__name__)
 
 DEFAULT_OVERLAP = 16
-CPU_TILE = 384
+CPU_TILE = 192  # measured: on CPU small tiles run faster (cache) and use less memory than 384
 MIN_TILE = 32
 
 ProgressFn = Callable[[int, int], None]
