@@ -2,7 +2,7 @@
 
 The HR image is downscaled with the protocol's MATLAB bicubic, then upscaled back with bicubic and with
 the model; the same crop of the three is placed side by side (enlarged with nearest-neighbour so pixels
-can be judged) with labels and each method's whole-image Y-PSNR against the original.
+can be judged) with labels and each method's Y-PSNR against the original (whole image, not the crop).
 
 Usage: ``python scripts/compare_crop.py IMAGE -s 2 [--model NAME|PATH] [--crop X Y W H] [-o docs/compare_x2.png]``
 (crop in HR pixels; default: a 160 px square at the image centre).
@@ -42,7 +42,7 @@ def main() -> None:
     sr = to_uint8(upscale_array(loaded.model, lr.astype(np.float32) / 255, device="cpu"))
     h, w = hr.shape[:2]
     x, y, cw, ch = args.crop or ((w - 160) // 2, (h - 160) // 2, 160, 160)
-    crops = [("bicubic", bic), (f"MLRN ({loaded.name})", sr), ("original", hr)]
+    crops = [("bicubic", bic), ("MLRN", sr), ("original", hr)]
     font = ImageFont.load_default(size=18) if hasattr(ImageFont, "load_default") else None
     z, pad, label_h = args.zoom, 8, 28
     sheet = Image.new("RGB", (3 * cw * z + 4 * pad, ch * z + label_h + 2 * pad), (32, 32, 32))
@@ -52,7 +52,7 @@ def main() -> None:
         tile = Image.fromarray(part).resize((cw * z, ch * z), Image.NEAREST)
         ox = pad + i * (cw * z + pad)
         sheet.paste(tile, (ox, label_h + pad))
-        text = name if name == "original" else f"{name}: {psnr_y(img, hr, s):.2f} dB (whole image)"
+        text = name if name == "original" else f"{name}  {psnr_y(img, hr, s):.2f} dB"
         draw.text((ox, 6), text, fill=(235, 235, 235), font=font)
     out = Path(args.out or REPO / "docs" / f"compare_x{s}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
