@@ -18,3 +18,20 @@ os.environ["MLRN_HOME"] = _SESSION_HOME
 
 def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001 - pytest hook signature
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_builtin_weights_unless_asked(request, tmp_path_factory, monkeypatch):
+    """Tests see an empty built-in models folder, so they behave the same whether or not weights ship.
+
+    Tests about the shipped weights opt out with ``@pytest.mark.builtin_models``.
+    """
+    if request.node.get_closest_marker("builtin_models"):
+        return
+    from mlrn_core import paths
+
+    empty = tmp_path_factory.mktemp("no-builtin-models")
+    monkeypatch.setattr(paths, "builtin_models_dir", lambda: empty)

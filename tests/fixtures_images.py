@@ -7,6 +7,7 @@ the reader is checked against files made by other software). Reusable by any tes
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -29,8 +30,9 @@ GOOD_FIXTURES = (
 BAD_FIXTURES = ("truncated_jpeg", "empty", "fake_png")
 
 
+@functools.lru_cache(maxsize=1)
 def srgb_icc_bytes() -> bytes:
-    """A real sRGB ICC profile (a few hundred bytes)."""
+    """A real sRGB ICC profile (a few hundred bytes); made once, since its header holds the creation time."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 

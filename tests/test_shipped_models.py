@@ -9,6 +9,7 @@ from mlrn_core.evaluate import benchmark
 from tests.helpers import SHARED_DATA, needs_shared_data
 
 SHIPPED = sorted(paths.builtin_models_dir().glob("mlrn-x*.pt"))
+pytestmark = pytest.mark.builtin_models
 
 
 def card_set5_psnr(card: str) -> float:
