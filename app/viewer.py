@@ -348,7 +348,8 @@ class ImageView(QWidget):
         font.setBold(True)
         fm = QFontMetrics(font)
         pad = 6
-        w = min(fm.horizontalAdvance(text) + 2 * pad, max(40, self.width() // (2 if self.split else 1) - 16))
+        # +4: elidedText rounds; with the exact advance it elides a text that fits
+        w = min(fm.horizontalAdvance(text) + 2 * pad + 4, max(40, self.width() // (2 if self.split else 1) - 16))
         text = fm.elidedText(text, Qt.TextElideMode.ElideRight, w - 2 * pad)
         h = fm.height() + pad
         x = 8 if left else self.width() - w - 8
