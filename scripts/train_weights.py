@@ -94,7 +94,7 @@ def card_text(scale: int, results: dict, history: list[dict], hparams: dict) -> 
     lines += ["", f"Where it stands: {gain:+.2f} dB over bicubic on Set5, against the paper's {paper_gain:+.2f} dB "
               f"(DIV2K, about 5 GPU-days) and the project's floor of +{FLOORS[scale]:.1f} dB. "
               + ("The floor is reached." if gain >= FLOORS[scale] else
-                 "Below the floor: these weights are a first CPU round; continue them with "
+                 "Below the floor: these weights come from short CPU rounds; continue them with "
                  "`scripts/train_weights.py` (on a GPU when one is at hand)."), ""]
     skip = ("with the image-level skip (a bicubic upscale of the input added to the output, so the network "
             "learns the residual; it trains faster)" if hparams.get("image_skip") else "without the image-level skip")
