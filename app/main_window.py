@@ -921,19 +921,24 @@ class MainWindow(QMainWindow):
         self._extra_models = [c for c in self._extra_models if c.path != choice.path] + [choice]
         if mf.scale != self.panel.scale:
             self.messages.show_info(f"'{path.name}' upscales ×{mf.scale}: switched the scale to ×{mf.scale}")
+        self._select_model(choice.spec, mf.scale)
+        return True
+
+    def _select_model(self, spec: str, scale: int) -> None:
+        """Make ``spec`` the current model, switching the scale to ``scale`` first if needed, and re-render."""
+        if scale != self.panel.scale:
             self.panel.set_values(
-                mf.scale,
+                scale,
                 self.panel.device,
                 self.panel.tile,
                 self.panel.export_format,
                 self.panel.quality_spin.value(),
                 self.panel.keep16_check.isChecked(),
             )
-            self.settings.scale = mf.scale
-        self._refresh_models(selected=choice.spec)
-        self.settings.model = choice.spec
+            self.settings.scale = scale
+        self._refresh_models(selected=spec)
+        self.settings.model = spec
         self._request_renders()
-        return True
 
     def _on_open_model_action_triggered(self) -> None:
         folder = self.settings.last_folder or str(paths.user_models_dir())
@@ -1174,20 +1179,8 @@ class MainWindow(QMainWindow):
         if entry is None:
             self.messages.show_error(f"The saved model '{name}' could not be found in the models folder")
             return
-        if entry.scale != self.panel.scale:
-            self.panel.set_values(
-                entry.scale,
-                self.panel.device,
-                self.panel.tile,
-                self.panel.export_format,
-                self.panel.quality_spin.value(),
-                self.panel.keep16_check.isChecked(),
-            )
-            self.settings.scale = entry.scale
-        self._refresh_models(selected=entry.name)
-        self.settings.model = entry.name
+        self._select_model(entry.name, entry.scale)
         self.messages.show_info(f"Now using your model '{entry.name}'")
-        self._request_renders()
 
     def _on_wizard_destroyed(self, *_args) -> None:
         self._wizard = None
