@@ -478,7 +478,7 @@ class Trainer:
             registry.atomic_torch_save(payload, ckpt_path)
             self._emit(CheckpointEvent(step, str(ckpt_path)))
 
-        def export_model(val: Score | None, final: bool) -> None:
+        def export_model(val: Score | None) -> None:
             """model.pt: the best weights by validation PSNR (the latest ones when there is no validation)."""
             net = ema if ema is not None else model
             info = {
@@ -522,7 +522,6 @@ class Trainer:
         model.train()
         steps_done_here, t_loop = 0, time.perf_counter()
         stopped = False
-        last_val: Score | None = None
         try:
             while True:
                 minutes = elapsed() / 60
@@ -583,15 +582,14 @@ class Trainer:
                     self._emit(StepEvent(step, float(loss.item()), lr_val, rate,
                                          elapsed(), eta))
                 if step % cfg.val_every == 0:
-                    last_val = self._validate_and_save(validate, checkpoint, export_model, history, best,
-                                                       bicubic, base_score, step)
+                    self._validate_and_save(validate, checkpoint, export_model, history, best, bicubic,
+                                            base_score, step)
         finally:
             prefetch.close()
         # the end: final validation, checkpoint and model.pt
         if steps_done_here > 0 and step % cfg.val_every != 0 or not (self.out / "model.pt").exists():
-            last_val = self._validate_and_save(validate, checkpoint, export_model, history, best, bicubic,
-                                               base_score, step)
-        del last_val
+            self._validate_and_save(validate, checkpoint, export_model, history, best, bicubic, base_score,
+                                    step)
         total_s = elapsed()
         user_model = None
         if dist.main and cfg.save_as and not stopped:
@@ -619,7 +617,7 @@ class Trainer:
         else:
             is_best = True  # no validation: the latest weights are the best we know
         if self.dist.main and (is_best or not (self.out / "model.pt").exists()):
-            export_model(val, final=False)
+            export_model(val)
         checkpoint()
         if self.dist.enabled:
             import torch.distributed as tdist
