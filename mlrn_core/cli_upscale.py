@@ -314,4 +314,21 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             progress.line(f"{prefix}  {r.item.source}: {r.error}")
     if summary.cancelled:
         return 130
+    if world > 1:
+        _wait_for_other_ranks()
     return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def _wait_for_other_ranks() -> None:
+    """torchrun tears down every rank as soon as one exits non-zero: all ranks meet at a barrier before
+    exiting, so a rank with failed files does not get the others killed mid-batch."""
+    import datetime
+
+    import torch.distributed as dist
+
+    try:
+        dist.init_process_group("gloo", timeout=datetime.timedelta(hours=24))
+        dist.barrier()
+        dist.destroy_process_group()
+    except (RuntimeError, ValueError) as exc:  # no rendezvous (not launched by torchrun)
+        logging.getLogger(__name__).warning("could not wait for the other ranks: %s", exc)
