@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 WIZARD_FILE = "wizard.json"  # the wizard's own choices, next to the trainer's config.json
 HOLDOUT_FRACTION = 0.1
 FEW_IMAGES = 10
-EVAL_SEED = 1234  # the degraded hold-out LR is the same every time it is evaluated
+EVAL_SEED = data_mod.EVAL_SEED  # the degraded hold-out LR is the same every time (and the trainer's own)
 # The hold-out is scored on the most detailed square region of each photo: a full 24 MP photo takes
 # minutes per check on a CPU, and a run checks about a dozen times (the time budget includes the checks).
 HOLDOUT_CROP = {"cuda": 768, "mps": 768, "cpu": 512}

@@ -8,11 +8,12 @@ noise (sigma up to 3). A few photos (``--holdout``, default 3, spread evenly) ar
 ``--crop N`` scores (and validates on) their most detailed N px region instead of the whole photo,
 as the wizard does (768 px on a GPU, 512 on a CPU: the trainer's time budget includes validation).
 
-The trainer validates on clean LR, so this script scores the hold-out itself, the same way the
+The trainer validates on the hold-out with the same degradation (fixed seed), and this script also scores
+the hold-out itself, the same way the
 wizard's Result page does (:mod:`app.wizard_core`, no Qt): HR modcropped, LR by MATLAB bicubic
 (``metrics.degrade``), then the same JPEG + noise degradation with a fixed seed, upscaled with
 ``tiling.upscale_array`` and scored with ``metrics.score`` (PSNR/SSIM on Y, border = scale). Clean-LR
-scores are reported too. "fine-tuned" is ``model.pt``, the best checkpoint by (clean) hold-out PSNR,
+scores are reported too. "fine-tuned" is ``model.pt``, the best checkpoint by (degraded) hold-out PSNR,
 which is what the wizard saves; "last step" is the final weights from ``ckpt.pt``.
 
 Usage: ``python benchmarks/finetune_domain.py [--base NAME|PATH] [--data DIR] [--holdout 3]
@@ -130,7 +131,7 @@ def main() -> int:
         if isinstance(ev, StartedEvent):
             log.info("training on %s: %d photos, %d held out", ev.device, ev.train_images, ev.val_images)
         elif isinstance(ev, ValidationEvent):
-            log.info("step %d: clean hold-out %.3f dB (base %s, bicubic %.3f)", ev.step, ev.psnr,
+            log.info("step %d: degraded hold-out %.3f dB (base %s, bicubic %.3f)", ev.step, ev.psnr,
                      f"{ev.base_psnr:.3f}" if ev.base_psnr is not None else "?", ev.bicubic_psnr)
         elif isinstance(ev, FinishedEvent):
             fin.append(ev)

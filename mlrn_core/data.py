@@ -163,6 +163,9 @@ def load_pairs(
     return pairs, scan
 
 
+EVAL_SEED = 1234  # degraded validation / hold-out LR image i draws from default_rng([EVAL_SEED, i]): the same every time
+
+
 @dataclass(frozen=True)
 class Degradation:
     """Optional LR degradations matching real photos (off by default)."""

@@ -253,3 +253,31 @@ def test_cli_config_file_and_bad_input(folders, tmp_path, capsys):
     empty.mkdir()
     assert main(["train", "--data", str(empty), "-s", "2", "--out", str(tmp_path / "r2")]) == 2
     assert "no usable training image" in capsys.readouterr().err
+
+
+def test_validation_sees_the_training_degradation_like_the_wizard_evaluation(folders, tmp_path):
+    """With "match camera JPEGs" the best checkpoint must be chosen on JPEG inputs, not clean ones."""
+    from app.wizard_core import evaluate_models, load_eval_images
+
+    deg = Degradation((20, 20), 0.0)
+    events = []
+    Trainer(cfg_for(folders, tmp_path / "run", jpeg_quality=(20, 20), max_steps=2), events.append).run()
+    val = [e for e in events if isinstance(e, tr.ValidationEvent)][0]
+    files = sorted(folders[1].iterdir())
+    jpeg = evaluate_models({"bicubic": None}, load_eval_images(files, 2, deg), 2, torch.device("cpu"))["bicubic"]
+    clean = evaluate_models({"bicubic": None}, load_eval_images(files, 2), 2, torch.device("cpu"))["bicubic"]
+    assert abs(jpeg.psnr - clean.psnr) > 0.05  # quality 20 visibly changes the bicubic score
+    assert val.bicubic_psnr == pytest.approx(jpeg.psnr, abs=1e-6)
+
+
+def test_cpu_amp_picks_bf16_only_where_the_cpu_has_it(monkeypatch, tmp_path):
+    t = Trainer(TrainConfig(data=("x",), out=str(tmp_path), amp="auto"))
+    monkeypatch.setattr(tr, "cpu_bf16_supported", lambda: True)
+    ctx, scaler = t._autocast(torch.device("cpu"))
+    assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16 and scaler is None
+    monkeypatch.setattr(tr, "cpu_bf16_supported", lambda: False)
+    ctx, _ = t._autocast(torch.device("cpu"))
+    assert not isinstance(ctx, torch.autocast)
+    t.cfg = TrainConfig(data=("x",), out=str(tmp_path), amp="off")
+    monkeypatch.setattr(tr, "cpu_bf16_supported", lambda: True)
+    assert not isinstance(t._autocast(torch.device("cpu"))[0], torch.autocast)
