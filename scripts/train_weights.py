@@ -41,13 +41,16 @@ def probe_steps_per_s(device: str, batch: int, patch: int, scale: int, image_ski
     from mlrn_core import MLRN
     from mlrn_core.tiling import pick_device
 
+    from mlrn_core.trainer import TrainConfig, Trainer
+
     dev = pick_device(device)
+    # the same precision and memory format as the trainer will use (bf16 + channels_last where it pays)
+    ctx, _scaler = Trainer(TrainConfig(data=("probe",), out="probe", device=device))._autocast(dev)
     model = MLRN(scale=scale, image_skip=image_skip).to(dev).train()
+    model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
-    lo = torch.rand(batch, 3, patch, patch, device=dev)
+    lo = torch.rand(batch, 3, patch, patch, device=dev).contiguous(memory_format=torch.channels_last)
     hi = torch.rand(batch, 3, patch * scale, patch * scale, device=dev)
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu",
-                                                                                                 enabled=False)
     n, t = 0, None
     for i in range(8 if dev.type == "cpu" else 30):
         if i == 3:
