@@ -658,6 +658,7 @@ class ResultPage(QWizardPage):
             val_psnr=psnr(TUNED, "val_psnr"), val_ssim=clean[TUNED].ssim if TUNED in clean else metrics.get("val_ssim"),
             bicubic_psnr=psnr(BICUBIC, "val_bicubic_psnr"), base_psnr=psnr(BASE, "val_base_psnr"),
             config=cfg or TrainConfig(data=("?",), out="?"),
+            degraded_inputs=False if clean else None,
         )
         for domain, scores in (self._result.scores.items() if self._result else ()):
             if domain == DEGRADED:

@@ -330,7 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--schedule-steps", type=int, help="cosine horizon (default: --max-steps)")
     opt.add_argument("--ema", type=float, help="EMA decay of the weights, e.g. 0.999 (default off)")
     opt.add_argument("--grad-clip", type=float, help="max gradient norm (default off)")
-    opt.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), help="mixed precision (auto: bf16 on CUDA and on CPUs with native bf16, fp16 on older CUDA)")
+    opt.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"),
+                     help="mixed precision (auto: bf16 on CUDA and on CPUs with native bf16 kernels, else "
+                          "fp16 on CUDA and fp32 on the CPU)")
     opt.add_argument("--compile", action="store_true", default=None, help="use torch.compile")
     opt.add_argument("--seed", type=int, help="seed (a CPU run with the same seed is repeatable)")
     opt.add_argument("--val-every", type=int, help="validate and checkpoint every K steps (default 250)")

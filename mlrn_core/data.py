@@ -163,7 +163,8 @@ def load_pairs(
     return pairs, scan
 
 
-EVAL_SEED = 1234  # degraded validation / hold-out LR image i draws from default_rng([EVAL_SEED, i]): the same every time
+# degraded validation / hold-out LR image i draws from default_rng([EVAL_SEED, i]): the same every time
+EVAL_SEED = 1234
 
 
 @dataclass(frozen=True)

@@ -671,8 +671,18 @@ class Trainer:
 
 
 def model_card(*, name, scale, base, data, steps, seconds, device, val_psnr, val_ssim, bicubic_psnr, base_psnr,
-               config: TrainConfig, bicubic_ssim=None) -> str:
-    """The Markdown card written next to a user model."""
+               config: TrainConfig, bicubic_ssim=None, degraded_inputs: bool | None = None) -> str:
+    """The Markdown card written next to a user model.
+
+    ``degraded_inputs``: whether the scores were measured on LR inputs with the training degradation (what
+    the trainer validates on when one is set); ``None`` means "as the trainer did", i.e. when ``config`` has one.
+    """
+    if degraded_inputs is None:
+        degraded_inputs = config.jpeg_quality is not None or config.noise_sigma > 0
+    protocol = "MATLAB bicubic LR, Y channel, border = scale"
+    if degraded_inputs:
+        protocol = ("MATLAB bicubic LR, then the training degradation drawn once per image from a fixed seed, "
+                    "Y channel, border = scale")
 
     def f(v, unit=" dB"):
         return "n/a" if v is None else f"{v:.2f}{unit}"
@@ -694,7 +704,7 @@ MLRN x{scale}, fine-tuned with MLRN Studio on {when}.
 | this model | {f(val_psnr)} | {'n/a' if val_ssim is None else f'{val_ssim:.4f}'} |
 
 Measured on the hold-out/validation images ({data.get('val_images', 0)}) with the protocol of
-EVALUATION.md (MATLAB bicubic LR, Y channel, border = scale).
+EVALUATION.md ({protocol}).
 
 - Base model: {base}
 - Data: {', '.join(data.get('folders', []))} ({data.get('images', 0)} images,

@@ -40,7 +40,6 @@ def probe_steps_per_s(device: str, batch: int, patch: int, scale: int, image_ski
 
     from mlrn_core import MLRN
     from mlrn_core.tiling import pick_device
-
     from mlrn_core.trainer import TrainConfig, Trainer
 
     dev = pick_device(device)

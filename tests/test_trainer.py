@@ -281,3 +281,12 @@ def test_cpu_amp_picks_bf16_only_where_the_cpu_has_it(monkeypatch, tmp_path):
     t.cfg = TrainConfig(data=("x",), out=str(tmp_path), amp="off")
     monkeypatch.setattr(tr, "cpu_bf16_supported", lambda: True)
     assert not isinstance(t._autocast(torch.device("cpu"))[0], torch.autocast)
+
+
+def test_model_card_names_the_inputs_its_scores_were_measured_on():
+    kw = {"name": "m", "scale": 2, "base": "b", "data": {}, "steps": 1, "seconds": 1.0, "device": "CPU",
+          "val_psnr": 30.0, "val_ssim": 0.9, "bicubic_psnr": 29.0, "base_psnr": 29.5}
+    jpeg = TrainConfig(data=("x",), out="o", jpeg_quality=(60, 90))
+    assert "training degradation" in tr.model_card(config=jpeg, **kw)
+    assert "training degradation" not in tr.model_card(config=jpeg, degraded_inputs=False, **kw)
+    assert "training degradation" not in tr.model_card(config=TrainConfig(data=("x",), out="o"), **kw)
