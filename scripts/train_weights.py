@@ -191,6 +191,8 @@ def main() -> None:
                     force=args.force, hardware=args.hardware)
         return
 
+    import torch
+
     from mlrn_core.tiling import device_label, pick_device
     from mlrn_core.trainer import TrainConfig, Trainer
 
@@ -214,9 +216,11 @@ def main() -> None:
             max_steps=steps, max_minutes=args.minutes * 1.1, val_every=max(50, steps // 8), image_skip=True,
             init=str(init) if init else None, device=str(device), seed=int(time.time()) % 10000,
         )
+        precision = "bf16 autocast" if isinstance(Trainer(cfg)._autocast(device)[0], torch.autocast) else "fp32"
         command = (f"python scripts/train_weights.py --minutes {args.minutes} --scales {scale} --device {device.type}"
-                   f" (TrainConfig: batch {batch}, patch {patch}, lr {lr}, cosine over {steps} steps, "
-                   f"image_skip, init {init.name if init else 'scratch'})")
+                   + (f" --lr {args.lr:g}" if args.lr else "")
+                   + f" (TrainConfig: batch {batch}, patch {patch}, lr {lr}, cosine over {steps} steps, "
+                   f"image_skip, {precision}, init {init.name if init else 'scratch'})")
         print(f"x{scale}: {rate:.2f} steps/s on {device_label(device)} -> {steps} steps; {command}", flush=True)
         t0 = time.perf_counter()
         fin = Trainer(cfg, lambda ev: print(ev, flush=True) if type(ev).__name__ in (
