@@ -77,6 +77,21 @@ def bench_both(model, scale: int, device) -> dict:
     return out
 
 
+def hardware_text(label: str) -> str:
+    """The device label plus, on a CPU, its model name and core count (for the card)."""
+    import torch
+
+    text = f"{label}, {platform.machine()}, torch {torch.__version__}"
+    if label.startswith("CPU"):
+        try:
+            names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                     if ln.startswith("model name")]
+            text += f", {len(names)} x {names[0]}" if names else ""
+        except OSError:
+            pass
+    return text
+
+
 FLOORS = {2: 3.0, 3: 2.3, 4: 1.9}  # the gain over bicubic on Set5 the weights issue asks for at least
 
 
@@ -141,7 +156,7 @@ def install(run: Path, scale: int, command: str, device, minutes: float, steps: 
     history_file = models_dir / f"mlrn-x{scale}.history.json"
     history = json.loads(history_file.read_text()) if history_file.exists() else []
     history.append({"date": _dt.date.today().isoformat(), "command": command,
-                    "device": hardware or f"{device_label(device)}, {platform.machine()}",
+                    "device": hardware or hardware_text(device_label(device)),
                     "steps": steps, "minutes": minutes, "init": init_name, "set5_psnr": new_psnr})
     mf = registry.read_model_file(run / "model.pt")
     info = dict(mf.info, name=f"mlrn-x{scale}", metrics={
@@ -216,7 +231,8 @@ def main() -> None:
             max_steps=steps, max_minutes=args.minutes * 1.1, val_every=max(50, steps // 8), image_skip=True,
             init=str(init) if init else None, device=str(device), seed=int(time.time()) % 10000,
         )
-        precision = "bf16 autocast" if isinstance(Trainer(cfg)._autocast(device)[0], torch.autocast) else "fp32"
+        bf16 = isinstance(Trainer(cfg)._autocast(device)[0], torch.autocast)
+        precision = "bf16 autocast + channels_last" if bf16 else "fp32"
         command = (f"python scripts/train_weights.py --minutes {args.minutes} --scales {scale} --device {device.type}"
                    + (f" --lr {args.lr:g}" if args.lr else "")
                    + f" (TrainConfig: batch {batch}, patch {patch}, lr {lr}, cosine over {steps} steps, "
