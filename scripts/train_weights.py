@@ -231,8 +231,9 @@ def main() -> None:
             max_steps=steps, max_minutes=args.minutes * 1.1, val_every=max(50, steps // 8), image_skip=True,
             init=str(init) if init else None, device=str(device), seed=int(time.time()) % 10000,
         )
-        bf16 = isinstance(Trainer(cfg)._autocast(device)[0], torch.autocast)
-        precision = "bf16 autocast + channels_last" if bf16 else "fp32"
+        ctx = Trainer(cfg)._autocast(device)[0]
+        precision = ({torch.bfloat16: "bf16", torch.float16: "fp16"}[ctx.fast_dtype] + " autocast"
+                     if isinstance(ctx, torch.autocast) else "fp32") + " + channels_last"
         command = (f"python scripts/train_weights.py --minutes {args.minutes} --scales {scale} --device {device.type}"
                    + (f" --lr {args.lr:g}" if args.lr else "")
                    + f" (TrainConfig: batch {batch}, patch {patch}, lr {lr}, cosine over {steps} steps, "
