@@ -126,15 +126,15 @@ def load_eval_images(
 ) -> list[EvalImage]:
     """Read hold-out files and make their LR inputs: MATLAB bicubic, then ``degradation`` if given.
 
-    The degradation draws from ``default_rng([seed, i])`` for image ``i``, so every evaluation of the
-    same list sees exactly the same JPEG quality and noise.
+    The degradation of image ``i`` is :meth:`Degradation.apply_for_eval` (``default_rng([seed, i])``), the
+    trainer's validation rule, so every evaluation of the same list sees exactly the same JPEG quality and noise.
     """
     images = []
     for i, f in enumerate(files):
         hr = modcrop(data_mod.load_hr(Path(f)), scale)
         lr = degrade(hr, scale)
-        if degradation is not None and degradation.active:
-            lr = degradation.apply(lr, np.random.default_rng([seed, i]))
+        if degradation is not None:
+            lr = degradation.apply_for_eval(lr, i, seed)
         images.append(EvalImage(Path(f), np.ascontiguousarray(hr), np.ascontiguousarray(lr)))
     return images
 

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mlrn_core import MLRN  # noqa: E402
-from mlrn_core.trainer import StepEvent, TrainConfig, Trainer  # noqa: E402
+from mlrn_core.trainer import StepEvent, TrainConfig, Trainer, autocast_for  # noqa: E402
 
 WARMUP = 3
 
@@ -34,7 +34,7 @@ WARMUP = 3
 def bare_steps_per_s(steps: int, batch: int, patch: int, scale: int) -> float:
     torch.manual_seed(0)
     # the trainer's own precision and memory format (bf16 autocast + channels_last on CPUs with native bf16)
-    autocast, _scaler = Trainer(TrainConfig(data=("bare",), out="bare", device="cpu"))._autocast(torch.device("cpu"))
+    autocast, _scaler = autocast_for(torch.device("cpu"))
     model = MLRN(scale=scale).train().to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     lo = torch.rand(batch, 3, patch, patch).contiguous(memory_format=torch.channels_last)

@@ -178,6 +178,10 @@ class Degradation:
     def active(self) -> bool:
         return self.jpeg_quality is not None or self.noise_sigma > 0
 
+    def apply_for_eval(self, lr: np.ndarray, index: int, seed: int = EVAL_SEED) -> np.ndarray:
+        """Degrade evaluation image ``index`` the same way every time (validation and hold-out scoring)."""
+        return self.apply(lr, np.random.default_rng([seed, index])) if self.active else lr
+
     def apply(self, lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Degrade one uint8 RGB LR patch."""
         out = lr

@@ -138,6 +138,27 @@ def cpu_bf16_supported() -> bool:
         return False
 
 
+def autocast_for(device: torch.device, amp: str = "auto"):
+    """(autocast context, GradScaler or None) for training on ``device`` with ``TrainConfig.amp``.
+
+    The one rule for the trainer and for anything that measures its speed (scripts/train_weights.py,
+    benchmarks/train_pipeline.py).
+    """
+    if amp == "off" or device.type not in ("cuda", "cpu"):
+        return contextlib.nullcontext(), None
+    if device.type == "cpu":
+        # bf16 autocast runs the convolutions on oneDNN's AVX512-BF16/AMX kernels: 2.3x the fp32 steps/s
+        # on the 2-core EPYC here (benchmarks/cpu_train_step.py); without them it is emulated and slower.
+        if amp == "fp16" or (amp == "auto" and not cpu_bf16_supported()):
+            return contextlib.nullcontext(), None
+        return torch.autocast("cpu", dtype=torch.bfloat16), None
+    dtype = torch.bfloat16
+    if amp == "fp16" or (amp == "auto" and not torch.cuda.is_bf16_supported()):
+        dtype = torch.float16
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return torch.autocast("cuda", dtype=dtype), scaler
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """The learning rate at ``step`` (0-based): a pure function of the step and the config."""
     if cfg.schedule == "step":
@@ -340,22 +361,6 @@ class Trainer:
         model.load_state_dict(fitting, strict=False)
         return model, {"name": name, "path": str(path), "scale": mf.scale, "info": mf.info}
 
-    def _autocast(self, device: torch.device):
-        cfg = self.cfg
-        if cfg.amp == "off" or device.type not in ("cuda", "cpu"):
-            return contextlib.nullcontext(), None
-        if device.type == "cpu":
-            # bf16 autocast runs the convolutions on oneDNN's AVX512-BF16/AMX kernels: 2.3x the fp32 steps/s
-            # on the 2-core EPYC here (benchmarks/cpu_train_step.py); without them it is emulated and slower.
-            if cfg.amp == "fp16" or (cfg.amp == "auto" and not cpu_bf16_supported()):
-                return contextlib.nullcontext(), None
-            return torch.autocast("cpu", dtype=torch.bfloat16), None
-        dtype = torch.bfloat16
-        if cfg.amp == "fp16" or (cfg.amp == "auto" and not torch.cuda.is_bf16_supported()):
-            dtype = torch.float16
-        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-        return torch.autocast("cuda", dtype=dtype), scaler
-
     # -- main loop
     def _run(self) -> FinishedEvent:  # noqa: C901 - the loop reads best in one piece
         cfg, dist = self.cfg, self.dist
@@ -445,7 +450,7 @@ class Trainer:
                                 "MLRN Studio (it needs a C++ compiler and Python headers)")
         if cfg.compile:
             train_model = torch.compile(train_model)
-        autocast, scaler = self._autocast(device)
+        autocast, scaler = autocast_for(device, cfg.amp)
 
         max_steps = cfg.max_steps
         self._emit(StartedEvent(step, max_steps, device_label(device), len(pairs), len(val_pairs),
@@ -457,8 +462,7 @@ class Trainer:
         # With a degradation ("match camera JPEGs"), the validation LR gets it too, drawn once per image from
         # a fixed seed: the best checkpoint is then the one best at the inputs it is trained for, and the
         # scores match the wizard's own hold-out evaluation (app.wizard_core.load_eval_images).
-        val_lr = [degradation.apply(p.lr, np.random.default_rng([data_mod.EVAL_SEED, i])) if degradation.active
-                  else p.lr for i, p in enumerate(val_pairs)]
+        val_lr = [degradation.apply_for_eval(p.lr, i) for i, p in enumerate(val_pairs)]
         val_cache = [(p, lr, imresize(lr, cfg.scale)) for p, lr in zip(val_pairs, val_lr)]
         bicubic = mean_score([score(bi, p.hr, cfg.scale) for p, _lr, bi in val_cache]) if val_cache else None
         base_score: float | None = base.get("val_psnr") if base else None

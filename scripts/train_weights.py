@@ -40,11 +40,11 @@ def probe_steps_per_s(device: str, batch: int, patch: int, scale: int, image_ski
 
     from mlrn_core import MLRN
     from mlrn_core.tiling import pick_device
-    from mlrn_core.trainer import TrainConfig, Trainer
+    from mlrn_core.trainer import autocast_for
 
     dev = pick_device(device)
     # the same precision and memory format as the trainer will use (bf16 + channels_last where it pays)
-    ctx, _scaler = Trainer(TrainConfig(data=("probe",), out="probe", device=device))._autocast(dev)
+    ctx, _scaler = autocast_for(dev)
     model = MLRN(scale=scale, image_skip=image_skip).to(dev).train()
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
@@ -209,7 +209,7 @@ def main() -> None:
     import torch
 
     from mlrn_core.tiling import device_label, pick_device
-    from mlrn_core.trainer import TrainConfig, Trainer
+    from mlrn_core.trainer import TrainConfig, Trainer, autocast_for
 
     device = pick_device(args.device)
     cuda = device.type == "cuda"
@@ -231,7 +231,7 @@ def main() -> None:
             max_steps=steps, max_minutes=args.minutes * 1.1, val_every=max(50, steps // 8), image_skip=True,
             init=str(init) if init else None, device=str(device), seed=int(time.time()) % 10000,
         )
-        ctx = Trainer(cfg)._autocast(device)[0]
+        ctx = autocast_for(device, cfg.amp)[0]
         precision = ({torch.bfloat16: "bf16", torch.float16: "fp16"}[ctx.fast_dtype] + " autocast"
                      if isinstance(ctx, torch.autocast) else "fp32") + " + channels_last"
         command = (f"python scripts/train_weights.py --minutes {args.minutes} --scales {scale} --device {device.type}"

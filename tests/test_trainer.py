@@ -270,17 +270,16 @@ def test_validation_sees_the_training_degradation_like_the_wizard_evaluation(fol
     assert val.bicubic_psnr == pytest.approx(jpeg.psnr, abs=1e-6)
 
 
-def test_cpu_amp_picks_bf16_only_where_the_cpu_has_it(monkeypatch, tmp_path):
-    t = Trainer(TrainConfig(data=("x",), out=str(tmp_path), amp="auto"))
+def test_cpu_amp_picks_bf16_only_where_the_cpu_has_it(monkeypatch):
+    cpu = torch.device("cpu")
     monkeypatch.setattr(tr, "cpu_bf16_supported", lambda: True)
-    ctx, scaler = t._autocast(torch.device("cpu"))
+    ctx, scaler = tr.autocast_for(cpu, "auto")
     assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16 and scaler is None
     monkeypatch.setattr(tr, "cpu_bf16_supported", lambda: False)
-    ctx, _ = t._autocast(torch.device("cpu"))
+    ctx, _ = tr.autocast_for(cpu, "auto")
     assert not isinstance(ctx, torch.autocast)
-    t.cfg = TrainConfig(data=("x",), out=str(tmp_path), amp="off")
     monkeypatch.setattr(tr, "cpu_bf16_supported", lambda: True)
-    assert not isinstance(t._autocast(torch.device("cpu"))[0], torch.autocast)
+    assert not isinstance(tr.autocast_for(cpu, "off")[0], torch.autocast)
 
 
 def test_model_card_names_the_inputs_its_scores_were_measured_on():
