@@ -71,11 +71,16 @@ def fmt_duration(seconds: float | None) -> str:
 def cmd_bench(args: argparse.Namespace) -> int:
     from mlrn_core import data as data_mod
     from mlrn_core import registry
-    from mlrn_core.evaluate import benchmark
+    from mlrn_core.evaluate import benchmark, parse_degradation
     from mlrn_core.tiling import DeviceError, pick_device
 
     progress = Progress()
     loaded = None
+    try:
+        degradation = parse_degradation(args.degrade)
+    except ValueError as exc:
+        print(f"mlrn bench: --degrade: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         device = pick_device(args.device)
         loaded = registry.load_model(args.model, args.scale)
@@ -90,7 +95,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     try:
         res = benchmark(args.dirs, args.scale, loaded.model if loaded else None, loaded.name if loaded else None,
                         device, args.tile,
-                        progress=lambda i, n, name: progress.update(f"bench {bar(i / max(1, n))} {i}/{n} {name}"))
+                        progress=lambda i, n, name: progress.update(f"bench {bar(i / max(1, n))} {i}/{n} {name}"),
+                        degradation=degradation)
     except data_mod.DataError as exc:
         print(f"mlrn bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -296,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     b.add_argument("--tile", type=int, default=256, help="tile size in LR pixels (default 256)")
     b.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
+    b.add_argument("--degrade", default="none", metavar="SPEC",
+                   help="degrade the LR inputs first, the same way every run: none (default), jpeg:Q (a 4:2:0 "
+                        "JPEG at quality Q, as cameras write), jpeg:LO-HI, or camera (blur, bicubic or area "
+                        "downscale, noise, JPEG q70-98: the photo models' training inputs)")
     b.set_defaults(func=cmd_bench)
 
     m = sub.add_parser("models", help="list built-in and user models", description="List the built-in models "
@@ -325,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--batch", type=int, help="patches per step (default 16)")
     opt.add_argument("--patch", type=int, help="LR patch size in pixels (default 48)")
     opt.add_argument("--lr", type=float, help="peak learning rate (default 5e-4)")
-    opt.add_argument("--schedule", choices=("cosine", "step"), help="cosine with warm-up, or the paper's halving")
+    opt.add_argument("--schedule", choices=("cosine", "cosine-time", "step"),
+                     help="cosine with warm-up over the steps, cosine over --max-minutes, or the paper's halving")
     opt.add_argument("--warmup", type=int, help="warm-up steps for cosine (default 100)")
     opt.add_argument("--schedule-steps", type=int, help="cosine horizon (default: --max-steps)")
     opt.add_argument("--ema", type=float, help="EMA decay of the weights, e.g. 0.999 (default off)")

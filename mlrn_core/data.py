@@ -167,33 +167,120 @@ def load_pairs(
 EVAL_SEED = 1234
 
 
+RESIZE_KINDS = ("bicubic", "area", "mixed")
+
+
 @dataclass(frozen=True)
 class Degradation:
-    """Optional LR degradations matching real photos (off by default)."""
+    """How an LR input is made from its HR twin, in the order a camera does it (default: the clean protocol).
 
-    jpeg_quality: tuple[int, int] | None = None  # inclusive range, e.g. (60, 95)
+    1. ``blur``: a Gaussian blur of the HR image, sigma drawn from [0, blur] HR pixels (0 = off);
+    2. downscale by the scale factor: ``"bicubic"`` (MATLAB bicubic, the benchmark protocol), ``"area"``
+       (pixel averaging, like a sensor binning) or ``"mixed"`` (each image draws one of the two);
+    3. sensor-like noise: Gaussian, sigma drawn from [0, noise_sigma] in 0-255 units (0 = off);
+    4. JPEG at a quality drawn from ``jpeg_quality`` (inclusive range, None = off), with 4:2:0 chroma as
+       cameras and phones write (``chroma_420=False``: 4:4:4).
+
+    Every draw comes from the generator passed in, so a degradation is a pure function of its seed.
+    """
+
+    jpeg_quality: tuple[int, int] | None = None  # inclusive range, e.g. (70, 98)
     noise_sigma: float = 0.0  # maximum Gaussian noise sigma, in 0-255 units
+    blur: float = 0.0  # maximum Gaussian blur sigma on the HR image, in HR pixels
+    resize: str = "bicubic"  # bicubic | area | mixed
+    chroma_420: bool = True
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_KINDS:
+            raise ValueError(f"resize must be one of {', '.join(RESIZE_KINDS)}, got {self.resize!r}")
+        if self.noise_sigma < 0 or self.blur < 0:
+            raise ValueError("noise_sigma and blur must not be negative")
+        if self.jpeg_quality is not None:
+            lo, hi = self.jpeg_quality
+            if not 1 <= lo <= hi <= 100:
+                raise ValueError(f"JPEG qualities must satisfy 1 <= low <= high <= 100, got {self.jpeg_quality}")
 
     @property
     def active(self) -> bool:
-        return self.jpeg_quality is not None or self.noise_sigma > 0
+        return self.jpeg_quality is not None or self.noise_sigma > 0 or self.needs_hr
 
-    def apply_for_eval(self, lr: np.ndarray, index: int, seed: int = EVAL_SEED) -> np.ndarray:
-        """Degrade evaluation image ``index`` the same way every time (validation and hold-out scoring)."""
-        return self.apply(lr, np.random.default_rng([seed, index])) if self.active else lr
+    @property
+    def needs_hr(self) -> bool:
+        """Whether the LR must be made from the HR (a blur or a downscale other than the protocol's)."""
+        return self.blur > 0 or self.resize != "bicubic"
+
+    def describe(self) -> str:
+        if not self.active:
+            return "clean MATLAB bicubic"
+        parts = []
+        if self.blur > 0:
+            parts.append(f"blur sigma 0-{self.blur:g} HR px")
+        parts.append({"bicubic": "MATLAB bicubic", "area": "area", "mixed": "bicubic or area"}[self.resize]
+                     + " downscale")
+        if self.noise_sigma > 0:
+            parts.append(f"Gaussian noise sigma 0-{self.noise_sigma:g}")
+        if self.jpeg_quality is not None:
+            lo, hi = self.jpeg_quality
+            parts.append(f"JPEG q{lo}-{hi} {'4:2:0' if self.chroma_420 else '4:4:4'}")
+        return ", then ".join(parts)
+
+    def make_lr(self, hr: np.ndarray, lr: np.ndarray | None, scale: int, rng: np.random.Generator) -> np.ndarray:
+        """The degraded uint8 RGB LR of ``hr`` (``lr``: its clean MATLAB bicubic LR, if already made)."""
+        if self.needs_hr:
+            img = hr
+            if self.blur > 0:
+                sigma = rng.uniform(0, self.blur)
+                if sigma > 0.05:
+                    img = cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+            kind = self.resize if self.resize != "mixed" else ("bicubic", "area")[int(rng.integers(0, 2))]
+            h, w = img.shape[0] // scale, img.shape[1] // scale
+            if kind == "area":
+                out = cv2.resize(img[: h * scale, : w * scale], (w, h), interpolation=cv2.INTER_AREA)
+            else:
+                out = degrade(img, scale)
+        else:
+            out = lr if lr is not None else degrade(hr, scale)
+        return self.apply(out, rng)
+
+    def apply_for_eval(self, lr: np.ndarray, index: int, seed: int = EVAL_SEED, hr: np.ndarray | None = None,
+                       scale: int | None = None) -> np.ndarray:
+        """Degrade evaluation image ``index`` the same way every time (validation and hold-out scoring).
+
+        A degradation that starts from the HR image (blur, area downscale) needs ``hr`` and ``scale``.
+        """
+        if not self.active:
+            return lr
+        rng = np.random.default_rng([seed, index])
+        if self.needs_hr:
+            if hr is None or scale is None:
+                raise ValueError("this degradation starts from the HR image: pass hr and scale")
+            return self.make_lr(hr, lr, scale, rng)
+        return self.apply(lr, rng)
 
     def apply(self, lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Degrade one uint8 RGB LR patch."""
+        """The LR-side steps (noise, then JPEG) on one uint8 RGB LR image or patch."""
         out = lr
         if self.noise_sigma > 0:
             sigma = rng.uniform(0, self.noise_sigma)
             out = np.clip(out.astype(np.float32) + rng.normal(0, sigma, out.shape), 0, 255).astype(np.uint8)
         if self.jpeg_quality is not None:
             q = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
-            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, q])
-            if ok:  # channel order only matters for chroma subsampling; keep it consistent both ways
-                out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+            out = jpeg_roundtrip(out, q, self.chroma_420)
         return out
+
+
+# "Match camera JPEGs": the photo models' training degradation and the wizard's camera setting
+CAMERA = Degradation(jpeg_quality=(70, 98), noise_sigma=2.0, blur=0.8, resize="mixed")
+
+
+def jpeg_roundtrip(rgb: np.ndarray, quality: int, chroma_420: bool = True) -> np.ndarray:
+    """Encode a uint8 RGB image as JPEG at ``quality`` (4:2:0 chroma unless told) and decode it again."""
+    sampling = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420 if chroma_420 else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), params)
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed at quality {quality}")
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
 
 
 class PatchSampler:
@@ -209,6 +296,7 @@ class PatchSampler:
         rank: int = 0,
         world: int = 1,
         degradation: Degradation = Degradation(),
+        by_area: bool = True,
     ) -> None:
         usable = [p for p in pairs if min(p.lr.shape[:2]) >= patch]
         if not usable:
@@ -217,12 +305,24 @@ class PatchSampler:
         self.scale, self.patch, self.batch = scale, patch, batch
         self.seed, self.rank, self.world = seed, rank, world
         self.degradation = degradation
+        # by_area: an image is drawn in proportion to its number of patch positions, so a 2040 px photograph
+        # counts by its pixels, not as one file among many thumbnails; otherwise every file counts the same
+        self.by_area = by_area
+        sizes = np.array([(q.lr.shape[0] - patch + 1) * (q.lr.shape[1] - patch + 1) for q in usable], np.float64)
+        self._cum = np.cumsum(sizes / sizes.sum())
+
+    def image_shares(self) -> np.ndarray:
+        """The probability of each image to be drawn for a patch."""
+        return np.diff(self._cum, prepend=0.0) if self.by_area else np.full(len(self.pairs), 1 / len(self.pairs))
 
     def batch_arrays(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """(lr, hr) float32 NCHW in [0, 1] for this rank at ``step``."""
         rng = np.random.default_rng([self.seed, step])
         n_total = self.batch * self.world
-        image_idx = rng.integers(0, len(self.pairs), n_total)
+        if self.by_area:
+            image_idx = np.minimum(np.searchsorted(self._cum, rng.random(n_total), side="right"), len(self.pairs) - 1)
+        else:
+            image_idx = rng.integers(0, len(self.pairs), n_total)
         u = rng.random((n_total, 2))
         flips = rng.integers(0, 8, n_total)
         noise_seeds = rng.integers(0, 2**63 - 1, n_total)
@@ -236,7 +336,7 @@ class PatchSampler:
             lr = pair.lr[y : y + p, x : x + p]
             hr = pair.hr[y * s : (y + p) * s, x * s : (x + p) * s]
             if self.degradation.active:
-                lr = self.degradation.apply(lr, np.random.default_rng(noise_seeds[i]))
+                lr = self.degradation.make_lr(hr, lr, s, np.random.default_rng(noise_seeds[i]))
             lo[j], hi[j] = _augment(lr, flips[i]), _augment(hr, flips[i])
         to_t = np.float32(1 / 255)
         return (

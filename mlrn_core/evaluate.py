@@ -2,6 +2,8 @@
 
 For every image: modcrop, MATLAB-bicubic LR, then PSNR/SSIM on Y (border = scale) of the bicubic
 upscale and of the model's (tiled) output, averaged over the set. See ``docs/EVALUATION.md``.
+With a ``degradation`` (``mlrn bench --degrade jpeg:85``), image i's LR input is degraded from the fixed
+seed ``default_rng([EVAL_SEED, i])`` before both bicubic and the model see it: the same inputs every run.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def benchmark(
     device: torch.device | None = None,
     tile: int | None = 256,
     progress: Callable[[int, int, str], None] | None = None,
+    degradation: data_mod.Degradation | None = None,
 ) -> BenchResult:
     """PSNR/SSIM of bicubic (and ``model`` when given) on the HR images in ``folders``."""
     pairs, scan = data_mod.load_pairs(folders, scale, 2 * scale + 11, what="benchmark")
@@ -54,11 +57,12 @@ def benchmark(
     for i, p in enumerate(pairs):
         if progress:
             progress(i, len(pairs), p.path.name)
-        b = score(imresize(p.lr, scale), p.hr, scale)
+        lr = degradation.apply_for_eval(p.lr, i, hr=p.hr, scale=scale) if degradation is not None else p.lr
+        b = score(imresize(lr, scale), p.hr, scale)
         bic.append(b)
         row = {"image": p.path.name, "bicubic": b.as_dict()}
         if runner is not None:
-            sr = upscale_array(model, p.lr.astype(np.float32) / 255, tile=tile, runner=runner)
+            sr = upscale_array(model, lr.astype(np.float32) / 255, tile=tile, runner=runner)
             m = score(sr, p.hr, scale)
             mod.append(m)
             row["model"] = m.as_dict()
@@ -74,3 +78,20 @@ def benchmark(
         per_image=rows,
         skipped=[(str(s.path), s.reason) for s in scan.skipped],
     )
+
+
+def parse_degradation(text: str) -> data_mod.Degradation:
+    """``none``, ``jpeg:Q`` (4:2:0 JPEG at quality Q), ``jpeg:LO-HI`` or ``camera`` (the photo models' pipeline)."""
+    t = text.strip().lower()
+    if t in ("", "none", "lossless", "clean"):
+        return data_mod.Degradation()
+    if t == "camera":
+        return data_mod.CAMERA
+    if t.startswith("jpeg:"):
+        q = t[5:]
+        try:
+            lo, hi = (int(v) for v in q.split("-", 1)) if "-" in q else (int(q), int(q))
+            return data_mod.Degradation(jpeg_quality=(lo, hi))
+        except ValueError:
+            pass
+    raise ValueError(f"unknown degradation {text!r}: use none, jpeg:Q (1-100), jpeg:LO-HI or camera")

@@ -58,7 +58,7 @@ class TrainConfig:
     batch: int = 16
     patch: int = 48  # LR patch side; HR patches are patch * scale
     lr: float = 5e-4
-    schedule: str = "cosine"  # "cosine" (warm-up then cosine) or "step" (the paper's halving)
+    schedule: str = "cosine"  # "cosine" (warm-up then cosine), "cosine-time" (over max_minutes) or "step" (halving)
     warmup_steps: int = 100
     schedule_steps: int | None = None  # cosine horizon; defaults to max_steps
     min_lr_ratio: float = 0.02
@@ -86,6 +86,13 @@ class TrainConfig:
     # LR degradations for matching real photos (off by default)
     jpeg_quality: tuple[int, int] | None = None
     noise_sigma: float = 0.0
+    blur: float = 0.0  # max Gaussian blur sigma on the HR before downscaling (data.Degradation)
+    resize: str = "bicubic"  # bicubic | area | mixed
+    sample_by_area: bool = True  # draw images in proportion to their area (else every file the same)
+
+    def degradation(self) -> data_mod.Degradation:
+        """The LR degradation this run trains (and validates) with."""
+        return data_mod.Degradation(self.jpeg_quality, self.noise_sigma, self.blur, self.resize)
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 3, 4):
@@ -94,8 +101,10 @@ class TrainConfig:
             raise ValueError("at least one data folder is needed")
         if self.max_steps is None and self.max_minutes is None:
             raise ValueError("give max_steps or max_minutes (or both)")
-        if self.schedule not in ("cosine", "step"):
-            raise ValueError(f"schedule must be 'cosine' or 'step', got {self.schedule!r}")
+        if self.schedule not in ("cosine", "step", "cosine-time"):
+            raise ValueError(f"schedule must be 'cosine', 'cosine-time' or 'step', got {self.schedule!r}")
+        if self.schedule == "cosine-time" and not self.max_minutes:
+            raise ValueError("the cosine-time schedule needs max_minutes (its horizon)")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ValueError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         if self.batch < 1 or self.patch < 8:
@@ -159,12 +168,21 @@ def autocast_for(device: torch.device, amp: str = "auto"):
     return torch.autocast("cuda", dtype=dtype), scaler
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """The learning rate at ``step`` (0-based): a pure function of the step and the config."""
+def lr_at(step: int, cfg: TrainConfig, elapsed_s: float | None = None) -> float:
+    """The learning rate at ``step`` (0-based): a pure function of the step and the config.
+
+    ``cosine-time`` decays over the time budget instead (``elapsed_s`` of ``max_minutes``), for machines
+    whose speed is not known in advance (a CPU shared with other work): the schedule always ends when the
+    budget does, however many steps fit in it.
+    """
     if cfg.schedule == "step":
         return cfg.lr * 0.5 ** (step // cfg.halve_every)
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "cosine-time" and cfg.max_minutes:
+        progress = min(1.0, max(0.0, (elapsed_s or 0.0) / (cfg.max_minutes * 60)))
+        floor = cfg.lr * cfg.min_lr_ratio
+        return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
     horizon = cfg.schedule_steps or cfg.max_steps
     if not horizon:
         return cfg.lr  # a time-only budget without a horizon: constant after warm-up
@@ -401,9 +419,9 @@ class Trainer:
                                                    "validation")
         except data_mod.DataError as exc:
             raise TrainingError(str(exc)) from exc
-        degradation = data_mod.Degradation(cfg.jpeg_quality, cfg.noise_sigma)
+        degradation = cfg.degradation()
         sampler = data_mod.PatchSampler(pairs, cfg.scale, cfg.patch, cfg.batch, cfg.seed, dist.rank,
-                                        dist.world, degradation)
+                                        dist.world, degradation, cfg.sample_by_area)
         data_desc = {
             "folders": [str(Path(f)) for f in cfg.data],
             "images": len(pairs),
@@ -462,7 +480,7 @@ class Trainer:
         # With a degradation ("match camera JPEGs"), the validation LR gets it too, drawn once per image from
         # a fixed seed: the best checkpoint is then the one best at the inputs it is trained for, and the
         # scores match the wizard's own hold-out evaluation (app.wizard_core.load_eval_images).
-        val_lr = [degradation.apply_for_eval(p.lr, i) for i, p in enumerate(val_pairs)]
+        val_lr = [degradation.apply_for_eval(p.lr, i, hr=p.hr, scale=cfg.scale) for i, p in enumerate(val_pairs)]
         val_cache = [(p, lr, imresize(lr, cfg.scale)) for p, lr in zip(val_pairs, val_lr)]
         bicubic = mean_score([score(bi, p.hr, cfg.scale) for p, _lr, bi in val_cache]) if val_cache else None
         base_score: float | None = base.get("val_psnr") if base else None
@@ -569,7 +587,7 @@ class Trainer:
                     self._running.wait()
                     paused_s[0] += time.perf_counter() - t_pause
                     continue
-                lr_val = lr_at(step, cfg)
+                lr_val = lr_at(step, cfg, elapsed())
                 for g in opt.param_groups:
                     g["lr"] = lr_val
                 lo_np, hi_np = prefetch.get(step)
@@ -682,7 +700,7 @@ def model_card(*, name, scale, base, data, steps, seconds, device, val_psnr, val
     the trainer validates on when one is set); ``None`` means "as the trainer did", i.e. when ``config`` has one.
     """
     if degraded_inputs is None:
-        degraded_inputs = config.jpeg_quality is not None or config.noise_sigma > 0
+        degraded_inputs = config.degradation().active
     protocol = "MATLAB bicubic LR, Y channel, border = scale"
     if degraded_inputs:
         protocol = ("MATLAB bicubic LR, then the training degradation drawn once per image from a fixed seed, "
@@ -713,8 +731,7 @@ EVALUATION.md ({protocol}).
 - Base model: {base}
 - Data: {', '.join(data.get('folders', []))} ({data.get('images', 0)} images,
   {len(data.get('skipped', []))} skipped, {len(data.get('excluded', []))} held out)
-- Degradation: {'JPEG q' + str(config.jpeg_quality) if config.jpeg_quality else 'clean bicubic'}
-  {f'+ noise up to sigma {config.noise_sigma}' if config.noise_sigma else ''}
+- LR inputs: {config.degradation().describe()}
 - Steps: {steps} (batch {config.batch}, LR patch {config.patch} px, lr {config.lr}, {config.schedule})
 - Time: {seconds / 60:.1f} min on {device}
 """
