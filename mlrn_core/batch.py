@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from mlrn_core import imageio, tiling
@@ -548,14 +547,6 @@ def _format_notes(picture: Picture, fmt: str) -> list[str]:
     return notes
 
 
-def _keep_gray(picture: Picture) -> Picture:
-    """The network may tint gray pictures slightly; keep a grayscale source grayscale."""
-    if not picture.grayscale:
-        return picture
-    gray = picture.rgb.mean(axis=2, keepdims=True, dtype=np.float32)
-    return picture.with_pixels(np.repeat(gray, 3, axis=2), picture.alpha)
-
-
 def _now_free(item: BatchItem, options: BatchOptions) -> BatchItem | None:
     """Re-check an item's output just before work starts (something may have appeared since planning).
 
@@ -759,7 +750,6 @@ def _run_work(
                     cancel=cancel,
                     progress=lambda d, t, job=job, k=k: emit(job, k + 1, d, t),
                 )
-                up = _keep_gray(up)
             except tiling.Cancelled:
                 job.seconds += time.monotonic() - t0
                 summary.cancelled = True
