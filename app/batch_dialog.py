@@ -41,7 +41,7 @@ from app.controls import device_choices
 from app.worker import Job, JobRunner
 from mlrn_core import batch, registry
 from mlrn_core.batch import BatchError, BatchOptions, BatchPlan, BatchProgress, BatchSummary, ItemResult
-from mlrn_core.cli import fmt_duration
+from mlrn_core.terminal import fmt_duration
 from mlrn_core.tiling import device_label, pick_device
 
 log = logging.getLogger(__name__)

@@ -63,8 +63,8 @@ from app.wizard_jobs import (
 from app.wizard_state import FT_LR, SCRATCH_LR, WizardState
 from app.worker import JobRunner
 from mlrn_core import registry
-from mlrn_core.cli import fmt_duration
 from mlrn_core.model import MLRN, count_parameters
+from mlrn_core.terminal import fmt_duration
 from mlrn_core.tiling import pick_device
 from mlrn_core.trainer import (
     TrainConfig,

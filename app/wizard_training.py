@@ -64,7 +64,7 @@ from app.wizard_pages import (
 from app.wizard_state import WizardState
 from app.worker import JobRunner
 from mlrn_core import paths, registry
-from mlrn_core.cli import fmt_duration
+from mlrn_core.terminal import fmt_duration
 from mlrn_core.trainer import (
     CheckpointEvent,
     FinishedEvent,

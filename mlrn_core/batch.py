@@ -32,6 +32,7 @@ import torch
 
 from mlrn_core import imageio, tiling
 from mlrn_core.imageio import ImageIOError, Picture
+from mlrn_core.terminal import fmt_duration
 
 if TYPE_CHECKING:
     from mlrn_core.registry import LoadedModel
@@ -243,8 +244,6 @@ class BatchSummary:
 
     def describe(self) -> str:
         """'12 upscaled, 1 failed, 3 skipped (exist), 2 unsupported in 01:23'."""
-        from mlrn_core.cli import fmt_duration  # the shared duration format; cli imports us lazily too
-
         parts = [f"{len(self.succeeded)} upscaled", f"{len(self.failed)} failed"]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped (exist)")

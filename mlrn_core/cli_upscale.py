@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from mlrn_core.batch import FORMATS, ON_EXISTS, SCALES
+from mlrn_core.terminal import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Progress, bar, fmt_duration
 
 _DESCRIPTION = """\
 Upscale images with the MLRN network. INPUT may be image files or folders (with --recursive,
@@ -167,8 +168,6 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 
 def _usage(message: str) -> int:
-    from mlrn_core.cli import EXIT_USAGE
-
     print(f"mlrn upscale: {message}", file=sys.stderr)
     return EXIT_USAGE
 
@@ -176,7 +175,6 @@ def _usage(message: str) -> int:
 def cmd_upscale(args: argparse.Namespace) -> int:
     """Run ``mlrn upscale``; returns the exit status."""
     from mlrn_core import batch, registry, tiling
-    from mlrn_core.cli import EXIT_FAILED, EXIT_OK, Progress, bar, fmt_duration
 
     try:
         rank, world, local_rank = batch.shard_from_env()
