@@ -23,10 +23,11 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QImage
 
 from app.viewer import qimage_from_rgb8
-from app.wizard_core import detail_box, evaluate_models, load_eval_images, write_holdout_crop
 from app.worker import Job
 from mlrn_core import data as data_mod
 from mlrn_core import paths, registry
+from mlrn_core.evaluate import evaluate_models, load_eval_images
+from mlrn_core.finetune import detail_box, write_holdout_crop
 from mlrn_core.metrics import Score, degrade, imresize, modcrop
 from mlrn_core.tiling import pick_device
 from mlrn_core.trainer import Event, StartedEvent, StepEvent, TrainConfig, Trainer, TrainingError

@@ -433,36 +433,6 @@ def output_format(item: BatchItem, options: BatchOptions) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Distributed runs
-# --------------------------------------------------------------------------------------------------------
-
-
-def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int, int]:
-    """(rank, world_size, local_rank) from torchrun's RANK / WORLD_SIZE / LOCAL_RANK; (0, 1, 0) alone."""
-    env = dict(os.environ if env is None else env)
-    try:
-        world = int(env.get("WORLD_SIZE", "1"))
-        rank = int(env.get("RANK", "0"))
-        local = int(env.get("LOCAL_RANK", str(rank)))
-    except ValueError as exc:
-        raise BatchError(f"cannot read the torchrun environment (RANK/WORLD_SIZE/LOCAL_RANK): {exc}") from None
-    if world < 1 or not 0 <= rank < world:
-        raise BatchError(f"inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}")
-    return rank, world, local
-
-
-def device_for_rank(preference: str, local_rank: int, world_size: int) -> torch.device:
-    """The device for one process: ``cuda:LOCAL_RANK`` when CUDA is used by several processes."""
-    device = tiling.pick_device(preference)
-    if device.type == "cuda" and world_size > 1 and device.index is None:
-        count = torch.cuda.device_count()
-        if local_rank >= count:
-            raise tiling.DeviceError(f"process {local_rank} needs GPU {local_rank}, but only {count} are visible")
-        device = torch.device("cuda", local_rank)
-    return device
-
-
-# --------------------------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------------------------
 

@@ -129,6 +129,7 @@ _TRAIN_FIELDS = {
 
 def build_train_config(args: argparse.Namespace):
     """Config file values, then the command line's (only the options actually given)."""
+    from mlrn_core.runs import RunFolder
     from mlrn_core.trainer import TrainConfig
 
     values: dict = {}
@@ -140,7 +141,7 @@ def build_train_config(args: argparse.Namespace):
     if args.max_minutes is not None and args.max_steps is None and "max_steps" not in values and not args.resume:
         values["max_steps"] = None  # a time budget alone
     if args.resume:
-        ckpt_cfg = Path(args.out) / "config.json"
+        ckpt_cfg = RunFolder(Path(args.out)).config
         if ckpt_cfg.exists():
             stored = json.loads(ckpt_cfg.read_text(encoding="utf-8"))
             stored.update(values)

@@ -174,12 +174,13 @@ def _usage(message: str) -> int:
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     """Run ``mlrn upscale``; returns the exit status."""
-    from mlrn_core import batch, registry, tiling
+    from mlrn_core import batch, distributed, registry, tiling
 
     try:
-        rank, world, local_rank = batch.shard_from_env()
-    except batch.BatchError as exc:
+        dist = distributed.from_env()
+    except distributed.TorchrunError as exc:
         return _usage(str(exc))
+    rank, world = dist.rank, dist.world
     prefix = f"[rank {rank}/{world}] " if world > 1 else ""
 
     inputs: list[Path] = list(args.inputs)
@@ -227,7 +228,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     assert loaded is not None  # loaded above unless this is a dry run
     try:
-        device = batch.device_for_rank(args.device, local_rank, world)
+        device = distributed.device_for(args.device, dist)
     except tiling.DeviceError as exc:
         return _usage(str(exc))
     mine = plan.shard(rank, world) if world > 1 else plan

@@ -14,15 +14,16 @@ import datetime as _dt
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mlrn_core import paths
+from mlrn_core import atomic, paths
+from mlrn_core.atomic import atomic_open
 from mlrn_core.model import ARCH_NAME, MLRN
+from mlrn_core.runs import RunFolder
 
 FORMAT = "mlrn-studio-model"
 FORMAT_VERSION = 1
@@ -113,27 +114,12 @@ def make_model_payload(
 
 
 def atomic_torch_save(obj: Any, path: Path) -> Path:
-    """``torch.save`` to a temporary name in the same folder, then rename into place."""
+    """``torch.save`` through the one atomic writer (:func:`mlrn_core.atomic.atomic_open`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a model file is an ordinary document
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_model(
@@ -157,7 +143,7 @@ def read_model_file(path: str | os.PathLike) -> ModelFile:
     if not path.exists():
         raise ModelError(f"model file '{path}' does not exist")
     if path.is_dir():
-        candidate = path / "model.pt"
+        candidate = RunFolder(path).model  # a training run folder: its best weights
         if candidate.exists():
             path = candidate
         else:
@@ -295,7 +281,7 @@ def register_user_model(source: str | os.PathLike, name: str, card: str, overwri
         raise ModelError(f"a user model named '{name}' already exists")
     info = dict(mf.info, name=name)
     atomic_torch_save(make_model_payload(mf.hparams, mf.state_dict, info), dest)
-    _atomic_write_text(dest.with_suffix(".md"), card)
+    atomic.write_text(dest.with_suffix(".md"), card)
     return ModelEntry(name=name, kind="user", path=dest, scale=mf.scale, info=info)
 
 
@@ -342,12 +328,3 @@ def import_user_model(source: str | os.PathLike, name: str | None = None) -> Mod
     return register_user_model(source, name or source.stem, card)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -57,3 +57,8 @@ def fmt_duration(seconds: float | None) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def fmt_steps(n: float) -> str:
+    """A step count for people: '12,500', or '1.2 M' from a million on."""
+    return f"{int(n):,}" if n < 1e6 else f"{n / 1e6:.1f} M"
