@@ -263,11 +263,6 @@ class BatchExportDialog(QDialog):
     def running(self) -> bool:
         return self._job is not None
 
-    @property
-    def summary(self) -> BatchSummary | None:
-        """The last finished batch's summary."""
-        return self._summary
-
     def inputs(self) -> list[Path]:
         return [Path(self.inputs_list.item(i).data(PATH_ROLE)) for i in range(self.inputs_list.count())]
 

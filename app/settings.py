@@ -28,7 +28,6 @@ EXPORT_FORMATS = ("same", "png", "jpg", "tiff", "webp")
 @dataclass
 class Settings:
     geometry: str = ""  # QMainWindow.saveGeometry() as base64
-    window_state: str = ""
     last_folder: str = ""
     scale: int = 2
     model: str = ""  # a registry name or a model file path; "" = the built-in one for the scale

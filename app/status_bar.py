@@ -11,9 +11,9 @@ import torch
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar, QToolButton
 
-from app.render import device_text
 from app.session import Progress, RenderSession
 from app.status import MessageArea, format_bytes, process_memory_bytes
+from mlrn_core.tiling import device_label
 
 
 class StatusFields:
@@ -67,7 +67,7 @@ class StatusFields:
         else:
             self.size_label.setText("")
         self.time_label.setText(session.right_timing())
-        self.device_label.setText(device_text(session.device()))
+        self.device_label.setText(device_label(session.device()))
 
     def update_memory(self, session: RenderSession) -> None:
         """Process memory, GPU memory in use and the render cache."""

@@ -662,7 +662,7 @@ class SetupPage(QWizardPage):
                                    "and adapts it to your photos.")
             self.base_note.setStyleSheet("")
         else:
-            self.base_note.setText(f"The built-in x{scale} weights ({builtin}) are not included in this build, so "
+            self.base_note.setText(f"The built-in x{scale} weights ({builtin}) are missing from this installation, so "
                                    "you can start from one of your own models or from scratch. A new network needs "
                                    "a much longer budget than a fine-tune (an hour or more on a GPU for good "
                                    "results).")

@@ -26,7 +26,6 @@ from app.render import (
     FinalCells,
     VisibleRegion,
     bicubic_uint8,
-    device_text,
     interactive_tile,
     make_priority,
     nearest_uint8,
@@ -34,7 +33,15 @@ from app.render import (
 )
 from mlrn_core.imageio import ImageIOError, Picture, read_image, write_image
 from mlrn_core.registry import ModelError, load_model
-from mlrn_core.tiling import DEFAULT_OVERLAP, Cancelled, TileRunner, finish_upscaled, keep_gray, upscale_array
+from mlrn_core.tiling import (
+    DEFAULT_OVERLAP,
+    Cancelled,
+    TileRunner,
+    device_label,
+    finish_upscaled,
+    keep_gray,
+    upscale_array,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +122,6 @@ class RenderRequest:
     image_id: ImageId
     scale: int
     renders: tuple[RenderSpec, ...]
-    device: str = "auto"
     tile: int = 0  # 0 = interactive "auto" size
     overlap: int = DEFAULT_OVERLAP
     picture: Picture | None = None
@@ -208,7 +214,7 @@ class RenderJob(Job):
         keep = hr if picture.bit_depth == 16 else None
         del hr
         info = dict(loaded.info, tile=tile, overlap=req.overlap)
-        self.render_done.emit(RenderResult(spec.key, spec.label, canvas, keep, seconds, device_text(device), info))
+        self.render_done.emit(RenderResult(spec.key, spec.label, canvas, keep, seconds, device_label(device), info))
 
 
 def _thumbnail(lr: Pyramid) -> np.ndarray:

@@ -73,8 +73,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                            "metrics": e.info.get("metrics", {})} for e in entries]))
         return EXIT_OK
     if not entries:
-        print("no models installed yet: the built-in weights are not shipped in this build and there are no "
-              f"user models in {paths.user_models_dir()}")
+        print("no models: the built-in weights are missing from this installation (reinstalling MLRN Studio "
+              f"restores them) and there are no user models in {paths.user_models_dir()}")
         return EXIT_OK
     print(f"{'name':<24} {'kind':<9} {'scale':<5} {'PSNR':>9}  path")
     for e in entries:

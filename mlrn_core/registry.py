@@ -232,8 +232,8 @@ def resolve_model_path(spec: str | os.PathLike | None, scale: int | None) -> tup
         path = paths.builtin_models_dir() / f"{name}{MODEL_SUFFIX}"
         if not path.exists():
             raise ModelError(
-                f"no built-in weights for x{scale} yet ({path.name} is not shipped in this build); "
-                "train one with `mlrn train` and pass it with --model"
+                f"no built-in weights for x{scale}: {path.name} is missing from this installation (reinstalling "
+                "MLRN Studio restores it); pass a model file or a user model with --model"
             )
         return name, path
     text = str(spec)
@@ -274,8 +274,13 @@ def user_model_path(name: str) -> Path:
 
 
 def register_user_model(source: str | os.PathLike, name: str, card: str, overwrite: bool = False) -> ModelEntry:
-    """Copy a model file into the user models folder under ``name`` with its Markdown card."""
-    mf = read_model_file(source)  # validates before anything is written
+    """The one way a model enters the user models folder (trainer, wizard, Manage Models > Import).
+
+    The file is checked (readable, and its weights fit its architecture) before anything is written; the
+    copy and its Markdown ``card`` are written atomically.
+    """
+    mf = read_model_file(source)
+    build_model(mf)  # refuse files whose weights do not fit before copying them in
     dest = user_model_path(name)
     if dest.exists() and not overwrite:
         raise ModelError(f"a user model named '{name}' already exists")
@@ -313,16 +318,15 @@ def export_user_model(name: str, dest: str | os.PathLike) -> Path:
     if not src.exists():
         raise ModelError(f"no user model named '{name}'")
     dest = Path(dest)
-    shutil.copyfile(src, dest)
-    if src.with_suffix(".md").exists():
-        shutil.copyfile(src.with_suffix(".md"), dest.with_suffix(".md"))
+    for a, b in ((src, dest), (src.with_suffix(".md"), dest.with_suffix(".md"))):
+        if a.exists():
+            with open(a, "rb") as fh, atomic_open(b, "wb") as out:
+                shutil.copyfileobj(fh, out)
     return dest
 
 
 def import_user_model(source: str | os.PathLike, name: str | None = None) -> ModelEntry:
     source = Path(source)
-    mf = read_model_file(source)
-    build_model(mf)  # refuse files whose weights do not fit before copying them in
     card_path = source.with_suffix(".md")
     card = card_path.read_text(encoding="utf-8") if card_path.exists() else f"# {name or source.stem}\n"
     return register_user_model(source, name or source.stem, card)

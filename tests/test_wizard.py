@@ -145,7 +145,7 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     tiny_setup(w, steps=6)
     sp = w.setup_page
     assert sp.base_combo.currentData() == BASE_NAME
-    assert "not included in this build" in sp.base_note.text()  # no built-in weights in the test home
+    assert "missing from this installation" in sp.base_note.text()  # no built-in weights in the test home
     assert "rough estimate" in sp.estimate_label.text()
     qtbot.mouseClick(sp.measure_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not sp.measuring, timeout=60_000)
