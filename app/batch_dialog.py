@@ -41,7 +41,7 @@ from app.controls import device_choices
 from app.worker import Job, JobRunner
 from mlrn_core import batch, registry
 from mlrn_core.batch import BatchError, BatchOptions, BatchPlan, BatchProgress, BatchSummary, ItemResult
-from mlrn_core.cli import fmt_duration
+from mlrn_core.terminal import fmt_duration
 from mlrn_core.tiling import device_label, pick_device
 
 log = logging.getLogger(__name__)
@@ -262,11 +262,6 @@ class BatchExportDialog(QDialog):
     @property
     def running(self) -> bool:
         return self._job is not None
-
-    @property
-    def summary(self) -> BatchSummary | None:
-        """The last finished batch's summary."""
-        return self._summary
 
     def inputs(self) -> list[Path]:
         return [Path(self.inputs_list.item(i).data(PATH_ROLE)) for i in range(self.inputs_list.count())]

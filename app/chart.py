@@ -76,10 +76,6 @@ class LineChart(QWidget):
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(220, 140)
 
-    @property
-    def series(self) -> list[Series]:
-        return list(self._series)
-
     def set_series(self, series: list[Series]) -> None:
         self._series = list(series)
         self.update()

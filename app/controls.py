@@ -28,8 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.render import INTERACTIVE_CPU_TILE, TILE_CHOICES, device_text
+from app.render import INTERACTIVE_CPU_TILE, TILE_CHOICES
 from mlrn_core.registry import ModelEntry
+from mlrn_core.tiling import device_label
 
 OPEN_MODEL = "__open__"
 NO_MODEL = "__none__"
@@ -65,17 +66,17 @@ class ModelChoice:
 
 def device_choices() -> list[tuple[str, str]]:
     """(value, label) pairs: auto first, then each device this machine has."""
-    cpu = device_text(torch.device("cpu"))
+    cpu = device_label(torch.device("cpu"))
     best = "cpu"
     choices = []
     if torch.cuda.is_available():
-        best = device_text(torch.device("cuda"))
+        best = device_label(torch.device("cuda"))
         choices.append(("cuda", best))
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         if best == "cpu":
-            best = device_text(torch.device("mps"))
-        choices.append(("mps", device_text(torch.device("mps"))))
+            best = device_label(torch.device("mps"))
+        choices.append(("mps", device_label(torch.device("mps"))))
     best = cpu if best == "cpu" else best
     return [("auto", f"Auto: {best}"), *choices, ("cpu", cpu)]
 
@@ -254,9 +255,6 @@ class ControlsPanel(QWidget):
         if not self._select_data(self.tile_combo, tile):
             self.tile_combo.addItem(f"{tile} px", tile)
             self._select_data(self.tile_combo, tile)
-
-    def set_device(self, device: str) -> None:
-        self._select_data(self.device_combo, device)
 
     def set_models(self, choices: list[ModelChoice], selected: str | None, left: str) -> None:
         """Fill the model and left-hand combos (no signals); ``selected``/``left`` are specs to keep."""

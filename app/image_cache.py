@@ -109,7 +109,3 @@ class ImageCache:
         old = self._entries.pop(key, None)
         if old is not None:
             self._bytes -= old.nbytes
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._bytes = 0

@@ -1,70 +1,54 @@
 """The main window of MLRN Studio: open photos, compare bicubic (or another model) with MLRN, save.
 
-The window owns the state of a session (the open images, which render each side shows, the cache of
-finished renders) and wires the widgets to the background jobs of :mod:`app.worker`. Rendering is
-driven by one method, :meth:`MainWindow._request_renders`: it works out what the current image,
-scale, model, device, tile size and left-hand choice need, shows what the cache already has and starts
-(or redirects) one render job for the rest. The job reads the file when needed and makes the renders
-in order (bicubic, the MLRN result, the left-hand model), the tiles on screen first; the window paints
-each final block as it arrives. Nothing here blocks the event loop on image-sized work.
+The window builds the widgets and turns what the user does into calls on its
+:class:`app.session.RenderSession`, which owns the open images, what each side shows, the cache of
+finished renders and the background jobs; the window lays out and repaints the views when the session
+says so. :meth:`MainWindow._request_renders` hands the panel's current choices (scale, model, left side,
+tile, device) to the session.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import time
-from collections import OrderedDict
 from pathlib import Path
 
-import torch
 from PySide6.QtCore import QByteArray, QFileSystemWatcher, QPointF, QRect, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
-    QAction,
-    QActionGroup,
     QCloseEvent,
     QDragEnterEvent,
     QDragMoveEvent,
     QDropEvent,
     QGuiApplication,
     QIcon,
-    QImage,
-    QKeySequence,
     QPixmap,
-    QRegion,
 )
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QLabel,
-    QMainWindow,
-    QProgressBar,
     QScrollArea,
     QStackedWidget,
     QStyle,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.controls import ControlsPanel, ModelChoice
-from app.image_cache import ImageCache, ImageId, RenderKey, RenderResult
-from app.pyramid import Pyramid
-from app.render import VisibleRegion, device_text
+from app.image_cache import ImageCache
+from app.main_actions import MODES, WindowActions
+from app.session import ModelRef, RenderSession, RenderSettings, sort_inputs
 from app.settings import Settings, load_settings, save_settings
-from app.status import Banner, DropHint, MessageArea, format_bytes, process_memory_bytes
-from app.viewer import ImageView, ViewerImage, ViewState
-from app.worker import JobRunner, LoadedImage, RenderJob, RenderRequest, RenderSpec, SaveJob, SaveRequest
+from app.status import Banner, DropHint
+from app.status_bar import StatusFields
+from app.viewer import ImageView, ViewerImage, ViewState, qimage_from_rgb8
+from app.worker import LoadedImage
 from mlrn_core import paths
-from mlrn_core.imageio import FORMAT_EXTENSIONS, SUPPORTED_EXTENSIONS, ImageIOError, is_supported, output_format_for
+from mlrn_core.imageio import FORMAT_EXTENSIONS, SUPPORTED_EXTENSIONS, ImageIOError, output_format_for
 from mlrn_core.registry import ModelError, find_model, list_models, read_model_file
-from mlrn_core.tiling import DEFAULT_OVERLAP, DeviceError, pick_device
 
 log = logging.getLogger(__name__)
 
 APP_TITLE = "MLRN Studio"
-KEEP_LOADED = 2  # decoded pictures kept for stepping back and forth (renders live in the cache)
-MODES = (("side", "Side by side"), ("split", "Split"), ("single", "Single"))
 SAVE_FILTERS = {
     "png": "PNG image (*.png)",
     "jpg": "JPEG image (*.jpg *.jpeg)",
@@ -74,12 +58,7 @@ SAVE_FILTERS = {
 }
 
 
-def _numbered(items: list[str], limit: int = 3) -> str:
-    shown = "; ".join(items[:limit])
-    return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")
-
-
-class MainWindow(QMainWindow):
+class MainWindow(WindowActions):
     """See the module docstring. Signals are for tests and scripts that wait for the window."""
 
     image_shown = Signal(str)  # path, once its picture is read and on screen
@@ -89,27 +68,11 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings or load_settings()
-        self.cache = ImageCache(self.settings.cache_mb * 2**20)
-        self.runner = JobRunner(self)
+        self.session = RenderSession(self.settings.cache_mb * 2**20, self)
         self.view_state = ViewState(self)
-        self.visible = VisibleRegion()
-        self.paths: list[Path] = []
-        self.index = -1
-        self.current: LoadedImage | None = None
         self.mode = self.settings.compare_mode
         self.flipped = False
-        self._loaded: OrderedDict[ImageId, LoadedImage] = OrderedDict()
         self._extra_models: list[ModelChoice] = []
-        self._images: dict[RenderKey, ViewerImage] = {}
-        self._results: dict[RenderKey, RenderResult] = {}  # what is on screen, even if the cache let it go
-        self._sides: dict[str, RenderKey | None] = {"left": None, "right": None}
-        self._no_model = ViewerImage("MLRN")
-        self._job: RenderJob | None = None
-        self._job_keys: set[RenderKey] = set()
-        self._rerequest = False
-        self._progress_key: RenderKey | None = None
-        self._started: dict[RenderKey, float] = {}
-        self._pending_save: tuple[RenderKey, SaveRequest] | None = None
         self._batch_dialog: QWidget | None = None
         self._wizard: QWidget | None = None
 
@@ -121,6 +84,7 @@ class MainWindow(QMainWindow):
         self._build_central()
         self._build_status_bar()
         self._restore_window()
+        self._connect_session()
 
         self.panel.set_values(
             self.settings.scale,
@@ -136,10 +100,10 @@ class MainWindow(QMainWindow):
         self._update_export_state()
         self._update_status()
 
+        # models trained or imported outside this window (mlrn train, another window) appear in the list
         self._watcher = QFileSystemWatcher(self)
-        for folder in (paths.builtin_models_dir(), paths.user_models_dir()):
-            if folder.is_dir():
-                self._watcher.addPath(str(folder))
+        if paths.user_models_dir().is_dir():
+            self._watcher.addPath(str(paths.user_models_dir()))
         self._watch_timer = QTimer(self, singleShot=True, interval=400)
         self._watch_timer.timeout.connect(self._on_watch_timer_timeout)
         self._watcher.directoryChanged.connect(self._on_watcher_directory_changed)
@@ -151,152 +115,6 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------------------------------------
     # construction
     # ---------------------------------------------------------------------------------------------
-
-    def _action(self, text: str, slot, shortcut=None, tip: str = "", checkable: bool = False) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            shortcuts = shortcut if isinstance(shortcut, list) else [shortcut]
-            action.setShortcuts([QKeySequence(s) for s in shortcuts])
-        if tip:
-            action.setToolTip(tip)
-            action.setStatusTip(tip)
-        action.setCheckable(checkable)
-        action.triggered.connect(slot)
-        self.addAction(action)  # shortcuts work whichever widget has the focus
-        return action
-
-    def _build_actions(self) -> None:
-        style = self.style()
-        self.open_action = self._action(
-            "&Open…", self._on_open_action_triggered, QKeySequence.StandardKey.Open, "Open one or more photos"
-        )
-        self.open_action.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_DialogOpenButton))
-        self.save_action = self._action(
-            "&Save Result…",
-            self._on_save_action_triggered,
-            QKeySequence.StandardKey.Save,
-            "Save the MLRN result (the original is never overwritten)",
-        )
-        self.save_action.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton))
-        self.batch_action = self._action(
-            "&Batch Export…", self._on_batch_action_triggered, "Ctrl+B", "Upscale many photos or a whole folder"
-        )
-        self.open_model_action = self._action(
-            "Open &Model File…",
-            self._on_open_model_action_triggered,
-            "Ctrl+M",
-            "Use a model file (.pt) you trained or were given",
-        )
-        self.train_action = self._action(
-            "&Train on My Photos…",
-            self._on_train_action_triggered,
-            "Ctrl+T",
-            "Fine-tune a model on your own photos and see whether it beats the base on a hold-out",
-        )
-        self.models_action = self._action(
-            "Manage &Models…", self._on_models_action_triggered, None, "Rename, delete, import or export your models"
-        )
-        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.mode_group = QActionGroup(self)
-        self.mode_actions: dict[str, QAction] = {}
-        for mode, text in MODES:
-            action = self._action(
-                text,
-                functools.partial(self._apply_mode, mode),
-                checkable=True,
-                tip={
-                    "side": "Bicubic (A) and MLRN (B) next to each other",
-                    "split": "One view with a divider to drag between A and B",
-                    "single": "One image; flip between A and B in place",
-                }[mode],
-            )
-            self.mode_group.addAction(action)
-            self.mode_actions[mode] = action
-        self.cycle_mode_action = self._action("Next Compare Mode", self._on_cycle_mode_action_triggered, "M")
-        self.flip_action = self._action(
-            "&Flip A/B",
-            self._on_flip_action_triggered,
-            ["\\", "X"],
-            "Swap A and B in place (\\ or X) to see what changed",
-        )
-        self.fit_action = self._action("Fit", self.view_state.set_fit, "Ctrl+0", "Fit the image in the view")
-        self.zoom_actions = [
-            self._action(
-                f"{pct}%",
-                functools.partial(self.set_zoom_percent, pct),
-                f"Ctrl+{pct // 100}",
-                f"{pct}%: one output pixel is {pct // 100}x{pct // 100} screen pixels"
-                + (" (nearest-neighbour, to judge pixels)" if pct > 100 else ""),
-            )
-            for pct in (100, 200, 400)
-        ]
-        self.zoom_in_action = self._action(
-            "Zoom In", functools.partial(self._zoom_step, 1.5), [QKeySequence.StandardKey.ZoomIn, "Ctrl+="]
-        )
-        self.zoom_out_action = self._action(
-            "Zoom Out", functools.partial(self._zoom_step, 1 / 1.5), QKeySequence.StandardKey.ZoomOut
-        )
-        self.next_action = self._action("Next Image", functools.partial(self._step_image, 1), "PgDown")
-        self.prev_action = self._action("Previous Image", functools.partial(self._step_image, -1), "PgUp")
-        self.render_action = self._action(
-            "&Upscale", self._request_renders, "F5", "Upscale again / continue after a cancel"
-        )
-        self.cancel_action = self._action(
-            "Cancel", self._on_cancel_action_triggered, "Esc", "Stop the upscale (after the current tile)"
-        )
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        file_menu.addAction(self.open_action)
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        file_menu.addAction(self.save_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.batch_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        view_menu = bar.addMenu("&View")
-        for action in self.mode_actions.values():
-            view_menu.addAction(action)
-        view_menu.addAction(self.cycle_mode_action)
-        view_menu.addAction(self.flip_action)
-        view_menu.addSeparator()
-        view_menu.addAction(self.fit_action)
-        for action in self.zoom_actions:
-            view_menu.addAction(action)
-        view_menu.addAction(self.zoom_in_action)
-        view_menu.addAction(self.zoom_out_action)
-        view_menu.addSeparator()
-        view_menu.addAction(self.prev_action)
-        view_menu.addAction(self.next_action)
-        model_menu = bar.addMenu("&Model")
-        model_menu.addAction(self.open_model_action)
-        model_menu.addAction(self.render_action)
-        model_menu.addAction(self.cancel_action)
-        model_menu.addSeparator()
-        model_menu.addAction(self.train_action)
-        model_menu.addAction(self.models_action)
-
-    def _build_toolbar(self) -> None:
-        tb = self.addToolBar("Main")
-        tb.setObjectName("main-toolbar")
-        tb.setMovable(False)
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.addAction(self.open_action)
-        tb.addAction(self.save_action)
-        tb.addSeparator()
-        for action in self.mode_actions.values():
-            tb.addAction(action)
-        tb.addAction(self.flip_action)
-        tb.addSeparator()
-        tb.addAction(self.fit_action)
-        for action in self.zoom_actions:
-            tb.addAction(action)
-        self.zoom_label = QLabel()
-        self.zoom_label.setMinimumWidth(self.zoom_label.fontMetrics().horizontalAdvance("Zoom 3200%") + 12)
-        self.zoom_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.zoom_label.setToolTip("Wheel to zoom, drag to pan; both views move together. Double-click: fit / 100%")
-        tb.addWidget(self.zoom_label)
 
     def _build_central(self) -> None:
         central = QWidget()
@@ -351,29 +169,10 @@ class MainWindow(QMainWindow):
         self.view_state.changed.connect(self._on_view_state_changed)
 
     def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.messages = MessageArea()
-        bar.addWidget(self.messages, 1)
-        self.progress = QProgressBar()
-        self.progress.setFixedWidth(150)
-        self.progress.setTextVisible(True)
-        self.progress.hide()
-        self.cancel_button = QToolButton()
-        self.cancel_button.setDefaultAction(self.cancel_action)
-        self.cancel_button.hide()
-        self.size_label = QLabel()
-        self.time_label = QLabel()
-        self.device_label = QLabel()
-        self.memory_label = QLabel()
-        for w in (
-            self.progress,
-            self.cancel_button,
-            self.size_label,
-            self.time_label,
-            self.device_label,
-            self.memory_label,
-        ):
-            bar.addPermanentWidget(w)
+        self.status_fields = StatusFields(self.statusBar(), self.cancel_action)
+        st = self.status_fields
+        self.messages, self.progress, self.cancel_button = st.messages, st.progress, st.cancel_button
+        self.size_label, self.time_label, self.device_label = st.size_label, st.time_label, st.device_label
 
     def _restore_window(self) -> None:
         geometry = QByteArray.fromBase64(self.settings.geometry.encode("ascii")) if self.settings.geometry else None
@@ -383,6 +182,52 @@ class MainWindow(QMainWindow):
             w, h = min(1480, int(avail.width() * 0.9)), min(920, int(avail.height() * 0.9))
             self.resize(w, h)
             self.move(avail.center().x() - w // 2, avail.center().y() - h // 2)
+
+    def _connect_session(self) -> None:
+        s = self.session
+        s.info.connect(self.messages.show_info)
+        s.error.connect(self.messages.show_error)
+        s.image_loaded.connect(self._on_session_image_loaded)
+        s.picture_ready.connect(self._on_picture_ready)
+        s.image_shown.connect(self.image_shown)
+        s.load_failed.connect(self._on_session_load_failed)
+        s.views_changed.connect(self._on_session_views_changed)
+        s.repaint.connect(self._repaint_views)
+        s.busy_changed.connect(self._on_session_busy_changed)
+        s.progress.connect(self.status_fields.show_progress)
+        s.status_changed.connect(self._update_status)
+        s.render_finished.connect(self.render_finished)
+        s.saved.connect(self._on_session_saved)
+
+    # what scripts and tests read: the session's state, seen from the window
+
+    @property
+    def cache(self) -> ImageCache:
+        return self.session.cache
+
+    @property
+    def paths(self) -> list[Path]:
+        return self.session.paths
+
+    @property
+    def index(self) -> int:
+        return self.session.index
+
+    @property
+    def current(self) -> LoadedImage | None:
+        return self.session.current
+
+    @property
+    def busy(self) -> bool:
+        return self.session.busy
+
+    @property
+    def left_image(self) -> ViewerImage | None:
+        return self.session.left_image
+
+    @property
+    def right_image(self) -> ViewerImage:
+        return self.session.right_image
 
     # ---------------------------------------------------------------------------------------------
     # opening
@@ -407,63 +252,35 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, items: list[str | Path]) -> None:
         """Open files (several make a list to step through) and offer batch export for folders."""
-        files: list[Path] = []
-        folders: list[Path] = []
-        rejected: list[str] = []
-        for item in items:
-            p = Path(item).expanduser()
-            if p.is_dir():
-                folders.append(p)
-            elif not p.exists():
-                rejected.append(f"'{p.name}' does not exist")
-            elif is_supported(p):
-                files.append(p.absolute())
-            else:
-                kinds = ", ".join(sorted(e.lstrip(".").upper() for e in SUPPORTED_EXTENSIONS))
-                rejected.append(f"'{p.name}' is not a supported image type (use {kinds})")
+        files, folders, rejected = sort_inputs(items)
         if rejected:
-            self.messages.show_error("Cannot open " + _numbered(rejected))
+            self.messages.show_error(rejected)
         for folder in folders:
-            if self.open_batch_export([folder]) or files:
-                continue
-            # no batch dialog in this build: step through the folder's images instead
-            files = sorted(p.absolute() for p in folder.iterdir() if p.is_file() and is_supported(p))
-            if not files:
-                self.messages.show_error(f"Folder '{folder.name}' has no supported images")
+            self.open_batch_export([folder])
         if files:
-            self.paths = files
+            self.session.set_paths(files)
             self.panel.set_images(files, 0)
             self._show_index(0)
 
     def _show_index(self, index: int) -> None:
         if not 0 <= index < len(self.paths):
             return
-        self.index = index
         path = self.paths[index]
         self.panel.set_current_image(index)
         self.settings.add_recent(path)
         self._update_recent()
         self.setWindowTitle(f"{path.name} — {APP_TITLE}")
         self.stack.setCurrentIndex(1)
-        loaded = self._loaded.get(ImageId.of(path))
-        self.current = loaded
-        if loaded is not None:
-            self._loaded.move_to_end(loaded.image_id)
-            self._on_picture_ready(loaded)
-        self._request_renders()
+        self.session.show(index, self._render_settings())
 
     def _step_image(self, delta: int) -> None:
         if self.paths:
             self._show_index((self.index + delta) % len(self.paths))
 
     def open_batch_export(self, inputs: list[Path] | None = None) -> bool:
-        """Open the batch export dialog (lazily imported); False with a message when it is unavailable."""
-        try:
-            from app.batch_dialog import BatchExportDialog
-        except Exception as exc:  # noqa: BLE001 - a missing or broken optional dialog must not take the app down
-            log.warning("batch export unavailable: %s", exc)
-            self.messages.show_error(f"Batch export is not available in this build ({exc})")
-            return False
+        """Open the batch export dialog (imported when first used); False with a message when it fails."""
+        from app.batch_dialog import BatchExportDialog
+
         model = self.panel.model
         try:
             dialog = BatchExportDialog(
@@ -483,167 +300,33 @@ class MainWindow(QMainWindow):
     # what to render
     # ---------------------------------------------------------------------------------------------
 
-    def _image_id(self) -> ImageId | None:
-        return ImageId.of(self.paths[self.index]) if 0 <= self.index < len(self.paths) else None
+    def _render_settings(self) -> RenderSettings:
+        """The panel's current choices, as the session needs them."""
 
-    def _device(self) -> torch.device:
-        try:
-            return pick_device(self.panel.device)
-        except DeviceError as exc:
-            self.messages.show_error(f"{exc}; using the CPU")
-            return torch.device("cpu")
+        def ref(choice: ModelChoice | None) -> ModelRef | None:
+            if choice is None:
+                return None
+            return ModelRef(choice.path, choice.path.stem if choice.kind == "file" else choice.spec)
 
-    def _model_spec(self, image_id: ImageId, choice: ModelChoice) -> RenderSpec:
-        try:
-            mtime = choice.path.stat().st_mtime_ns
-        except OSError:
-            mtime = 0
-        key = RenderKey(
-            image_id,
-            f"model:{choice.path.resolve()}@{mtime}",
-            self.panel.scale,
-            self.panel.tile,
-            DEFAULT_OVERLAP,
-            self._device().type,
-        )
-        name = choice.path.stem if choice.kind == "file" else choice.spec
-        return RenderSpec(key, "model", f"MLRN {name}", str(choice.path))
-
-    def _plain_spec(self, image_id: ImageId, method: str) -> RenderSpec:
-        label = "Bicubic" if method == "bicubic" else "Original pixels"
-        return RenderSpec(RenderKey(image_id, method, self.panel.scale), method, label)
+        p = self.panel
+        return RenderSettings(p.scale, ref(p.model), ref(p.left_choice()), p.left, p.tile, p.device)
 
     def _request_renders(self) -> None:
-        """Show what the cache has for the current settings and start one job for what is missing."""
-        image_id = self._image_id()
-        if image_id is None:
-            return
-        scale = self.panel.scale
-        bicubic = self._plain_spec(image_id, "bicubic")
-        model = self.panel.model
-        right = self._model_spec(image_id, model) if model is not None else None
-        left_choice = self.panel.left_choice()
-        if left_choice is not None:
-            left = self._model_spec(image_id, left_choice)
-        else:
-            left = self._plain_spec(image_id, self.panel.left)
-        specs: list[RenderSpec] = []
-        for spec in (bicubic, right, left):
-            if spec is not None and all(spec.key != s.key for s in specs):
-                specs.append(spec)
-        self._sides = {"left": left.key, "right": right.key if right is not None else None}
-        loaded = self.current if self.current is not None and self.current.image_id == image_id else None
-
-        images: dict[RenderKey, ViewerImage] = {}
-        results: dict[RenderKey, RenderResult] = {}
-        for spec in specs:
-            result = self.cache.get(spec.key) or self._results.get(spec.key)
-            image = self._images.get(spec.key)
-            if result is not None:
-                results[spec.key] = result
-                image = image or ViewerImage(spec.label)
-                image.base, image.overlay, image.pending, image.progress = result.pyramid, None, False, ""
-            elif image is None or not image.pending:
-                image = ViewerImage(spec.label, pending=True, progress="waiting")
-            image.message = ""
-            images[spec.key] = image
-        self._images, self._results = images, results
-        self._no_model.message = (
-            f"No MLRN model for ×{scale}.\nThe banner above says how to get one; the left view shows bicubic."
-        )
-        if loaded is not None:
-            self._set_placeholders(loaded)
-        else:
-            name = self.paths[self.index].name
-            for image in self._images.values():
-                if image.base is None:
-                    image.message = f"Reading {name}…"
-        self._apply_layout()
+        """Render the current image with the panel's current choices (what the cache has shows at once)."""
+        self.session.request(self._render_settings())
         self._update_banner()
-        self._update_status()
-
-        needed = [s for s in specs if s.key not in results]
-        if self._pending_save is not None and self._pending_save[0] not in {s.key for s in specs}:
-            self.messages.show_info(f"Not saved: '{self._pending_save[1].path.name}' was for another image or setting")
-            self._pending_save = None
-        if self._job is not None:
-            same_image = self._job.request.image_id == image_id
-            if same_image and not self._job.stopping and self._job_keys <= {s.key for s in needed}:
-                self._rerequest = any(s.key not in self._job_keys for s in needed)
-            else:
-                self._job.stop()
-                self._rerequest = True
-            return
-        if loaded is not None and not needed:
-            return
-        request = RenderRequest(
-            path=self.paths[self.index],
-            image_id=image_id,
-            scale=scale,
-            renders=tuple(needed),
-            tile=self.panel.tile,
-            picture=loaded.picture if loaded is not None else None,
-            lr=loaded.lr if loaded is not None else None,
-            visible=self.visible,
-        )
-        self._start_render_job(request)
-
-    def _set_placeholders(self, loaded: LoadedImage) -> None:
-        """Pending renders show the bicubic result (or the input itself) dimmed until their tiles arrive."""
-        bicubic = self._results.get(RenderKey(loaded.image_id, "bicubic", self.panel.scale))
-        lr = Pyramid(loaded.lr.levels, unit=self.panel.scale)
-        for image in self._images.values():
-            if image.pending:
-                image.base = bicubic.pyramid if bicubic is not None else lr
-                image.message = ""
-
-    def _start_render_job(self, request: RenderRequest) -> None:
-        job = RenderJob(request)
-        job.loaded.connect(self._on_job_loaded)
-        job.render_started.connect(self._on_job_render_started)
-        job.tiles.connect(self._on_job_tiles)
-        job.render_progress.connect(self._on_job_render_progress)
-        job.render_done.connect(self._on_job_render_done)
-        job.render_failed.connect(self._on_job_render_failed)
-        # @Slot-decorated bound methods (not lambdas or partials): Qt queues these calls to the GUI thread,
-        # and PySide needs the decoration to pass Python objects across threads safely
-        job.failed.connect(self._on_job_failed)
-        job.finished.connect(self._on_job_finished)
-        self._job = job
-        self._job_keys = {s.key for s in request.renders}
-        self._rerequest = False
-        self._update_visible()
-        self.runner.start(job)
-        self.progress.setRange(0, 0)
-        self.progress.setFormat("Reading…" if request.picture is None else "Starting…")
-        self.progress.show()
-        self.cancel_button.show()
 
     # ---------------------------------------------------------------------------------------------
-    # job signals
+    # session signals
     # ---------------------------------------------------------------------------------------------
 
-    @Slot(object)
-    def _on_job_loaded(self, loaded: LoadedImage) -> None:
-        self._loaded[loaded.image_id] = loaded
-        self._loaded.move_to_end(loaded.image_id)
-        while len(self._loaded) > KEEP_LOADED:
-            self._loaded.popitem(last=False)
-        row = next((i for i, p in enumerate(self.paths) if ImageId.of(p) == loaded.image_id), -1)
+    def _on_session_image_loaded(self, loaded: LoadedImage) -> None:
+        """The list's thumbnail and tooltip for an image the session has read."""
+        row = self.paths.index(loaded.path) if loaded.path in self.paths else -1
         if row >= 0:
-            thumb = loaded.thumbnail
-            qimage = QImage(
-                thumb.data, thumb.shape[1], thumb.shape[0], 3 * thumb.shape[1], QImage.Format.Format_RGB888
-            ).copy()
             pic = loaded.picture
             tip = f"{loaded.path}\n{pic.width}×{pic.height}, {pic.bit_depth}-bit {pic.source_format.upper()}"
-            self.panel.set_image_icon(row, QIcon(QPixmap.fromImage(qimage)), tip)
-        if loaded.image_id == self._image_id():
-            self.current = loaded
-            self._on_picture_ready(loaded)
-            self._set_placeholders(loaded)
-            self._apply_layout()
-            self.image_shown.emit(str(loaded.path))
+            self.panel.set_image_icon(row, QIcon(QPixmap.fromImage(qimage_from_rgb8(loaded.thumbnail))), tip)
 
     def _on_picture_ready(self, loaded: LoadedImage) -> None:
         s = self.panel.scale
@@ -652,159 +335,34 @@ class MainWindow(QMainWindow):
         self._update_status()
         self._update_visible()
 
-    @Slot(object, int, object)
-    def _on_job_render_started(self, key: RenderKey, total: int, canvas: Pyramid | None) -> None:
-        self._started[key] = time.perf_counter()
-        self._progress_key = key
-        image = self._images.get(key)
-        if image is not None:
-            if canvas is not None:
-                image.overlay = canvas
-                image.done = QRegion()
-                image.progress = f"0/{total} tiles"
-            else:
-                image.progress = "computing…"
-            self._repaint_views()
-        label = image.label if image is not None else "render"
-        self.progress.setToolTip(f"{label}: tiles done / all tiles (the ones on screen first)")
-        if total:
-            self.progress.setRange(0, total)
-            self.progress.setValue(0)
-            self.progress.setFormat("%v/%m tiles")
-        else:
-            self.progress.setRange(0, 0)
-            self.progress.setFormat(f"{label}…")
-        self._update_status()
-
-    @Slot(object, object)
-    def _on_job_tiles(self, key: RenderKey, rects: list[tuple[int, int, int, int]]) -> None:
-        image = self._images.get(key)
-        if image is None or image.overlay is None:
-            return
-        for rect in rects:
-            image.mark_done(*rect)
-        self._repaint_views()
-
-    @Slot(object, int, int)
-    def _on_job_render_progress(self, key: RenderKey, done: int, total: int) -> None:
-        image = self._images.get(key)
-        if image is not None and image.pending:
-            image.progress = f"{done}/{total} tiles"
-        if key == self._progress_key and total:
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
-        self._update_status()
-
-    @Slot(object)
-    def _on_job_render_done(self, result: RenderResult) -> None:
-        self.cache.put(result)
-        self._job_keys.discard(result.key)
-        self._started.pop(result.key, None)
-        image = self._images.get(result.key)
-        if image is not None:
-            self._results[result.key] = result
-            image.base, image.overlay, image.pending, image.progress = result.pyramid, None, False, ""
-            image.done = QRegion()
-            if result.key.method == "bicubic":
-                for other in self._images.values():
-                    if other.pending:
-                        other.base = result.pyramid
-        self._repaint_views()
-        self._update_status()
-        if self._pending_save is not None and self._pending_save[0] == result.key:
-            key, request = self._pending_save
-            self._pending_save = None
-            self._start_save(
-                SaveRequest(
-                    request.source, result, request.scale, request.path, request.fmt, request.quality, request.bit_depth
-                )
-            )
-        if image is not None:
-            self.render_finished.emit(result.key)
-
-    @Slot(object, str)
-    def _on_job_render_failed(self, key: RenderKey, message: str) -> None:
-        self._job_keys.discard(key)
-        self._started.pop(key, None)
-        self.messages.show_error(message)
-        image = self._images.get(key)
-        if image is not None:
-            image.base, image.overlay, image.pending, image.progress = None, None, False, ""
-            image.message = message
-            self._repaint_views()
-        if self._pending_save is not None and self._pending_save[0] == key:
-            self._pending_save = None
-            self.messages.show_error(f"Not saved: {message}")
-
-    @Slot(str)
-    def _on_job_failed(self, message: str) -> None:
-        job = self.sender()
-        if not isinstance(job, RenderJob):
-            return
-        path = job.request.path
-        self.messages.show_error(message)
-        row = next((i for i, p in enumerate(self.paths) if p == path), -1)
+    def _on_session_load_failed(self, path: Path, message: str) -> None:
+        row = self.paths.index(path) if path in self.paths else -1
         if row >= 0:
             warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
             self.panel.set_image_icon(row, warn, f"{path}\n{message}")
-        if row == self.index:
-            for image in self._images.values():
-                image.base, image.overlay, image.pending, image.progress = None, None, False, ""
-                image.message = message
-            self._pending_save = None
-            self._repaint_views()
 
-    @Slot()
-    def _on_job_finished(self) -> None:
-        job = self.sender()
-        if job is not self._job or job is None:
-            return
-        self._job = None
-        self._job_keys = set()
-        self.progress.hide()
-        self.cancel_button.hide()
-        if self._rerequest:
-            self._rerequest = False
-            self._request_renders()
-        else:
-            for image in self._images.values():
-                if image.pending:
-                    image.progress = "cancelled: press F5 to continue"
-            self._repaint_views()
-        self._update_status()
+    def _on_session_views_changed(self) -> None:
+        self._apply_layout()
+
+    def _on_session_busy_changed(self, busy: bool) -> None:
+        if busy:
+            self._update_visible()  # before the job starts, so it takes the tiles on screen first
+        self.status_fields.set_busy(busy)
+
+    def _on_session_saved(self, path: str) -> None:
+        self.settings.last_folder = str(Path(path).parent)
+        self.saved.emit(path)
 
     def _on_cancel_action_triggered(self) -> None:
-        if self._job is None:
-            return
-        self._job.stop()
-        self._rerequest = False
-        if self._pending_save is not None:
-            self._pending_save = None
-            self.messages.show_info("Upscale cancelled; the result was not saved")
-        else:
-            self.messages.show_info("Upscale cancelled. Press F5 (Model › Upscale) to continue.")
+        self.session.cancel()
 
     def cancel(self) -> None:
         """Stop the running upscale after its current tile."""
-        self._on_cancel_action_triggered()
-
-    @property
-    def busy(self) -> bool:
-        return self._job is not None
+        self.session.cancel()
 
     # ---------------------------------------------------------------------------------------------
     # views
     # ---------------------------------------------------------------------------------------------
-
-    @property
-    def left_image(self) -> ViewerImage | None:
-        return self._images.get(self._sides["left"]) if self._sides["left"] is not None else None
-
-    @property
-    def right_image(self) -> ViewerImage:
-        key = self._sides["right"]
-        image = self._images.get(key) if key is not None else None
-        return image if image is not None else self._no_model
 
     def _apply_mode(self, mode: str) -> None:
         self.mode = mode if mode in self.mode_actions else "side"
@@ -866,7 +424,7 @@ class MainWindow(QMainWindow):
         """Tell the worker which LR rectangle is on screen, so those tiles go first."""
         rect = self.view_state.visible_rect(self._primary_view().size())
         s = self.panel.scale
-        self.visible.set(None if rect is None else tuple(v / s for v in rect))
+        self.session.visible.set(None if rect is None else tuple(v / s for v in rect))
 
     # ---------------------------------------------------------------------------------------------
     # models and settings
@@ -889,9 +447,9 @@ class MainWindow(QMainWindow):
         s = self.panel.scale
         if self.panel.model is None:
             self.banner.set_text(
-                f"<b>No MLRN weights for ×{s} yet</b> — showing bicubic only. Train a model "
-                f"(<code>mlrn train</code>) or open a model file; ×{s} weights that ship later "
-                f"(mlrn-x{s}.pt) are picked up automatically."
+                f"<b>No MLRN model for ×{s}</b> — showing bicubic only. The built-in mlrn-x{s}.pt is "
+                "missing from this installation (reinstalling MLRN Studio brings it back); open a model "
+                "file to use one you have."
             )
             self.banner.show()
         else:
@@ -1013,8 +571,7 @@ class MainWindow(QMainWindow):
         if self.current is None:
             self.messages.show_error("Nothing to save yet: open a photo first")
             return False
-        key = self._sides["right"]
-        if key is None:
+        if self.session.right_key is None:
             self.messages.show_error(
                 f"Nothing to save: there is no MLRN model for ×{self.panel.scale} (open a model file first)"
             )
@@ -1037,87 +594,20 @@ class MainWindow(QMainWindow):
         except ImageIOError as exc:
             self.messages.show_error(str(exc))
             return False
-        source = self.current.picture
-        if _same_file(self.current.path, target):
-            self.messages.show_error(
-                f"Not saved: '{target.name}' is the original photo; choose another name (originals are never "
-                "overwritten)"
-            )
-            return False
         quality = self.panel.quality_spin.value() if fmt in ("jpg", "webp") else None
-        keep16 = self.panel.keep16_check.isChecked() and source.bit_depth == 16 and fmt in ("png", "tiff")
-        result = self._results.get(key) or self.cache.get(key)
-        request = SaveRequest(source, result, key.scale, target, None, quality, 16 if keep16 else 8)
-        if result is None:
-            self._pending_save = (key, request)
-            image = self._images.get(key)
-            progress = f" ({image.progress})" if image is not None and image.progress else ""
-            self.messages.show_info(f"Will save '{target.name}' when the upscale has finished{progress}", 0)
-            if self._job is None or key not in self._job_keys:
-                self._request_renders()
-            return True
-        self._start_save(request)
-        return True
-
-    def _start_save(self, request: SaveRequest) -> None:
-        job = SaveJob(request)
-        job.saved.connect(self._on_save_job_saved)
-        job.failed.connect(self._on_save_job_failed)
-        self.runner.start(job)
-        self.messages.show_info(f"Saving '{request.path.name}'…", 0)
-
-    @Slot(str)
-    def _on_save_job_saved(self, path: str) -> None:
-        p = Path(path)
-        self.settings.last_folder = str(p.parent)
-        self.messages.show_info(f"Saved '{p.name}' in {p.parent}")
-        self.saved.emit(path)
-
-    @Slot(str)
-    def _on_save_job_failed(self, message: str) -> None:
-        self.messages.show_error(f"Not saved: {message}")
+        keep16 = self.panel.keep16_check.isChecked() and self.current.picture.bit_depth == 16 and fmt in ("png", "tiff")
+        return self.session.save(target, fmt, quality, 16 if keep16 else 8)
 
     # ---------------------------------------------------------------------------------------------
     # status, recent files, settings
     # ---------------------------------------------------------------------------------------------
 
     def _update_status(self) -> None:
-        pic = self.current.picture if self.current is not None else None
-        s = self.panel.scale
-        if pic is not None:
-            self.size_label.setText(f"{pic.width}×{pic.height} → {pic.width * s}×{pic.height * s}")
-            self.size_label.setToolTip(
-                f"Input {pic.width}×{pic.height} px, {pic.bit_depth}-bit {pic.source_format.upper()}; "
-                f"output ×{s}: {pic.width * s}×{pic.height * s} px"
-            )
-        else:
-            self.size_label.setText("")
-        key = self._sides["right"]
-        result = self._results.get(key) if key is not None else None
-        if result is not None:
-            self.time_label.setText(f"MLRN {result.seconds:.1f} s")
-        elif key is not None and key in self._started:
-            self.time_label.setText(f"MLRN {time.perf_counter() - self._started[key]:.0f} s…")
-        else:
-            self.time_label.setText("")
-        device = self._device()
-        self.device_label.setText(device_text(device))
-        self.device_label.setToolTip("Where the network runs (Device in the side panel)")
+        self.status_fields.update(self.session, self.panel.scale)
 
     def _update_memory(self) -> None:
-        rss = process_memory_bytes()
-        parts = []
-        if rss is not None:
-            parts.append(f"RAM {format_bytes(rss)}")
-        if torch.cuda.is_available():
-            parts.append(f"GPU {format_bytes(torch.cuda.memory_allocated())}")
-        parts.append(f"cache {format_bytes(self.cache.nbytes)}")
-        self.memory_label.setText(" · ".join(parts))
-        self.memory_label.setToolTip(
-            f"Finished renders kept for instant flipping back: {len(self.cache)}, "
-            f"up to {format_bytes(self.cache.budget_bytes)}"
-        )
-        if self._job is not None:
+        self.status_fields.update_memory(self.session)
+        if self.session.busy:
             self._update_status()
 
     def _update_recent(self) -> None:
@@ -1208,16 +698,5 @@ class MainWindow(QMainWindow):
         if self._wizard is not None:
             self._wizard.shutdown()  # stops a training run with a checkpoint and waits for its thread
         self.hide()
-        # renders stop after their current tile; saves are left to finish (they write atomically)
-        self.runner.stop_all(wait=True, keep=(SaveJob,))
-        self._job = None
+        self.session.shutdown()  # renders stop after their current tile; saves are left to finish
         event.accept()
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if a.resolve() == b.resolve():
-            return True
-        return b.exists() and a.samefile(b)
-    except OSError:
-        return False

@@ -133,7 +133,7 @@ class ModelsDialog(QDialog):
             self.list.addItem(header)
             if not entries:
                 empty = QListWidgetItem("    none yet: train one with Train on your photos…, or import a file"
-                                        if kind == "user" else "    none in this build")
+                                        if kind == "user" else "    none: reinstalling MLRN Studio restores them")
                 empty.setFlags(Qt.ItemFlag.NoItemFlags)
                 self.list.addItem(empty)
             for e in entries:

@@ -21,7 +21,7 @@ import torch
 
 from mlrn_core.imageio import picture_from_array, picture_to_uint8_rgb
 from mlrn_core.metrics import imresize
-from mlrn_core.tiling import MIN_TILE, Tile, auto_tile_size, device_label, plan_tiles
+from mlrn_core.tiling import MIN_TILE, Tile, auto_tile_size, plan_tiles
 
 #: LR tile size used for interactive viewing on a CPU: small enough that the first sharp tile of the
 #: default MLRN shows up within about a second on two cores.
@@ -46,11 +46,6 @@ def to_uint8(rgb: np.ndarray, band_pixels: int = 4_000_000) -> np.ndarray:
     for y in range(0, h, rows):
         out[y : y + rows] = picture_to_uint8_rgb(picture_from_array(rgb[y : y + rows]))
     return out
-
-
-def device_text(device: torch.device) -> str:
-    """:func:`mlrn_core.tiling.device_label` with the singular for one CPU thread."""
-    return device_label(device).replace("(1 threads)", "(1 thread)")
 
 
 def interactive_tile(device: torch.device, model: torch.nn.Module | None = None) -> int:

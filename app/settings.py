@@ -11,12 +11,11 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlrn_core import paths
+from mlrn_core import atomic, paths
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,6 @@ EXPORT_FORMATS = ("same", "png", "jpg", "tiff", "webp")
 @dataclass
 class Settings:
     geometry: str = ""  # QMainWindow.saveGeometry() as base64
-    window_state: str = ""
     last_folder: str = ""
     scale: int = 2
     model: str = ""  # a registry name or a model file path; "" = the built-in one for the scale
@@ -109,13 +107,6 @@ def save_settings(settings: Settings, path: Path | None = None) -> None:
     path = path or settings_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(dataclasses.asdict(settings), fh, indent=2)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic.write_json(path, dataclasses.asdict(settings))
     except OSError as exc:
         log.warning("could not save settings to %s (%s)", path, exc)

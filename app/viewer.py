@@ -167,9 +167,16 @@ class ViewerImage:
         self.done = self.done.united(QRect(x, y, w, h))
 
 
-def _qimage(arr: np.ndarray) -> QImage:
-    h, w = arr.shape[:2]
-    return QImage(arr.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+def qimage_from_rgb8(rgb: np.ndarray, copy: bool = True) -> QImage:
+    """A QImage of a uint8 HxWx3 RGB array: the one conversion the app uses.
+
+    With ``copy`` (the default) the QImage owns its pixels, so it may outlive the array or be handed to
+    another thread; without, it borrows the array's memory and must be used (painted) at once.
+    """
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+    return image.copy() if copy else image
 
 
 class ImageView(QWidget):
@@ -333,12 +340,12 @@ class ImageView(QWidget):
         ly1 = min(lh, math.ceil((clip.bottom() - oy) / (z * f)))
         if lx1 <= lx0 or ly1 <= ly0:
             return
-        crop = np.ascontiguousarray(arr[ly0:ly1, lx0:lx1])
+        crop = np.ascontiguousarray(arr[ly0:ly1, lx0:lx1])  # kept alive until drawn
         target = QRectF(ox + lx0 * f * z, oy + ly0 * f * z, (lx1 - lx0) * f * z, (ly1 - ly0) * f * z)
         # nearest-neighbour from 100% up so pixels can be judged; smoothing below, and for the LR placeholder
         smooth = f * z * dpr < 0.999 or pyr.unit > 1
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
-        p.drawImage(target, _qimage(crop))
+        p.drawImage(target, qimage_from_rgb8(crop, copy=False))
 
     def _paint_caption(self, p: QPainter, image: ViewerImage | None, tag: str, left: bool) -> None:
         if image is None or not image.label:

@@ -22,10 +22,12 @@ import torch
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QImage
 
-from app.wizard_core import detail_box, evaluate_models, load_eval_images, write_holdout_crop
+from app.viewer import qimage_from_rgb8
 from app.worker import Job
 from mlrn_core import data as data_mod
 from mlrn_core import paths, registry
+from mlrn_core.evaluate import evaluate_models, load_eval_images
+from mlrn_core.finetune import detail_box, write_holdout_crop
 from mlrn_core.metrics import Score, degrade, imresize, modcrop
 from mlrn_core.tiling import pick_device
 from mlrn_core.trainer import Event, StartedEvent, StepEvent, TrainConfig, Trainer, TrainingError
@@ -36,13 +38,6 @@ THUMB_SIDE = 96
 PREVIEW_SIDE = 192  # HR pixels of the before/after crop
 SPEED_STEPS = 12
 SPEED_MAX_MINUTES = 0.5
-
-
-def uint8_to_qimage(rgb: np.ndarray) -> QImage:
-    """An owned QImage copy of a uint8 HxWx3 RGB array (safe to hand to another thread)."""
-    rgb = np.ascontiguousarray(rgb)
-    h, w = rgb.shape[:2]
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
 def thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
@@ -83,7 +78,7 @@ class ScanJob(Job):
             except Exception as exc:  # noqa: BLE001 - a thumbnail is not worth failing the scan for
                 log.warning("no thumbnail for %s: %s", path, exc)
                 continue
-            self.thumbnail_ready.emit(str(path), uint8_to_qimage(thumbnail(rgb)))
+            self.thumbnail_ready.emit(str(path), qimage_from_rgb8(thumbnail(rgb)))
 
 
 # --- speed ------------------------------------------------------------------------------------------
@@ -183,7 +178,7 @@ class TrainJob(Job):
         self._box = (y, x, side)
         bicubic = imresize(degrade(hr, s), s)
         crop = np.s_[y : y + side, x : x + side]
-        self.reference.emit(uint8_to_qimage(bicubic[crop]), uint8_to_qimage(hr[crop]))
+        self.reference.emit(qimage_from_rgb8(bicubic[crop]), qimage_from_rgb8(hr[crop]))
 
     def _on_event(self, ev: Event) -> None:
         preview = getattr(ev, "preview", None)
@@ -191,7 +186,7 @@ class TrainJob(Job):
             y, x, side = self._box
             crop = preview[y : y + side, x : x + side]
             if crop.size:
-                self.preview.emit(uint8_to_qimage(crop), ev.step)
+                self.preview.emit(qimage_from_rgb8(crop), ev.step)
         self.event.emit(ev)
 
     def work(self) -> None:

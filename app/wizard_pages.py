@@ -45,17 +45,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.controls import device_choices
-from app.wizard_core import (
-    FEW_IMAGES,
-    HOLDOUT_FRACTION,
-    RunInfo,
-    discard_run,
-    fmt_steps,
-    passes_over_data,
-    pick_holdout,
-    rough_steps_per_s,
-    unfinished_runs,
-)
 from app.wizard_jobs import (
     ScanJob,
     SpeedJob,
@@ -63,8 +52,10 @@ from app.wizard_jobs import (
 from app.wizard_state import FT_LR, SCRATCH_LR, WizardState
 from app.worker import JobRunner
 from mlrn_core import registry
-from mlrn_core.cli import fmt_duration
+from mlrn_core.finetune import FEW_IMAGES, HOLDOUT_FRACTION, passes_over_data, pick_holdout, rough_steps_per_s
 from mlrn_core.model import MLRN, count_parameters
+from mlrn_core.runs import RunInfo, discard_run, unfinished_runs
+from mlrn_core.terminal import fmt_duration, fmt_steps
 from mlrn_core.tiling import pick_device
 from mlrn_core.trainer import (
     TrainConfig,
@@ -671,7 +662,7 @@ class SetupPage(QWizardPage):
                                    "and adapts it to your photos.")
             self.base_note.setStyleSheet("")
         else:
-            self.base_note.setText(f"The built-in x{scale} weights ({builtin}) are not included in this build, so "
+            self.base_note.setText(f"The built-in x{scale} weights ({builtin}) are missing from this installation, so "
                                    "you can start from one of your own models or from scratch. A new network needs "
                                    "a much longer budget than a fine-tune (an hour or more on a GPU for good "
                                    "results).")

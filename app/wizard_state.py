@@ -15,15 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.wizard_core import (
-    RunInfo,
-    auto_val_every,
-    free_run_dir,
-    holdout_crop_paths,
-    holdout_crop_side,
-    write_wizard_file,
-)
 from mlrn_core.data import Degradation, ScanResult
+from mlrn_core.finetune import auto_val_every, holdout_crop_paths, holdout_crop_side
+from mlrn_core.runs import RunInfo, free_run_dir, write_wizard_file
 from mlrn_core.tiling import pick_device
 from mlrn_core.trainer import TrainConfig
 

@@ -37,12 +37,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.chart import LineChart, Series
-from app.wizard_core import (
-    Verdict,
-    fmt_steps,
-    read_events,
-    verdict,
-)
 from app.wizard_jobs import (
     BASE,
     BICUBIC,
@@ -64,7 +58,10 @@ from app.wizard_pages import (
 from app.wizard_state import WizardState
 from app.worker import JobRunner
 from mlrn_core import paths, registry
-from mlrn_core.cli import fmt_duration
+from mlrn_core.cards import CardTable, model_card
+from mlrn_core.finetune import Verdict, verdict
+from mlrn_core.runs import RunFolder, read_events
+from mlrn_core.terminal import fmt_duration, fmt_steps
 from mlrn_core.trainer import (
     CheckpointEvent,
     FinishedEvent,
@@ -72,7 +69,6 @@ from mlrn_core.trainer import (
     StepEvent,
     TrainConfig,
     ValidationEvent,
-    model_card,
 )
 
 log = logging.getLogger(__name__)
@@ -182,7 +178,7 @@ class TrainingPage(QWizardPage):
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt override
         return (self._job is None and self.state.run_dir is not None
-                and (self.state.run_dir / "model.pt").exists())
+                and RunFolder(self.state.run_dir).model.exists())
 
     @property
     def running(self) -> bool:
@@ -279,13 +275,13 @@ class TrainingPage(QWizardPage):
         self.resume_button.setEnabled(running and self._paused)
         self.stop_button.setEnabled(running)
         can_continue = (self._job is None and self.state.run_dir is not None
-                        and (self.state.run_dir / "ckpt.pt").exists()
+                        and RunFolder(self.state.run_dir).checkpoint.exists()
                         and (self._finished is None or self._finished.stopped))
         self.continue_button.setEnabled(can_continue)
         self.continue_button.setVisible(can_continue)
         # a run that failed before its first checkpoint has nothing to continue: offer to change the settings
         can_restart = (self._job is None and bool(self._error) and self.state.run_dir is not None
-                       and not (self.state.run_dir / "ckpt.pt").exists())
+                       and not RunFolder(self.state.run_dir).checkpoint.exists())
         self.restart_button.setVisible(can_restart)
 
     def _show_time(self, elapsed: float, eta: float | None) -> None:
@@ -416,7 +412,8 @@ class TrainingPage(QWizardPage):
     @Slot()
     def _on_restart_button_clicked(self) -> None:
         run_dir = self.state.run_dir
-        if run_dir is not None and not (run_dir / "ckpt.pt").exists() and run_dir.parent == paths.user_runs_dir():
+        fresh = run_dir is not None and not RunFolder(run_dir).checkpoint.exists()
+        if fresh and run_dir.parent == paths.user_runs_dir():
             shutil.rmtree(run_dir, ignore_errors=True)  # it holds no training yet, only its set-up files
         self.state.run_dir = None
         self.state.cfg = None
@@ -487,7 +484,7 @@ class ResultPage(QWizardPage):
     @property
     def model_path(self) -> Path:
         assert self.state.run_dir is not None  # the Training page completes only with a run folder
-        return self.state.run_dir / "model.pt"
+        return RunFolder(self.state.run_dir).model
 
     def initializePage(self) -> None:  # noqa: N802 - Qt override
         self._result = None
@@ -650,7 +647,24 @@ class ResultPage(QWizardPage):
         def psnr(key: str, fallback: str) -> float | None:
             return clean[key].psnr if key in clean else metrics.get(fallback)
 
-        card = model_card(
+        tables = []
+        for domain, scores in (self._result.scores.items() if self._result else ()):
+            if domain == DEGRADED:
+                q = self.state.jpeg_quality
+                title, intro = "Hold-out, camera-JPEG inputs", (
+                    f"The hold-out LR inputs JPEG-compressed (quality {q[0]}-{q[1]}) with noise up to sigma "
+                    f"{self.state.noise_sigma:g} (fixed seed):")
+            else:
+                title, intro = "Hold-out, clean inputs", "MATLAB bicubic LR inputs, as in the table above:"
+            rows = [(label, scores[key]) for key, label in
+                    ((BICUBIC, "bicubic"), (BASE, "base model"), (TUNED, "this model")) if key in scores]
+            tables.append(CardTable(title, intro, rows))
+        held = ", ".join(Path(h).name for h in self.state.holdout)
+        notes = [f"Hold-out photos (never trained on): {held}; scored on the most detailed region of each, at "
+                 f"most {self.state.holdout_side} px a side."]
+        if self._verdict is not None:
+            notes.append(self._verdict.text)
+        return model_card(
             name=name, scale=self.state.scale,
             base=(cfg.init if cfg and cfg.init else None) or "none (trained from scratch)",
             data=prov.get("data", {}), steps=prov.get("steps", 0), seconds=prov.get("train_seconds", 0.0),
@@ -658,25 +672,8 @@ class ResultPage(QWizardPage):
             val_psnr=psnr(TUNED, "val_psnr"), val_ssim=clean[TUNED].ssim if TUNED in clean else metrics.get("val_ssim"),
             bicubic_psnr=psnr(BICUBIC, "val_bicubic_psnr"), base_psnr=psnr(BASE, "val_base_psnr"),
             config=cfg or TrainConfig(data=("?",), out="?"),
-            degraded_inputs=False if clean else None,
+            degraded_inputs=False if clean else None, tables=tables, notes=notes,
         )
-        for domain, scores in (self._result.scores.items() if self._result else ()):
-            if domain == DEGRADED:
-                q = self.state.jpeg_quality
-                card += (f"\n## Hold-out, camera-JPEG inputs\n\nThe hold-out LR inputs JPEG-compressed (quality "
-                         f"{q[0]}-{q[1]}) with noise up to sigma {self.state.noise_sigma:g} (fixed seed):\n")
-            else:
-                card += "\n## Hold-out, clean inputs\n\nMATLAB bicubic LR inputs, as in the table above:\n"
-            card += "\n| | PSNR (Y) | SSIM |\n|---|---|---|\n"
-            for key, label in ((BICUBIC, "bicubic"), (BASE, "base model"), (TUNED, "this model")):
-                if key in scores:
-                    card += f"| {label} | {scores[key].psnr:.2f} dB | {scores[key].ssim:.4f} |\n"
-        held = ", ".join(Path(h).name for h in self.state.holdout)
-        card += (f"\nHold-out photos (never trained on): {held}; scored on the most detailed region of each, at "
-                 f"most {self.state.holdout_side} px a side.\n")
-        if self._verdict is not None:
-            card += f"\n{self._verdict.text}\n"
-        return card
 
     def _update_card(self) -> None:
         if self.state.run_dir is not None and self.model_path.exists():

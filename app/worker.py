@@ -26,7 +26,6 @@ from app.render import (
     FinalCells,
     VisibleRegion,
     bicubic_uint8,
-    device_text,
     interactive_tile,
     make_priority,
     nearest_uint8,
@@ -34,7 +33,15 @@ from app.render import (
 )
 from mlrn_core.imageio import ImageIOError, Picture, read_image, write_image
 from mlrn_core.registry import ModelError, load_model
-from mlrn_core.tiling import DEFAULT_OVERLAP, Cancelled, TileRunner, upscale_alpha, upscale_array
+from mlrn_core.tiling import (
+    DEFAULT_OVERLAP,
+    Cancelled,
+    TileRunner,
+    device_label,
+    finish_upscaled,
+    keep_gray,
+    upscale_array,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +122,6 @@ class RenderRequest:
     image_id: ImageId
     scale: int
     renders: tuple[RenderSpec, ...]
-    device: str = "auto"
     tile: int = 0  # 0 = interactive "auto" size
     overlap: int = DEFAULT_OVERLAP
     picture: Picture | None = None
@@ -184,7 +190,8 @@ class RenderJob(Job):
             rects = []
             for x0, y0, x1, y1 in cells.finish(t):
                 part = region[(y0 - t.y0) * s : (y1 - t.y0) * s, (x0 - t.x0) * s : (x1 - t.x0) * s]
-                canvas.paste(x0 * s, y0 * s, to_uint8(part))
+                # a gray source is shown as it will be saved: gray (the network may tint it slightly)
+                canvas.paste(x0 * s, y0 * s, to_uint8(keep_gray(part, picture.grayscale)))
                 rects.append((x0 * s, y0 * s, (x1 - x0) * s, (y1 - y0) * s))
             if rects:
                 self.tiles.emit(spec.key, rects)
@@ -207,7 +214,7 @@ class RenderJob(Job):
         keep = hr if picture.bit_depth == 16 else None
         del hr
         info = dict(loaded.info, tile=tile, overlap=req.overlap)
-        self.render_done.emit(RenderResult(spec.key, spec.label, canvas, keep, seconds, device_text(device), info))
+        self.render_done.emit(RenderResult(spec.key, spec.label, canvas, keep, seconds, device_label(device), info))
 
 
 def _thumbnail(lr: Pyramid) -> np.ndarray:
@@ -232,7 +239,7 @@ class SaveRequest:
 
 
 class SaveJob(Job):
-    """Builds the output Picture (alpha upscaled as the core does) and writes it atomically."""
+    """Builds the output Picture as batch does (:func:`mlrn_core.tiling.finish_upscaled`), writes it atomically."""
 
     saved = Signal(str)
 
@@ -246,8 +253,7 @@ class SaveJob(Job):
         if rgb is None:
             # 8-bit sources keep only the uint8 display pixels; /255 and the writer's rounding give them back
             rgb = req.result.image.astype(np.float32) / np.float32(255)
-        alpha = upscale_alpha(req.source.alpha, req.scale) if req.source.alpha is not None else None
-        picture = req.source.with_pixels(rgb, alpha)
+        picture = finish_upscaled(req.source, rgb, req.scale)
         out = write_image(picture, req.path, fmt=req.fmt, quality=req.quality, bit_depth=req.bit_depth)
         self.saved.emit(str(out))
 

@@ -10,7 +10,7 @@ as the wizard does (768 px on a GPU, 512 on a CPU: the trainer's time budget inc
 
 The trainer validates on the hold-out with the same degradation (fixed seed), and this script also scores
 the hold-out itself, the same way the
-wizard's Result page does (:mod:`app.wizard_core`, no Qt): HR modcropped, LR by MATLAB bicubic
+wizard's Result page does (:mod:`mlrn_core.evaluate` and :mod:`mlrn_core.finetune`): HR modcropped, LR by MATLAB bicubic
 (``metrics.degrade``), then the same JPEG + noise degradation with a fixed seed, upscaled with
 ``tiling.upscale_array`` and scored with ``metrics.score`` (PSNR/SSIM on Y, border = scale). Clean-LR
 scores are reported too. "fine-tuned" is ``model.pt``, the best checkpoint by (degraded) hold-out PSNR,
@@ -35,17 +35,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.wizard_core import (  # noqa: E402
-    EVAL_SEED,
-    evaluate_models,
-    holdout_crop_paths,
-    load_eval_images,
-    pick_holdout,
-    write_holdout_crop,
-)
 from mlrn_core import registry  # noqa: E402
 from mlrn_core.data import Degradation, scan_folders  # noqa: E402
+from mlrn_core.evaluate import EVAL_SEED, evaluate_models, load_eval_images  # noqa: E402
+from mlrn_core.finetune import holdout_crop_paths, pick_holdout, write_holdout_crop  # noqa: E402
 from mlrn_core.metrics import Score  # noqa: E402
+from mlrn_core.runs import RunFolder  # noqa: E402
 from mlrn_core.tiling import device_label, pick_device  # noqa: E402
 from mlrn_core.trainer import FinishedEvent, StartedEvent, TrainConfig, Trainer, ValidationEvent  # noqa: E402
 
@@ -138,8 +133,8 @@ def main() -> int:
 
     try:
         Trainer(cfg, on_event).run()
-        tuned = registry.load_model(run_dir / "model.pt", args.scale)
-        last = registry.load_model(run_dir / "ckpt.pt", args.scale)
+        tuned = registry.load_model(RunFolder(run_dir).model, args.scale)
+        last = registry.load_model(RunFolder(run_dir).checkpoint, args.scale)
         after = score_table({"fine-tuned": tuned.model, "last step": last.model}, scored, args.scale, device,
                             degradation)
         steps = fin[-1].step if fin else None

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from mlrn_core import imageio, tiling
 from mlrn_core.imageio import ImageIOError, Picture
+from mlrn_core.terminal import fmt_duration
 
 if TYPE_CHECKING:
     from mlrn_core.registry import LoadedModel
@@ -244,8 +244,6 @@ class BatchSummary:
 
     def describe(self) -> str:
         """'12 upscaled, 1 failed, 3 skipped (exist), 2 unsupported in 01:23'."""
-        from mlrn_core.cli import fmt_duration  # the shared duration format; cli imports us lazily too
-
         parts = [f"{len(self.succeeded)} upscaled", f"{len(self.failed)} failed"]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped (exist)")
@@ -435,36 +433,6 @@ def output_format(item: BatchItem, options: BatchOptions) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Distributed runs
-# --------------------------------------------------------------------------------------------------------
-
-
-def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int, int]:
-    """(rank, world_size, local_rank) from torchrun's RANK / WORLD_SIZE / LOCAL_RANK; (0, 1, 0) alone."""
-    env = dict(os.environ if env is None else env)
-    try:
-        world = int(env.get("WORLD_SIZE", "1"))
-        rank = int(env.get("RANK", "0"))
-        local = int(env.get("LOCAL_RANK", str(rank)))
-    except ValueError as exc:
-        raise BatchError(f"cannot read the torchrun environment (RANK/WORLD_SIZE/LOCAL_RANK): {exc}") from None
-    if world < 1 or not 0 <= rank < world:
-        raise BatchError(f"inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}")
-    return rank, world, local
-
-
-def device_for_rank(preference: str, local_rank: int, world_size: int) -> torch.device:
-    """The device for one process: ``cuda:LOCAL_RANK`` when CUDA is used by several processes."""
-    device = tiling.pick_device(preference)
-    if device.type == "cuda" and world_size > 1 and device.index is None:
-        count = torch.cuda.device_count()
-        if local_rank >= count:
-            raise tiling.DeviceError(f"process {local_rank} needs GPU {local_rank}, but only {count} are visible")
-        device = torch.device("cuda", local_rank)
-    return device
-
-
-# --------------------------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------------------------
 
@@ -546,14 +514,6 @@ def _format_notes(picture: Picture, fmt: str) -> list[str]:
     if fmt == "bmp" and (picture.icc_profile or picture.exif):
         notes.append("BMP cannot hold the ICC profile and EXIF; they are not written")
     return notes
-
-
-def _keep_gray(picture: Picture) -> Picture:
-    """The network may tint gray pictures slightly; keep a grayscale source grayscale."""
-    if not picture.grayscale:
-        return picture
-    gray = picture.rgb.mean(axis=2, keepdims=True, dtype=np.float32)
-    return picture.with_pixels(np.repeat(gray, 3, axis=2), picture.alpha)
 
 
 def _now_free(item: BatchItem, options: BatchOptions) -> BatchItem | None:
@@ -759,7 +719,6 @@ def _run_work(
                     cancel=cancel,
                     progress=lambda d, t, job=job, k=k: emit(job, k + 1, d, t),
                 )
-                up = _keep_gray(up)
             except tiling.Cancelled:
                 job.seconds += time.monotonic() - t0
                 summary.cancelled = True

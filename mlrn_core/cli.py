@@ -12,58 +12,9 @@ import json
 import logging
 import signal
 import sys
-import time
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class Progress:
-    """A one-line progress display on a terminal; occasional plain lines when redirected."""
-
-    def __init__(self, stream=None) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._last = 0.0
-        self._width = 0
-
-    def update(self, text: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.tty:
-            if force or now - self._last > 0.1:
-                pad = max(0, self._width - len(text))
-                self.stream.write("\r" + text + " " * pad)
-                self.stream.flush()
-                self._width = len(text)
-                self._last = now
-        elif force or now - self._last > 10:
-            self.stream.write(text + "\n")
-            self.stream.flush()
-            self._last = now
-
-    def line(self, text: str) -> None:
-        """A permanent line (ends the current progress line first)."""
-        if self.tty and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self._width = 0
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-def bar(fraction: float, width: int = 24) -> str:
-    fraction = min(1.0, max(0.0, fraction))
-    filled = int(round(fraction * width))
-    return "[" + "#" * filled + "." * (width - filled) + "]"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "--:--"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
-
+from mlrn_core.terminal import EXIT_OK, EXIT_USAGE, Progress, bar, fmt_duration
 
 # --- bench ----------------------------------------------------------------------------------------
 
@@ -128,8 +79,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                            "metrics": e.info.get("metrics", {})} for e in entries]))
         return EXIT_OK
     if not entries:
-        print("no models installed yet: the built-in weights are not shipped in this build and there are no "
-              f"user models in {paths.user_models_dir()}")
+        print("no models: the built-in weights are missing from this installation (reinstalling MLRN Studio "
+              f"restores them) and there are no user models in {paths.user_models_dir()}")
         return EXIT_OK
     print(f"{'name':<24} {'kind':<9} {'scale':<5} {'PSNR':>9}  path")
     for e in entries:
@@ -184,6 +135,7 @@ _TRAIN_FIELDS = {
 
 def build_train_config(args: argparse.Namespace):
     """Config file values, then the command line's (only the options actually given)."""
+    from mlrn_core.runs import RunFolder
     from mlrn_core.trainer import TrainConfig
 
     values: dict = {}
@@ -195,7 +147,7 @@ def build_train_config(args: argparse.Namespace):
     if args.max_minutes is not None and args.max_steps is None and "max_steps" not in values and not args.resume:
         values["max_steps"] = None  # a time budget alone
     if args.resume:
-        ckpt_cfg = Path(args.out) / "config.json"
+        ckpt_cfg = RunFolder(Path(args.out)).config
         if ckpt_cfg.exists():
             stored = json.loads(ckpt_cfg.read_text(encoding="utf-8"))
             stored.update(values)

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from mlrn_core.batch import FORMATS, ON_EXISTS, SCALES
+from mlrn_core.terminal import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Progress, bar, fmt_duration
 
 _DESCRIPTION = """\
 Upscale images with the MLRN network. INPUT may be image files or folders (with --recursive,
@@ -167,21 +168,19 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 
 def _usage(message: str) -> int:
-    from mlrn_core.cli import EXIT_USAGE
-
     print(f"mlrn upscale: {message}", file=sys.stderr)
     return EXIT_USAGE
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     """Run ``mlrn upscale``; returns the exit status."""
-    from mlrn_core import batch, registry, tiling
-    from mlrn_core.cli import EXIT_FAILED, EXIT_OK, Progress, bar, fmt_duration
+    from mlrn_core import batch, distributed, registry, tiling
 
     try:
-        rank, world, local_rank = batch.shard_from_env()
-    except batch.BatchError as exc:
+        dist = distributed.from_env()
+    except distributed.TorchrunError as exc:
         return _usage(str(exc))
+    rank, world = dist.rank, dist.world
     prefix = f"[rank {rank}/{world}] " if world > 1 else ""
 
     inputs: list[Path] = list(args.inputs)
@@ -229,7 +228,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     assert loaded is not None  # loaded above unless this is a dry run
     try:
-        device = batch.device_for_rank(args.device, local_rank, world)
+        device = distributed.device_for(args.device, dist)
     except tiling.DeviceError as exc:
         return _usage(str(exc))
     mine = plan.shard(rank, world) if world > 1 else plan

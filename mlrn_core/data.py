@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from mlrn_core import imageio
+from mlrn_core.atomic import atomic_open
 from mlrn_core.metrics import degrade, modcrop
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,8 @@ def _lr_cached(hr: np.ndarray, scale: int, cache: Path | None) -> np.ndarray:
     lr = degrade(hr, scale)
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, lr)
-        os.replace(tmp, file)
+        with atomic_open(file, "wb") as fh:
+            np.save(fh, lr)
     except OSError as exc:  # a read-only cache is not a reason to stop training
         log.warning("cannot write the LR cache %s: %s", file, exc)
     return lr

@@ -28,7 +28,6 @@ import errno
 import io
 import logging
 import os
-import secrets
 import struct
 import zlib
 from collections.abc import Callable
@@ -40,6 +39,8 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, UnidentifiedImageError
+
+from mlrn_core.atomic import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -839,30 +840,16 @@ def _os_reason(exc: BaseException) -> str:
 
 
 def _atomic_write(target: Path, encode: Callable[[BinaryIO], None]) -> None:
-    """Run ``encode`` into a hidden temp file next to ``target``; fsync; rename over ``target``."""
-    stem = target.name[:180]
-    tmp = target.with_name(f".{stem}.{secrets.token_hex(6)}.part")
+    """Run ``encode`` through the one atomic writer; errors become :class:`ImageIOError` naming ``target``."""
     try:
-        with open(tmp, "xb") as fp:
+        with atomic_open(target, "wb") as fp:
             encode(fp)
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.replace(tmp, target)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         if isinstance(exc, ImageIOError) or not isinstance(exc, Exception):
             raise  # ImageIOError already names the file; KeyboardInterrupt/SystemExit pass through
         if isinstance(exc, MemoryError):
             raise ImageIOError(target, "not enough memory to encode the image", "write") from None
         raise ImageIOError(target, _os_reason(exc), "write") from exc
-    if os.name == "posix":  # make the rename itself durable
-        with contextlib.suppress(OSError):
-            fd = os.open(target.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
 
 
 # --- encoders -------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ readings can be built without editing code. Input and output are float32 NCHW RG
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -178,13 +177,6 @@ class MLRN(nn.Module):
         if self.image_skip:
             y = y + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return y
-
-    @property
-    def receptive_radius(self) -> int:
-        """Low-resolution pixels each output pixel can see on each side (for tile context)."""
-        per_block = max(max(kh, kw) // 2 * 2 for kh, kw in self.hparams["kernels"])
-        body = per_block * self.hparams["blocks"]
-        return 1 + body + (1 if self.gff else 0) + len(self.upsample) // 2 + math.ceil(1 / self.scale)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -14,15 +14,16 @@ import datetime as _dt
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mlrn_core import paths
+from mlrn_core import atomic, paths
+from mlrn_core.atomic import atomic_open
 from mlrn_core.model import ARCH_NAME, MLRN
+from mlrn_core.runs import RunFolder
 
 FORMAT = "mlrn-studio-model"
 FORMAT_VERSION = 1
@@ -113,27 +114,12 @@ def make_model_payload(
 
 
 def atomic_torch_save(obj: Any, path: Path) -> Path:
-    """``torch.save`` to a temporary name in the same folder, then rename into place."""
+    """``torch.save`` through the one atomic writer (:func:`mlrn_core.atomic.atomic_open`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a model file is an ordinary document
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_model(
@@ -157,7 +143,7 @@ def read_model_file(path: str | os.PathLike) -> ModelFile:
     if not path.exists():
         raise ModelError(f"model file '{path}' does not exist")
     if path.is_dir():
-        candidate = path / "model.pt"
+        candidate = RunFolder(path).model  # a training run folder: its best weights
         if candidate.exists():
             path = candidate
         else:
@@ -246,8 +232,8 @@ def resolve_model_path(spec: str | os.PathLike | None, scale: int | None) -> tup
         path = paths.builtin_models_dir() / f"{name}{MODEL_SUFFIX}"
         if not path.exists():
             raise ModelError(
-                f"no built-in weights for x{scale} yet ({path.name} is not shipped in this build); "
-                "train one with `mlrn train` and pass it with --model"
+                f"no built-in weights for x{scale}: {path.name} is missing from this installation (reinstalling "
+                "MLRN Studio restores it); pass a model file or a user model with --model"
             )
         return name, path
     text = str(spec)
@@ -288,14 +274,19 @@ def user_model_path(name: str) -> Path:
 
 
 def register_user_model(source: str | os.PathLike, name: str, card: str, overwrite: bool = False) -> ModelEntry:
-    """Copy a model file into the user models folder under ``name`` with its Markdown card."""
-    mf = read_model_file(source)  # validates before anything is written
+    """The one way a model enters the user models folder (trainer, wizard, Manage Models > Import).
+
+    The file is checked (readable, and its weights fit its architecture) before anything is written; the
+    copy and its Markdown ``card`` are written atomically.
+    """
+    mf = read_model_file(source)
+    build_model(mf)  # refuse files whose weights do not fit before copying them in
     dest = user_model_path(name)
     if dest.exists() and not overwrite:
         raise ModelError(f"a user model named '{name}' already exists")
     info = dict(mf.info, name=name)
     atomic_torch_save(make_model_payload(mf.hparams, mf.state_dict, info), dest)
-    _atomic_write_text(dest.with_suffix(".md"), card)
+    atomic.write_text(dest.with_suffix(".md"), card)
     return ModelEntry(name=name, kind="user", path=dest, scale=mf.scale, info=info)
 
 
@@ -327,27 +318,17 @@ def export_user_model(name: str, dest: str | os.PathLike) -> Path:
     if not src.exists():
         raise ModelError(f"no user model named '{name}'")
     dest = Path(dest)
-    shutil.copyfile(src, dest)
-    if src.with_suffix(".md").exists():
-        shutil.copyfile(src.with_suffix(".md"), dest.with_suffix(".md"))
+    for a, b in ((src, dest), (src.with_suffix(".md"), dest.with_suffix(".md"))):
+        if a.exists():
+            with open(a, "rb") as fh, atomic_open(b, "wb") as out:
+                shutil.copyfileobj(fh, out)
     return dest
 
 
 def import_user_model(source: str | os.PathLike, name: str | None = None) -> ModelEntry:
     source = Path(source)
-    mf = read_model_file(source)
-    build_model(mf)  # refuse files whose weights do not fit before copying them in
     card_path = source.with_suffix(".md")
     card = card_path.read_text(encoding="utf-8") if card_path.exists() else f"# {name or source.stem}\n"
     return register_user_model(source, name or source.stem, card)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -265,16 +265,33 @@ def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
     return np.clip(up, 0.0, 1.0)
 
 
+def keep_gray(rgb: np.ndarray, grayscale: bool) -> np.ndarray:
+    """The network may tint a gray picture slightly: for a grayscale source, the channel mean in all three."""
+    if not grayscale:
+        return rgb
+    gray = rgb.mean(axis=2, keepdims=True, dtype=np.float32)
+    return np.repeat(gray, 3, axis=2)
+
+
+def finish_upscaled(source, rgb: np.ndarray, scale: int):
+    """The one way an upscaled :class:`mlrn_core.imageio.Picture` is made from the network's RGB output.
+
+    Used by batch, ``mlrn upscale`` and the app's Save: a grayscale source stays grayscale (see
+    :func:`keep_gray`), alpha is upscaled with bicubic (:func:`upscale_alpha`), and the metadata is
+    carried over unchanged (the writer updates what depends on the size, such as EXIF pixel dimensions).
+    """
+    alpha = upscale_alpha(source.alpha, scale) if source.alpha is not None else None
+    return source.with_pixels(keep_gray(rgb, source.grayscale), alpha)
+
+
 def upscale_picture(model: torch.nn.Module, picture, **kwargs):
-    """Upscale an :class:`mlrn_core.imageio.Picture`: RGB with the network (tiled), alpha with bicubic.
+    """Upscale an :class:`mlrn_core.imageio.Picture`: RGB with the network (tiled), then :func:`finish_upscaled`.
 
     Keyword arguments are those of :func:`upscale_array` (tile, overlap, device, half, progress,
-    cancel, priority, on_tile, runner). Metadata is carried over unchanged; the writer updates what
-    depends on the size (EXIF pixel dimensions).
+    cancel, priority, on_tile, runner).
     """
     rgb = upscale_array(model, picture.rgb, **kwargs)
-    alpha = upscale_alpha(picture.alpha, int(model.scale)) if picture.alpha is not None else None
-    return picture.with_pixels(rgb, alpha)
+    return finish_upscaled(picture, rgb, int(model.scale))
 
 
 def default_threads() -> int:

@@ -7,8 +7,8 @@ the GUI plots. Stopping is cooperative (a flag checked every step) and always sa
 The same code runs under ``torchrun`` with DistributedDataParallel (NCCL on GPUs, gloo on CPUs);
 only rank 0 validates, logs and writes files.
 
-Run folder layout: ``ckpt.pt`` (latest full state, for ``--resume``), ``model.pt`` (best weights by
-validation PSNR, loadable by ``mlrn upscale --model``), ``config.json`` and ``events.jsonl``.
+The run folder's layout is :class:`mlrn_core.runs.RunFolder`; validation scores come from the one
+evaluator, :mod:`mlrn_core.evaluate`, so they are the numbers ``mlrn bench`` and the wizard report.
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import datetime as _dt
-import json
 import logging
 import math
-import os
 import sys
 import threading
 import time
@@ -33,11 +30,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mlrn_core import atomic, distributed, paths, registry
 from mlrn_core import data as data_mod
-from mlrn_core import paths, registry
-from mlrn_core.metrics import Score, imresize, mean_score, score
+from mlrn_core.cards import model_card
+from mlrn_core.distributed import Dist
+from mlrn_core.evaluate import EvalImage, eval_images, evaluate
+from mlrn_core.metrics import Score
 from mlrn_core.model import DEFAULT_KERNELS, MLRN
-from mlrn_core.tiling import TileRunner, device_label, pick_device, upscale_array
+from mlrn_core.runs import RunFolder
+from mlrn_core.tiling import device_label
 
 log = logging.getLogger(__name__)
 
@@ -261,35 +262,29 @@ def event_to_json(ev: Event) -> dict[str, Any]:
 # --- distributed ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
+def join_process_group(device_pref: str) -> Dist:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPUs."""
+    try:
+        dist = distributed.from_env()
+    except distributed.TorchrunError as exc:
+        raise TrainingError(str(exc)) from None
+    if not dist.enabled:
+        return dist
+    import torch.distributed as tdist
 
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_pref: str) -> Dist:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    import torch.distributed as dist
-
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device_pref in ("auto", "cuda")
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if not tdist.is_initialized():
+        tdist.init_process_group(backend="nccl" if use_cuda else "gloo")
     if use_cuda:
-        torch.cuda.set_device(local)
-    return Dist(rank, world, local)
+        torch.cuda.set_device(dist.local_rank)
+    return dist
+
+
+def _barrier(dist: Dist) -> None:
+    if dist.enabled:
+        import torch.distributed as tdist
+
+        tdist.barrier()
 
 
 # --- the trainer ---------------------------------------------------------------------------------
@@ -300,15 +295,49 @@ class TrainingError(Exception):
 
 
 class Trainer:
-    """One training run. ``run()`` trains until max_steps, max_minutes or a stop request."""
+    """One training run. ``run()`` trains until max_steps, max_minutes or a stop request.
+
+    :meth:`_run` reads as the run's steps, each a method: open the run folder, load the data, build the
+    model and optimiser (fresh, warm-started or resumed), then the loop (:meth:`_train_step` per batch,
+    :meth:`_validate_and_save` every ``val_every`` steps), then :meth:`_finish`. The state they share
+    lives on ``self`` and is declared below.
+    """
+
+    # set by the steps of _run (declared here so each step's inputs and outputs are visible)
+    dist: Dist
+    device: torch.device
+    degradation: data_mod.Degradation
+    sampler: data_mod.PatchSampler
+    data_desc: dict[str, Any]
+    train_images: int
+    skipped: tuple[tuple[str, str], ...]
+    val_images: list[EvalImage]
+    bicubic: Score | None  # bicubic on the validation images (computed once)
+    model: MLRN  # the unwrapped network being trained (also for callers after run())
+    ema: MLRN | None
+    train_model: torch.nn.Module  # model, wrapped in DDP and/or torch.compile
+    opt: torch.optim.Optimizer
+    channels_last: bool
+    base: dict[str, Any] | None  # what a warm start started from (name, path, scale, info, val_psnr)
+    base_score: float | None  # the base model's validation PSNR, before fine-tuning changed it
+    history: list[dict[str, float]]
+    best: dict[str, float]  # {"psnr", "ssim", "step"} of the best validation so far
+    elapsed0: float  # seconds trained by earlier sessions of this run
 
     def __init__(self, cfg: TrainConfig, on_event: EventFn | None = None, resume: bool = False) -> None:
         self.cfg = cfg
         self.on_event = on_event or (lambda ev: None)
         self.resume = resume
+        self.folder = RunFolder(Path(cfg.out))
+        self.out = self.folder.path
+        self.dist = Dist()
+        self.step = 0
+        self._preview: np.ndarray | None = None
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()  # cleared while paused
+        self._t_start = time.perf_counter()
+        self._paused_s = 0.0
 
     # cooperative control, safe from any thread or a signal handler
     def request_stop(self) -> None:
@@ -328,32 +357,172 @@ class Trainer:
     def _emit(self, ev: Event) -> None:
         if self.dist.main:
             try:
-                with open(self.out / "events.jsonl", "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(event_to_json(ev)) + "\n")
+                self.folder.append_event(event_to_json(ev))
             except OSError as exc:
-                log.warning("cannot append to events.jsonl: %s", exc)
+                log.warning("cannot append to %s: %s", self.folder.events.name, exc)
             self.on_event(ev)
 
     def run(self) -> FinishedEvent:
-        self.dist = init_distributed(self.cfg.device)
-        self.out = Path(self.cfg.out)
+        self.dist = join_process_group(self.cfg.device)
         try:
             return self._run()
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt):
-                self._emit(FailedEvent(getattr(self, "step", 0), f"{type(exc).__name__}: {exc}"))
+                self._emit(FailedEvent(self.step, f"{type(exc).__name__}: {exc}"))
             raise
 
-    # -- setup
+    def _run(self) -> FinishedEvent:
+        cfg = self.cfg
+        state = self._open_folder()
+        self.device = self._setup_device()
+        self._load_data()
+        self._build(state)
+        self._emit(StartedEvent(self.step, cfg.max_steps, device_label(self.device), self.train_images,
+                                len(self.val_images), self.skipped, state is not None))
+        if cfg.max_steps is not None and self.step >= cfg.max_steps:
+            log.info("the run already reached %d steps", self.step)
+        if self.dist.main:
+            atomic.write_json(self.folder.config, cfg.to_json())
+        self._t_start, self._paused_s = time.perf_counter(), 0.0
+        self._score_base()
+
+        prefetch = data_mod.Prefetcher(self.sampler, self.step)
+        self.model.train()
+        steps_here, t_loop = 0, time.perf_counter()
+        stopped = False
+        try:
+            while True:
+                done, want_stop = self._should_end()
+                if done or want_stop:
+                    stopped = want_stop and not done
+                    break
+                if not self._running.is_set():
+                    self._wait_while_paused()
+                    continue
+                lr = lr_at(self.step, cfg, self.elapsed())
+                loss = self._train_step(*prefetch.get(self.step), lr)
+                self.step += 1
+                steps_here += 1
+                if self.dist.main and (self.step % cfg.log_every == 0 or self.step == 1):
+                    self._log_step(loss, lr, steps_here / max(1e-9, time.perf_counter() - t_loop))
+                if self.step % cfg.val_every == 0:
+                    self._validate_and_save()
+        finally:
+            prefetch.close()
+        return self._finish(steps_here, stopped)
+
+    # -- the steps of a run, in order
+
+    def _open_folder(self) -> dict[str, Any] | None:
+        """Check the run folder (and the --save-as name); the checkpoint to resume from, if resuming."""
+        cfg, ckpt = self.cfg, self.folder.checkpoint
+        if self.dist.main:
+            self.folder.path.mkdir(parents=True, exist_ok=True)
+        state = None
+        if self.resume:
+            if not ckpt.exists():
+                raise TrainingError(f"nothing to resume: {ckpt} does not exist")
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+            if state.get("format") != CHECKPOINT_FORMAT:
+                raise TrainingError(f"'{ckpt}' is not an MLRN Studio training checkpoint")
+        elif ckpt.exists():
+            raise TrainingError(
+                f"{self.out} already holds a run ({ckpt.name}); pass --resume to continue it or choose another --out"
+            )
+        if cfg.save_as and self.dist.main:
+            try:
+                registry.validate_name(cfg.save_as)
+            except registry.ModelError as exc:
+                raise TrainingError(str(exc)) from exc
+            if not self.resume and registry.user_model_path(cfg.save_as).exists():
+                raise TrainingError(f"a user model named '{cfg.save_as}' already exists: choose another --save-as "
+                                    "name or delete it first (mlrn models lists them)")
+        return state
+
     def _setup_device(self) -> torch.device:
         cfg = self.cfg
-        if self.dist.enabled and torch.cuda.is_available() and cfg.device in ("auto", "cuda"):
-            device = torch.device("cuda", self.dist.local_rank)
-        else:
-            device = pick_device(cfg.device)
+        device = distributed.device_for(cfg.device, self.dist)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         return device
+
+    def _load_data(self) -> None:
+        """Training pairs and the patch sampler; on rank 0 the validation images (degraded like the training LR)."""
+        cfg, dist = self.cfg, self.dist
+        min_hr = cfg.patch * cfg.scale
+        cache = None
+        with contextlib.suppress(Exception):
+            cache = paths.cache_dir() / "lr"
+        try:
+            pairs, scan = data_mod.load_pairs(cfg.data, cfg.scale, min_hr, cfg.exclude, cache, "training")
+            val_pairs: list[data_mod.ImagePair] = []
+            if cfg.val and dist.main:
+                val_pairs, _ = data_mod.load_pairs(cfg.val, cfg.scale, 2 * cfg.scale + 11, (), cache,
+                                                   "validation")
+        except data_mod.DataError as exc:
+            raise TrainingError(str(exc)) from exc
+        degradation = cfg.degradation()
+        self.degradation = degradation
+        self.sampler = data_mod.PatchSampler(pairs, cfg.scale, cfg.patch, cfg.batch, cfg.seed, dist.rank,
+                                             dist.world, degradation, cfg.sample_by_area)
+        self.train_images = len(pairs)
+        self.skipped = tuple((str(s.path), s.reason) for s in scan.skipped)
+        self.data_desc = {
+            "folders": [str(Path(f)) for f in cfg.data],
+            "images": len(pairs),
+            "skipped": [list(s) for s in self.skipped],
+            "val_folders": [str(Path(f)) for f in cfg.val],
+            "val_images": len(val_pairs),
+            "excluded": list(cfg.exclude),
+        }
+        # With a degradation ("match camera JPEGs") the validation LR gets it too, drawn once per image from a
+        # fixed seed: the best checkpoint is the one best at the inputs it is trained for, and the scores are
+        # the wizard's own hold-out evaluation (both go through mlrn_core.evaluate).
+        self.val_images = eval_images(val_pairs, degradation)
+        self.bicubic = evaluate(None, self.val_images, cfg.scale).mean if self.val_images else None
+
+    def _build(self, state: dict[str, Any] | None) -> None:
+        """The network (fresh, warm-started or from the checkpoint), EMA copy, optimiser and counters."""
+        cfg, dist, device = self.cfg, self.dist, self.device
+        model, base = self._build_model()
+        if state is not None:
+            model = MLRN(**state["model"]["hparams"])
+            model.load_state_dict(state["model"]["state_dict"], strict=True)
+            base = state.get("base")
+        model.to(device)
+        # channels_last: faster on CUDA and on oneDNN CPUs (1.15x fp32, 1.16x bf16 here); gloo's DDP buffer
+        # broadcast cannot handle channels_last CPU tensors, so a multi-process CPU run stays NCHW.
+        self.channels_last = device.type == "cuda" or (device.type == "cpu" and not dist.enabled)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        ema = copy.deepcopy(model).eval() if cfg.ema > 0 else None
+        if ema is not None:
+            for p in ema.parameters():
+                p.requires_grad_(False)
+        opt = torch.optim.Adam(model.parameters(), lr=lr_at(0, cfg), betas=cfg.betas, eps=1e-8)
+        self.step, self.elapsed0 = 0, 0.0
+        self.history, self.best = [], {"psnr": -1.0, "step": -1}
+        if state is not None:
+            opt.load_state_dict(state["optimizer"])
+            if ema is not None and state.get("ema") is not None:
+                ema.load_state_dict(state["ema"])
+            self.step, self.elapsed0 = int(state["step"]), float(state.get("elapsed_s", 0.0))
+            self.history, self.best = list(state.get("history", [])), dict(state.get("best", self.best))
+            torch.set_rng_state(state["rng"]["torch"])
+        self.model, self.ema, self.opt, self.base = model, ema, opt, base
+        self.base_score = base.get("val_psnr") if base else None
+        train_model: torch.nn.Module = model
+        if dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.compile and getattr(sys, "frozen", False):
+            raise TrainingError("--compile is not available in the desktop app bundle; use a pip install of "
+                                "MLRN Studio (it needs a C++ compiler and Python headers)")
+        if cfg.compile:
+            train_model = torch.compile(train_model)
+        self.train_model = train_model
+        self._autocast, self._scaler = autocast_for(device, cfg.amp)
 
     def _build_model(self) -> tuple[MLRN, dict[str, Any] | None]:
         """The network: from `init` (its architecture and weights) or fresh from the config."""
@@ -379,359 +548,186 @@ class Trainer:
         model.load_state_dict(fitting, strict=False)
         return model, {"name": name, "path": str(path), "scale": mf.scale, "info": mf.info}
 
-    # -- main loop
-    def _run(self) -> FinishedEvent:  # noqa: C901 - the loop reads best in one piece
-        cfg, dist = self.cfg, self.dist
-        if dist.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-        ckpt_path = self.out / "ckpt.pt"
-        state = None
-        if self.resume:
-            if not ckpt_path.exists():
-                raise TrainingError(f"nothing to resume: {ckpt_path} does not exist")
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-            if state.get("format") != CHECKPOINT_FORMAT:
-                raise TrainingError(f"'{ckpt_path}' is not an MLRN Studio training checkpoint")
-        elif ckpt_path.exists():
-            raise TrainingError(
-                f"{self.out} already holds a run (ckpt.pt); pass --resume to continue it or choose another --out"
-            )
-        if cfg.save_as and dist.main:
-            try:
-                registry.validate_name(cfg.save_as)
-            except registry.ModelError as exc:
-                raise TrainingError(str(exc)) from exc
-            if not self.resume and registry.user_model_path(cfg.save_as).exists():
-                raise TrainingError(f"a user model named '{cfg.save_as}' already exists: choose another --save-as "
-                                    "name or delete it first (mlrn models lists them)")
-        device = self._setup_device()
+    def _score_base(self) -> None:
+        """The warm-start model's validation score, once, before fine-tuning changes it."""
+        if self.dist.main and self.base is not None and self.base_score is None and self.val_images:
+            s0 = self._validate()
+            self.base_score = s0.psnr if s0 else None
+            self.base["val_psnr"] = self.base_score
 
-        # data
-        min_hr = cfg.patch * cfg.scale
-        cache = None
-        with contextlib.suppress(Exception):
-            cache = paths.cache_dir() / "lr"
-        try:
-            pairs, scan = data_mod.load_pairs(cfg.data, cfg.scale, min_hr, cfg.exclude, cache, "training")
-            val_pairs: list[data_mod.ImagePair] = []
-            if cfg.val and dist.main:
-                val_pairs, _ = data_mod.load_pairs(cfg.val, cfg.scale, 2 * cfg.scale + 11, (), cache,
-                                                   "validation")
-        except data_mod.DataError as exc:
-            raise TrainingError(str(exc)) from exc
-        degradation = cfg.degradation()
-        sampler = data_mod.PatchSampler(pairs, cfg.scale, cfg.patch, cfg.batch, cfg.seed, dist.rank,
-                                        dist.world, degradation, cfg.sample_by_area)
-        data_desc = {
-            "folders": [str(Path(f)) for f in cfg.data],
-            "images": len(pairs),
-            "skipped": [[str(s.path), s.reason] for s in scan.skipped],
-            "val_folders": [str(Path(f)) for f in cfg.val],
-            "val_images": len(val_pairs),
-            "excluded": list(cfg.exclude),
-        }
+    def elapsed(self) -> float:
+        """Seconds this run has trained (all sessions), not counting pauses: what max_minutes limits."""
+        return self.elapsed0 + time.perf_counter() - self._t_start - self._paused_s
 
-        # model, optimiser, EMA
-        model, base = self._build_model()
-        if state is not None:
-            model = MLRN(**state["model"]["hparams"])
-            model.load_state_dict(state["model"]["state_dict"], strict=True)
-            base = state.get("base")
-        model.to(device)
-        # channels_last: faster on CUDA and on oneDNN CPUs (1.15x fp32, 1.16x bf16 here); gloo's DDP buffer
-        # broadcast cannot handle channels_last CPU tensors, so a multi-process CPU run stays NCHW.
-        channels_last = device.type == "cuda" or (device.type == "cpu" and not dist.enabled)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        ema = copy.deepcopy(model).eval() if cfg.ema > 0 else None
-        if ema is not None:
-            for p in ema.parameters():
-                p.requires_grad_(False)
-        opt = torch.optim.Adam(model.parameters(), lr=lr_at(0, cfg), betas=cfg.betas, eps=1e-8)
-        step, elapsed0, history, best = 0, 0.0, [], {"psnr": -1.0, "step": -1}
-        if state is not None:
-            opt.load_state_dict(state["optimizer"])
-            if ema is not None and state.get("ema") is not None:
-                ema.load_state_dict(state["ema"])
-            step, elapsed0 = int(state["step"]), float(state.get("elapsed_s", 0.0))
-            history, best = list(state.get("history", [])), dict(state.get("best", best))
-            torch.set_rng_state(state["rng"]["torch"])
-        self.step = step
-        self.model = model  # the unwrapped network being trained (for callers after run())
-        train_model: torch.nn.Module = model
-        if dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if cfg.compile and getattr(sys, "frozen", False):
-            raise TrainingError("--compile is not available in the desktop app bundle; use a pip install of "
-                                "MLRN Studio (it needs a C++ compiler and Python headers)")
-        if cfg.compile:
-            train_model = torch.compile(train_model)
-        autocast, scaler = autocast_for(device, cfg.amp)
-
-        max_steps = cfg.max_steps
-        self._emit(StartedEvent(step, max_steps, device_label(device), len(pairs), len(val_pairs),
-                                tuple((str(s.path), s.reason) for s in scan.skipped), state is not None))
-        if cfg.max_steps is not None and step >= cfg.max_steps:
-            log.info("the run already reached %d steps", step)
-
-        # validation set prepared once: LR tensors and the bicubic baseline
-        # With a degradation ("match camera JPEGs"), the validation LR gets it too, drawn once per image from
-        # a fixed seed: the best checkpoint is then the one best at the inputs it is trained for, and the
-        # scores match the wizard's own hold-out evaluation (app.wizard_core.load_eval_images).
-        val_lr = [degradation.apply_for_eval(p.lr, i, hr=p.hr, scale=cfg.scale) for i, p in enumerate(val_pairs)]
-        val_cache = [(p, lr, imresize(lr, cfg.scale)) for p, lr in zip(val_pairs, val_lr)]
-        bicubic = mean_score([score(bi, p.hr, cfg.scale) for p, _lr, bi in val_cache]) if val_cache else None
-        base_score: float | None = base.get("val_psnr") if base else None
-
-        def validate() -> Score | None:
-            if not val_cache:
-                return None
-            net = ema if ema is not None else model
-            net.eval()
-            runner = TileRunner(net, device, half=False)
-            scores, preview = [], None
-            for i, (p, lr, _bi) in enumerate(val_cache):
-                sr = upscale_array(net, lr.astype(np.float32) / 255, tile=cfg.val_tile, runner=runner)
-                scores.append(score(sr, p.hr, cfg.scale))
-                if i == 0:
-                    preview = (np.clip(sr, 0, 1) * 255 + 0.5).astype(np.uint8)
-            net.train()
-            self._preview = preview
-            return mean_score(scores)
-
-        def checkpoint() -> None:
-            if not dist.main:
-                return
-            payload = {
-                "format": CHECKPOINT_FORMAT,
-                "version": 1,
-                "model": registry.make_model_payload(model.hparams, registry.model_state(model), {}),
-                "ema": registry.model_state(ema) if ema is not None else None,
-                "optimizer": opt.state_dict(),
-                "step": step,
-                "elapsed_s": elapsed(),
-                "config": cfg.to_json(),
-                "rng": {"torch": torch.get_rng_state()},
-                "data": data_desc,
-                "history": history,
-                "best": best,
-                "base": base,
-            }
-            registry.atomic_torch_save(payload, ckpt_path)
-            self._emit(CheckpointEvent(step, str(ckpt_path)))
-
-        def export_model(val: Score | None) -> None:
-            """model.pt: the best weights by validation PSNR (the latest ones when there is no validation)."""
-            net = ema if ema is not None else model
-            info = {
-                "provenance": {
-                    "config": cfg.to_json(),
-                    "data": data_desc,
-                    "steps": step,
-                    "train_seconds": round(elapsed(), 1),
-                    "device": device_label(device),
-                    "world_size": dist.world,
-                    "base": {k: v for k, v in (base or {}).items() if k != "info"} or None,
-                    "torch": str(torch.__version__),
-                },
-                "metrics": {
-                    "val_psnr": round(val.psnr, 4) if val else None,
-                    "val_ssim": round(val.ssim, 5) if val else None,
-                    "val_bicubic_psnr": round(bicubic.psnr, 4) if bicubic else None,
-                    "val_base_psnr": round(base_score, 4) if base_score is not None else None,
-                    "val_step": step,
-                },
-            }
-            registry.save_model(self.out / "model.pt", net, info)
-
-        if dist.main:
-            (self.out / "config.json").write_text(json.dumps(cfg.to_json(), indent=2))
-        t_start = time.perf_counter()
-        paused_s = [0.0]
-
-        def elapsed() -> float:
-            """Seconds this run has trained (all sessions), not counting pauses: what max_minutes limits."""
-            return elapsed0 + time.perf_counter() - t_start - paused_s[0]
-        self._preview = None
-
-        # the base model's score on the validation set, once, before fine-tuning changes it
-        if dist.main and base is not None and base_score is None and val_cache:
-            s0 = validate()
-            base_score = s0.psnr if s0 else None
-            base["val_psnr"] = base_score
-
-        prefetch = data_mod.Prefetcher(sampler, step)
-        model.train()
-        steps_done_here, t_loop = 0, time.perf_counter()
-        stopped = False
-        try:
-            while True:
-                minutes = elapsed() / 60
-                done = (max_steps is not None and step >= max_steps) or (
-                    cfg.max_minutes is not None and minutes >= cfg.max_minutes
-                )
-                want_stop = self._stop.is_set()
-                if dist.enabled:  # every rank stops at the same step
-                    import torch.distributed as tdist
-
-                    flags = torch.tensor([float(done), float(want_stop)], device=device)
-                    tdist.all_reduce(flags, op=tdist.ReduceOp.MAX)
-                    done, want_stop = bool(flags[0].item()), bool(flags[1].item())
-                if done or want_stop:
-                    stopped = want_stop and not done
-                    break
-                if not self._running.is_set():
-                    t_pause = time.perf_counter()
-                    self._running.wait()
-                    paused_s[0] += time.perf_counter() - t_pause
-                    continue
-                lr_val = lr_at(step, cfg, elapsed())
-                for g in opt.param_groups:
-                    g["lr"] = lr_val
-                lo_np, hi_np = prefetch.get(step)
-                lo = torch.from_numpy(lo_np).to(device, non_blocking=True)
-                hi = torch.from_numpy(hi_np).to(device, non_blocking=True)
-                if channels_last:
-                    lo = lo.contiguous(memory_format=torch.channels_last)
-                with autocast:
-                    loss = F.l1_loss(train_model(lo).float(), hi)
-                opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(opt)
-                else:
-                    loss.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                if scaler is not None:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                if ema is not None:
-                    with torch.no_grad():
-                        for pe, pm in zip(ema.parameters(), model.parameters()):
-                            pe.lerp_(pm.detach(), 1 - cfg.ema)
-                step += 1
-                self.step = step
-                steps_done_here += 1
-                if dist.main and (step % cfg.log_every == 0 or step == 1):
-                    rate = steps_done_here / max(1e-9, time.perf_counter() - t_loop)
-                    eta = (max_steps - step) / rate if max_steps and rate > 0 else None
-                    if cfg.max_minutes is not None:
-                        left = cfg.max_minutes * 60 - elapsed()
-                        eta = left if eta is None else min(eta, left)
-                    self._emit(StepEvent(step, float(loss.item()), lr_val, rate,
-                                         elapsed(), eta))
-                if step % cfg.val_every == 0:
-                    self._validate_and_save(validate, checkpoint, export_model, history, best, bicubic,
-                                            base_score, step)
-        finally:
-            prefetch.close()
-        # the end: final validation, checkpoint and model.pt
-        if steps_done_here > 0 and step % cfg.val_every != 0 or not (self.out / "model.pt").exists():
-            self._validate_and_save(validate, checkpoint, export_model, history, best, bicubic, base_score,
-                                    step)
-        total_s = elapsed()
-        user_model = None
-        if dist.main and cfg.save_as and not stopped:
-            user_model = self._register(cfg.save_as, data_desc, step, total_s, device_label(device), history,
-                                        bicubic, base_score)
-        if dist.enabled:
+    def _should_end(self) -> tuple[bool, bool]:
+        """(the budget is spent, a stop was asked for), the same on every rank."""
+        cfg = self.cfg
+        done = (cfg.max_steps is not None and self.step >= cfg.max_steps) or (
+            cfg.max_minutes is not None and self.elapsed() / 60 >= cfg.max_minutes
+        )
+        want_stop = self._stop.is_set()
+        if self.dist.enabled:  # every rank stops at the same step
             import torch.distributed as tdist
 
-            tdist.barrier()
-        fin = FinishedEvent(step, str(self.out / "model.pt"), best["psnr"] if best["psnr"] >= 0 else None,
-                            total_s, stopped, user_model)
+            flags = torch.tensor([float(done), float(want_stop)], device=self.device)
+            tdist.all_reduce(flags, op=tdist.ReduceOp.MAX)
+            done, want_stop = bool(flags[0].item()), bool(flags[1].item())
+        return done, want_stop
+
+    def _wait_while_paused(self) -> None:
+        t_pause = time.perf_counter()
+        self._running.wait()
+        self._paused_s += time.perf_counter() - t_pause
+
+    def _train_step(self, lo_np: np.ndarray, hi_np: np.ndarray, lr: float) -> torch.Tensor:
+        """One optimiser step on a batch of LR/HR patches at learning rate ``lr``; returns the loss."""
+        cfg, opt = self.cfg, self.opt
+        for g in opt.param_groups:
+            g["lr"] = lr
+        lo = torch.from_numpy(lo_np).to(self.device, non_blocking=True)
+        hi = torch.from_numpy(hi_np).to(self.device, non_blocking=True)
+        if self.channels_last:
+            lo = lo.contiguous(memory_format=torch.channels_last)
+        with self._autocast:
+            loss = F.l1_loss(self.train_model(lo).float(), hi)
+        opt.zero_grad(set_to_none=True)
+        scaler = self._scaler
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        else:
+            loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        if scaler is not None:
+            scaler.step(opt)
+            scaler.update()
+        else:
+            opt.step()
+        if self.ema is not None:
+            with torch.no_grad():
+                for pe, pm in zip(self.ema.parameters(), self.model.parameters()):
+                    pe.lerp_(pm.detach(), 1 - cfg.ema)
+        return loss
+
+    def _log_step(self, loss: torch.Tensor, lr: float, rate: float) -> None:
+        cfg = self.cfg
+        eta = (cfg.max_steps - self.step) / rate if cfg.max_steps and rate > 0 else None
+        if cfg.max_minutes is not None:
+            left = cfg.max_minutes * 60 - self.elapsed()
+            eta = left if eta is None else min(eta, left)
+        self._emit(StepEvent(self.step, float(loss.item()), lr, rate, self.elapsed(), eta))
+
+    @torch.no_grad()
+    def _validate(self) -> Score | None:
+        """The validation score of the weights that would be saved (the EMA ones when EMA is on)."""
+        if not self.val_images:
+            return None
+        net = self.ema if self.ema is not None else self.model
+        net.eval()
+        result = evaluate(net, self.val_images, self.cfg.scale, self.device, tile=self.cfg.val_tile,
+                          keep_first=True)
+        net.train()
+        self._preview = result.first_output
+        return result.mean
+
+    def _validate_and_save(self) -> Score | None:
+        """Validate (rank 0), keep model.pt if this is the best so far, and write the checkpoint."""
+        val = self._validate() if self.dist.main else None
+        if val is not None and self.bicubic is not None:
+            is_best = val.psnr > self.best["psnr"]
+            if is_best:
+                self.best.update(psnr=val.psnr, ssim=val.ssim, step=self.step)
+            self.history.append({"step": self.step, "psnr": val.psnr, "ssim": val.ssim})
+            self._emit(ValidationEvent(self.step, val.psnr, val.ssim, self.bicubic.psnr, self.bicubic.ssim,
+                                       self.best["psnr"], is_best, self.base_score, self._preview))
+        else:
+            is_best = True  # no validation: the latest weights are the best we know
+        if self.dist.main and (is_best or not self.folder.model.exists()):
+            self._export_model(val)
+        self._checkpoint()
+        _barrier(self.dist)
+        return val
+
+    def _checkpoint(self) -> None:
+        if not self.dist.main:
+            return
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "version": 1,
+            "model": registry.make_model_payload(self.model.hparams, registry.model_state(self.model), {}),
+            "ema": registry.model_state(self.ema) if self.ema is not None else None,
+            "optimizer": self.opt.state_dict(),
+            "step": self.step,
+            "elapsed_s": self.elapsed(),
+            "config": self.cfg.to_json(),
+            "rng": {"torch": torch.get_rng_state()},
+            "data": self.data_desc,
+            "history": self.history,
+            "best": self.best,
+            "base": self.base,
+        }
+        registry.atomic_torch_save(payload, self.folder.checkpoint)
+        self._emit(CheckpointEvent(self.step, str(self.folder.checkpoint)))
+
+    def _export_model(self, val: Score | None) -> None:
+        """model.pt: the best weights by validation PSNR (the latest ones when there is no validation)."""
+        net = self.ema if self.ema is not None else self.model
+        bicubic, base_score = self.bicubic, self.base_score
+        info = {
+            "provenance": {
+                "config": self.cfg.to_json(),
+                "data": self.data_desc,
+                "steps": self.step,
+                "train_seconds": round(self.elapsed(), 1),
+                "device": device_label(self.device),
+                "world_size": self.dist.world,
+                "base": {k: v for k, v in (self.base or {}).items() if k != "info"} or None,
+                "torch": str(torch.__version__),
+            },
+            "metrics": {
+                "val_psnr": round(val.psnr, 4) if val else None,
+                "val_ssim": round(val.ssim, 5) if val else None,
+                "val_bicubic_psnr": round(bicubic.psnr, 4) if bicubic else None,
+                "val_base_psnr": round(base_score, 4) if base_score is not None else None,
+                "val_step": self.step,
+            },
+        }
+        registry.save_model(self.folder.model, net, info)
+
+    def _finish(self, steps_here: int, stopped: bool) -> FinishedEvent:
+        """The last validation, checkpoint and model.pt; the user model when --save-as asked for one."""
+        cfg = self.cfg
+        if steps_here > 0 and self.step % cfg.val_every != 0 or not self.folder.model.exists():
+            self._validate_and_save()
+        total_s = self.elapsed()
+        user_model = None
+        if self.dist.main and cfg.save_as and not stopped:
+            user_model = self._register(cfg.save_as, total_s)
+        _barrier(self.dist)
+        best = self.best["psnr"] if self.best["psnr"] >= 0 else None
+        fin = FinishedEvent(self.step, str(self.folder.model), best, total_s, stopped, user_model)
         self._emit(fin)
         return fin
 
-    def _validate_and_save(self, validate, checkpoint, export_model, history, best, bicubic, base_score,
-                           step) -> Score | None:
-        val = validate() if self.dist.main else None
-        if val is not None and bicubic is not None:
-            is_best = val.psnr > best["psnr"]
-            if is_best:
-                best.update(psnr=val.psnr, ssim=val.ssim, step=step)
-            history.append({"step": step, "psnr": val.psnr, "ssim": val.ssim})
-            self._emit(ValidationEvent(step, val.psnr, val.ssim, bicubic.psnr, bicubic.ssim, best["psnr"],
-                                       is_best, base_score, self._preview))
-        else:
-            is_best = True  # no validation: the latest weights are the best we know
-        if self.dist.main and (is_best or not (self.out / "model.pt").exists()):
-            export_model(val)
-        checkpoint()
-        if self.dist.enabled:
-            import torch.distributed as tdist
-
-            tdist.barrier()
-        return val
-
-    def _register(self, name, data_desc, step, elapsed, device, history, bicubic, base_score) -> str:
-        model_path = self.out / "model.pt"
-        mf = registry.read_model_file(model_path)
+    def _register(self, name: str, seconds: float) -> str:
+        mf = registry.read_model_file(self.folder.model)
         m = mf.info.get("metrics", {})
+        bicubic = self.bicubic
         card = model_card(
             name=name,
             scale=self.cfg.scale,
             base=self.cfg.init or "none (trained from scratch)",
-            data=data_desc,
-            steps=step,
-            seconds=elapsed,
-            device=device,
+            data=self.data_desc,
+            steps=self.step,
+            seconds=seconds,
+            device=device_label(self.device),
             val_psnr=m.get("val_psnr"),
             val_ssim=m.get("val_ssim"),
             bicubic_psnr=bicubic.psnr if bicubic else None,
             bicubic_ssim=bicubic.ssim if bicubic else None,
-            base_psnr=base_score,
+            base_psnr=self.base_score,
             config=self.cfg,
         )
-        registry.register_user_model(model_path, name, card, overwrite=True)
+        registry.register_user_model(self.folder.model, name, card, overwrite=True)
         return name
-
-
-def model_card(*, name, scale, base, data, steps, seconds, device, val_psnr, val_ssim, bicubic_psnr, base_psnr,
-               config: TrainConfig, bicubic_ssim=None, degraded_inputs: bool | None = None) -> str:
-    """The Markdown card written next to a user model.
-
-    ``degraded_inputs``: whether the scores were measured on LR inputs with the training degradation (what
-    the trainer validates on when one is set); ``None`` means "as the trainer did", i.e. when ``config`` has one.
-    """
-    if degraded_inputs is None:
-        degraded_inputs = config.degradation().active
-    protocol = "MATLAB bicubic LR, Y channel, border = scale"
-    if degraded_inputs:
-        protocol = ("MATLAB bicubic LR, then the training degradation drawn once per image from a fixed seed, "
-                    "Y channel, border = scale")
-
-    def f(v, unit=" dB"):
-        return "n/a" if v is None else f"{v:.2f}{unit}"
-
-    verdict = ""
-    if val_psnr is not None and base_psnr is not None:
-        gain = val_psnr - base_psnr
-        verdict = (f"\n**{'Better' if gain > 0 else 'Not better'} than the base model on the hold-out: "
-                   f"{gain:+.2f} dB.**\n")
-    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    return f"""# {name}
-
-MLRN x{scale}, fine-tuned with MLRN Studio on {when}.
-{verdict}
-| | PSNR (Y) | SSIM |
-|---|---|---|
-| bicubic | {f(bicubic_psnr)} | {'n/a' if bicubic_ssim is None else f'{bicubic_ssim:.4f}'} |
-| base model | {f(base_psnr)} | |
-| this model | {f(val_psnr)} | {'n/a' if val_ssim is None else f'{val_ssim:.4f}'} |
-
-Measured on the hold-out/validation images ({data.get('val_images', 0)}) with the protocol of
-EVALUATION.md ({protocol}).
-
-- Base model: {base}
-- Data: {', '.join(data.get('folders', []))} ({data.get('images', 0)} images,
-  {len(data.get('skipped', []))} skipped, {len(data.get('excluded', []))} held out)
-- LR inputs: {config.degradation().describe()}
-- Steps: {steps} (batch {config.batch}, LR patch {config.patch} px, lr {config.lr}, {config.schedule})
-- Time: {seconds / 60:.1f} min on {device}
-"""

@@ -21,6 +21,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001 - pytest 
 
 
 import pytest  # noqa: E402
+import pytestqt  # noqa: E402, F401 - required (pyproject's dev extra): without it the GUI tests must fail, not skip
 
 
 @pytest.fixture(autouse=True)

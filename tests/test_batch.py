@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mlrn_core import batch, imageio, registry, tiling
+from mlrn_core import batch, distributed, imageio, registry, tiling
 from mlrn_core.batch import BatchError, BatchOptions, plan_batch, run_batch
 from mlrn_core.cli import main
 from mlrn_core.model import DIV2K_RGB_MEAN, MLRN
@@ -512,11 +512,13 @@ def test_shard_and_env() -> None:
     shards = [plan.shard(r, 3) for r in range(3)]
     assert sorted(i.index for s in shards for i in s) == list(range(7))
     assert [i.index for i in shards[1]] == [1, 4]
-    assert batch.shard_from_env({}) == (0, 1, 0)
-    assert batch.shard_from_env({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}) == (1, 2, 1)
-    with pytest.raises(BatchError):
-        batch.shard_from_env({"RANK": "2", "WORLD_SIZE": "2"})
-    assert batch.device_for_rank("cpu", 1, 2) == torch.device("cpu")
+    assert distributed.from_env({}) == distributed.Dist(0, 1, 0)
+    assert distributed.from_env({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}) == distributed.Dist(1, 2, 1)
+    with pytest.raises(distributed.TorchrunError, match="RANK=2, WORLD_SIZE=2"):
+        distributed.from_env({"RANK": "2", "WORLD_SIZE": "2"})
+    with pytest.raises(distributed.TorchrunError, match="cannot read"):
+        distributed.from_env({"WORLD_SIZE": "two"})
+    assert distributed.device_for("cpu", distributed.Dist(1, 2, 1)) == torch.device("cpu")
 
 
 def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:

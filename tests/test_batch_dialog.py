@@ -13,8 +13,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
-
-pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt  # noqa: E402
 
 from app.batch_dialog import COL_STATUS, BatchExportDialog  # noqa: E402
@@ -171,7 +169,7 @@ def test_closing_while_running_stops_and_waits(
 
 
 def test_a_model_that_does_not_load_is_reported(qtbot, tmp_path: Path) -> None:
-    dlg = make_dialog(qtbot, [photos(tmp_path / "in")], tmp_path / "out", None)  # built-in: not shipped
+    dlg = make_dialog(qtbot, [photos(tmp_path / "in")], tmp_path / "out", None)  # no built-in weights here
     with qtbot.waitSignal(dlg.batch_finished, timeout=30_000) as done:
         qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
     assert done.args[0] is None

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+
 from mlrn_core import validation
 from mlrn_core.data import CAMERA, Degradation, PatchSampler, jpeg_roundtrip, load_pairs
 from mlrn_core.evaluate import parse_degradation
@@ -43,8 +44,8 @@ def test_same_seed_same_output_other_seed_other_output(hr):
     assert not np.array_equal(e1, CAMERA.apply_for_eval(lr, 1, hr=hr, scale=2))
 
 
-@pytest.mark.parametrize("part", [dict(blur=1.5), dict(resize="area"), dict(noise_sigma=8.0),
-                                  dict(jpeg_quality=(40, 40))])
+@pytest.mark.parametrize("part", [{"blur": 1.5}, {"resize": "area"}, {"noise_sigma": 8.0},
+                                  {"jpeg_quality": (40, 40)}])
 def test_each_part_alone_changes_the_lr_and_nothing_else_does(hr, part):
     clean = degrade(hr, 2)
     out = Degradation(**part).make_lr(hr, clean, 2, _rng())

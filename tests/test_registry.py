@@ -76,7 +76,7 @@ def test_no_builtin_weights_message(monkeypatch, tmp_path):
     from mlrn_core import paths
 
     monkeypatch.setattr(paths, "builtin_models_dir", lambda: tmp_path / "empty")
-    with pytest.raises(ModelError, match="no built-in weights for x3 yet"):
+    with pytest.raises(ModelError, match="no built-in weights for x3: mlrn-x3.pt is missing"):
         registry.load_model(None, 3)
 
 

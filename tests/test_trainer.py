@@ -257,7 +257,7 @@ def test_cli_config_file_and_bad_input(folders, tmp_path, capsys):
 
 def test_validation_sees_the_training_degradation_like_the_wizard_evaluation(folders, tmp_path):
     """With "match camera JPEGs" the best checkpoint must be chosen on JPEG inputs, not clean ones."""
-    from app.wizard_core import evaluate_models, load_eval_images
+    from mlrn_core.evaluate import evaluate_models, load_eval_images
 
     deg = Degradation((20, 20), 0.0)
     events = []

@@ -1,0 +1,95 @@
+"""The one builder of a user model's card (the Markdown file next to it, shown in Manage Models).
+
+``mlrn train --save-as`` writes the trainer's card; the wizard writes the same card with its hold-out
+tables and verdict added (:class:`CardTable`, ``notes``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mlrn_core.metrics import Score
+
+
+class TrainConfig(Protocol):
+    """The fields of :class:`mlrn_core.trainer.TrainConfig` a card shows (no import: trainer imports cards)."""
+
+    jpeg_quality: tuple[int, int] | None
+    noise_sigma: float
+    batch: int
+    patch: int
+    lr: float
+    schedule: str
+
+    def degradation(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class CardTable:
+    """A titled table of PSNR/SSIM rows: (label, score)."""
+
+    title: str
+    intro: str
+    rows: Sequence[tuple[str, Score]]
+
+    def markdown(self) -> str:
+        text = f"\n## {self.title}\n\n{self.intro}\n\n| | PSNR (Y) | SSIM |\n|---|---|---|\n"
+        for label, s in self.rows:
+            text += f"| {label} | {s.psnr:.2f} dB | {s.ssim:.4f} |\n"
+        return text
+
+
+def model_card(*, name, scale, base, data, steps, seconds, device, val_psnr, val_ssim, bicubic_psnr, base_psnr,
+               config: TrainConfig, bicubic_ssim=None, degraded_inputs: bool | None = None,
+               tables: Sequence[CardTable] = (), notes: Sequence[str] = ()) -> str:
+    """The Markdown card written next to a user model (by ``mlrn train --save-as`` and by the wizard).
+
+    ``degraded_inputs``: whether the scores were measured on LR inputs with the training degradation (what
+    the trainer validates on when one is set); ``None`` means "as the trainer did", i.e. when ``config`` has one.
+    ``tables`` (more score tables, e.g. the wizard's hold-out on clean and on camera-JPEG inputs) and
+    ``notes`` (paragraphs, e.g. the verdict) follow the card's own table.
+    """
+    if degraded_inputs is None:
+        degraded_inputs = config.degradation().active
+    protocol = "MATLAB bicubic LR, Y channel, border = scale"
+    if degraded_inputs:
+        protocol = ("MATLAB bicubic LR, then the training degradation drawn once per image from a fixed seed, "
+                    "Y channel, border = scale")
+
+    def f(v, unit=" dB"):
+        return "n/a" if v is None else f"{v:.2f}{unit}"
+
+    verdict = ""
+    if val_psnr is not None and base_psnr is not None:
+        gain = val_psnr - base_psnr
+        verdict = (f"\n**{'Better' if gain > 0 else 'Not better'} than the base model on the hold-out: "
+                   f"{gain:+.2f} dB.**\n")
+    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    text = f"""# {name}
+
+MLRN x{scale}, fine-tuned with MLRN Studio on {when}.
+{verdict}
+| | PSNR (Y) | SSIM |
+|---|---|---|
+| bicubic | {f(bicubic_psnr)} | {'n/a' if bicubic_ssim is None else f'{bicubic_ssim:.4f}'} |
+| base model | {f(base_psnr)} | |
+| this model | {f(val_psnr)} | {'n/a' if val_ssim is None else f'{val_ssim:.4f}'} |
+
+Measured on the hold-out/validation images ({data.get('val_images', 0)}) with the protocol of
+EVALUATION.md ({protocol}).
+
+- Base model: {base}
+- Data: {', '.join(data.get('folders', []))} ({data.get('images', 0)} images,
+  {len(data.get('skipped', []))} skipped, {len(data.get('excluded', []))} held out)
+- LR inputs: {config.degradation().describe()}
+- Steps: {steps} (batch {config.batch}, LR patch {config.patch} px, lr {config.lr}, {config.schedule})
+- Time: {seconds / 60:.1f} min on {device}
+"""
+    for table in tables:
+        text += table.markdown()
+    for note in notes:
+        text += f"\n{note}\n"
+    return text

@@ -1,0 +1,69 @@
+"""Structure the code relies on: no import circle, and the one atomic writer leaves nothing half-written."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from mlrn_core import atomic
+from tests.helpers import REPO
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (anywhere in the file, type-checking imports included)."""
+    modules = {f"{pkg}.{f.stem}": f for pkg in ("mlrn_core", "app") for f in (REPO / pkg).glob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, file in modules.items():
+        for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in modules and t != name and not t.endswith("__init__")}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_import_graph_has_no_circle():
+    graph = _import_graph()
+    assert "mlrn_core.terminal" in graph["mlrn_core.batch"]  # the graph sees real imports
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # and finds a circle
+
+
+def test_atomic_writer_replaces_whole_or_leaves_the_old_file(tmp_path: Path):
+    target = tmp_path / "config.json"
+    atomic.write_json(target, {"a": 1})
+    assert target.read_text(encoding="utf-8") == '{\n  "a": 1\n}\n'
+    with pytest.raises(RuntimeError, match="disk full"), atomic.atomic_open(target, "w") as fh:
+        fh.write('{"a": 2, "b": ')
+        raise RuntimeError("disk full")
+    assert target.read_text(encoding="utf-8") == '{\n  "a": 1\n}\n'  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]  # no temporary file left
+    with pytest.raises(ValueError, match="whole files"):
+        atomic.atomic_open(target, "a").__enter__()
