@@ -36,7 +36,7 @@ from app.wizard_widgets import (
     wrap_label,
 )
 from app.worker import JobRunner
-from mlrn_core import registry
+from mlrn_core import model_summary, registry
 from mlrn_core.finetune import passes_over_data, rough_steps_per_s
 from mlrn_core.model import MLRN, count_parameters
 from mlrn_core.terminal import fmt_duration, fmt_steps
@@ -249,8 +249,8 @@ class SetupPage(QWizardPage):
         builtin = registry.builtin_name(scale)
         for e in entries:
             what = "built-in" if e.kind == "built-in" else "your model"
-            psnr = f", {e.psnr:.2f} dB" if e.psnr is not None else ""
-            self.base_combo.addItem(f"{e.name} ({what}{psnr})", e.name)
+            q = model_summary.quality(e.info)
+            self.base_combo.addItem(f"{e.name} ({what}{', ' + q.short if q else ''})", e.name)
         if keep and self.base_combo.findData(keep) < 0 and Path(keep).is_file():
             self.base_combo.addItem(f"{Path(keep).stem} (file)", keep)
         self.base_combo.addItem("From scratch (a new network)", "")
