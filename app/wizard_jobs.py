@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ THUMB_SIDE = 96
 PREVIEW_SIDE = 192  # HR pixels of the before/after crop
 SPEED_STEPS = 12
 SPEED_MAX_MINUTES = 0.5
+SPEED_PHOTOS = 4  # a step costs the same whatever the number of photos: load only a few to time it
 
 
 def thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
@@ -85,13 +87,19 @@ class ScanJob(Job):
 
 
 class SpeedJob(Job):
-    """Runs a few real training steps (the same Trainer, a throw-away folder) and reports steps/s."""
+    """Runs a few real training steps (the same Trainer, a throw-away folder) and reports steps/s.
+
+    ``cfg`` is the run's own config; ``photos`` (the usable ones) replace its folders, and only
+    :data:`SPEED_PHOTOS` of them are linked into the throw-away folder, so that loading a large shoot does
+    not delay the figure: a step's cost depends on the batch, the patch and the network, not on the photos.
+    """
 
     measured = Signal(float, str)  # steps per second, device label
 
-    def __init__(self, cfg: TrainConfig) -> None:
+    def __init__(self, cfg: TrainConfig, photos: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.cfg = cfg
+        self.photos = photos
         self._trainer: Trainer | None = None
         self._steps: list[tuple[int, float]] = []
         self._device = ""
@@ -109,8 +117,20 @@ class SpeedJob(Job):
 
     def work(self) -> None:
         with tempfile.TemporaryDirectory(prefix="speed-", dir=paths.cache_dir()) as tmp:
-            cfg = dataclasses.replace(self.cfg, out=tmp, val=(), max_steps=SPEED_STEPS,
-                                      max_minutes=SPEED_MAX_MINUTES, log_every=1, save_as=None)
+            data = self.cfg.data
+            if self.photos:
+                folder = Path(tmp) / "photos"
+                folder.mkdir()
+                for i, src in enumerate(self.photos[:SPEED_PHOTOS]):
+                    link = folder / f"{i:02d}{Path(src).suffix.lower()}"
+                    try:
+                        link.symlink_to(src)
+                    except OSError:  # no symlinks here (Windows without the privilege): copy
+                        shutil.copyfile(src, link)
+                data = (str(folder),)
+            cfg = dataclasses.replace(self.cfg, data=data, exclude=(), out=str(Path(tmp) / "run"), val=(),
+                                      max_steps=SPEED_STEPS, max_minutes=SPEED_MAX_MINUTES, schedule_steps=None,
+                                      log_every=1, save_as=None)
             trainer = Trainer(cfg, self._on_event)
             self._trainer = trainer
             if self.stopping:

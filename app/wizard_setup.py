@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QMessageBox,
     QPushButton,
     QRadioButton,
     QSpinBox,
@@ -41,9 +40,6 @@ from mlrn_core.finetune import passes_over_data, rough_steps_per_s
 from mlrn_core.model import MLRN, count_parameters
 from mlrn_core.terminal import fmt_duration, fmt_steps
 from mlrn_core.tiling import pick_device
-from mlrn_core.trainer import (
-    TrainConfig,
-)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +55,11 @@ class SetupPage(QWizardPage):
         self._name_edited = False
         self._speed_job: SpeedJob | None = None
         self._measured: tuple[tuple, float, str] | None = None  # (settings key, steps/s, device label)
+        self._speed_key: tuple | None = None  # the settings the running measurement is for
+        self._speed_error: tuple[tuple, str] | None = None  # (settings key, why the measurement failed)
+        # the speed is measured by itself, a moment after the settings stop changing (a guess is ~40x off)
+        self._measure_timer = QTimer(self, singleShot=True, interval=700)
+        self._measure_timer.timeout.connect(self._on_measure_timer_timeout)
         self._params_cache: dict[tuple, int] = {}
         self._scratch: bool | None = None  # the base kind the learning rate default was set for
         self.setTitle("Setup")
@@ -116,8 +117,9 @@ class SetupPage(QWizardPage):
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 10_000_000)
         self.steps_spin.setSingleStep(100)
-        self.measure_button = QPushButton("Measure speed")
-        self.measure_button.setToolTip("Runs a few real training steps on this device with these settings")
+        self.measure_button = QPushButton("Measure again")
+        self.measure_button.setToolTip("The speed is measured by itself with a few real training steps on this "
+                                       "device whenever the settings change; measure again if the computer was busy")
         budget_row = QHBoxLayout()
         budget_row.addWidget(self.minutes_radio)
         budget_row.addWidget(self.minutes_spin)
@@ -232,6 +234,7 @@ class SetupPage(QWizardPage):
 
     def validatePage(self) -> bool:  # noqa: N802 - Qt override
         self._store()
+        self._measure_timer.stop()
         if self._speed_job is not None:
             self._speed_job.stop()
         return self.isComplete()
@@ -318,7 +321,8 @@ class SetupPage(QWizardPage):
 
     def _speed(self) -> tuple[float, str, bool]:
         """(steps/s, where it comes from, measured?) for the current settings."""
-        if self._measured is not None and self._measured[0] == self._settings_key():
+        key = self._settings_key()
+        if self._measured is not None and self._measured[0] == key:
             return self._measured[1], f"measured on {self._measured[2]}", True
         import torch
 
@@ -328,7 +332,9 @@ class SetupPage(QWizardPage):
             device = torch.device("cpu")
         rate = rough_steps_per_s(device.type, self._parameters(), self.batch_spin.value(), self.patch_spin.value(),
                                  torch.get_num_threads())
-        return rate, f"rough estimate for {device.type.upper()}, not measured: press Measure speed", False
+        why = ("the measurement failed: " + self._speed_error[1] if self._speed_error and self._speed_error[0] == key
+               else "not measured yet")
+        return rate, f"a rough guess for {device.type.upper()}, {why}", False
 
     def _name_error(self) -> str | None:
         name = self.name_edit.text().strip()
@@ -343,7 +349,11 @@ class SetupPage(QWizardPage):
     def _update_estimate(self) -> None:
         self._store()
         st = self.state
-        rate, source, _measured = self._speed()
+        rate, source, measured = self._speed()
+        if not measured and (self._speed_job is not None or self._measure_timer.isActive()):
+            self.estimate_label.setText("Measuring the training speed on this device with a few real steps of these "
+                                        "settings…")
+            return
         steps = st.planned_steps() or 0
         passes = passes_over_data(steps, st.batch, st.patch, st.scale, st.train_pixels())
         if st.budget_minutes:
@@ -356,8 +366,6 @@ class SetupPage(QWizardPage):
             text += " The hold-out checks count toward the time."
         if steps < 300:
             text += " A short run: expect the result to stay close to the starting model."
-        if self._speed_job is not None:
-            text += " Measuring…"
         self.estimate_label.setText(text)
 
     # -- slots
@@ -412,45 +420,65 @@ class SetupPage(QWizardPage):
                                    f"{self.state.min_train_side} px training patch at x{self.state.scale} and "
                                    "will not be used (a smaller patch size keeps them).")
         self.size_note.setVisible(bool(small))
+        self._schedule_measure()
         self.completeChanged.emit()
+
+    def _schedule_measure(self) -> None:
+        """Measure the speed of the current settings soon, unless known, failed or being measured already."""
+        key = self._settings_key()
+        known = self._measured is not None and self._measured[0] == key
+        failed = self._speed_error is not None and self._speed_error[0] == key
+        if known or failed or self._speed_key == key or not self.isVisible() or len(self.state.candidates()) < 2:
+            return
+        if self._speed_job is not None:
+            self._speed_job.stop()  # superseded: a new one starts when it has stopped
+        self._measure_timer.start()
+        self._update_estimate()
+
+    @Slot()
+    def _on_measure_timer_timeout(self) -> None:
+        if self._speed_job is None and self.isVisible():
+            self.measure()
 
     @Slot()
     def _on_measure_button_clicked(self) -> None:
+        self._measured = self._speed_error = None
+        self.measure()
+
+    def measure(self) -> None:
+        """Time a few real training steps of the current settings (the run's own TrainConfig builder)."""
+        if self._speed_job is not None:
+            return
         self._store()
-        st = self.state
-        cfg = TrainConfig(data=tuple(st.folders), out="speed", scale=st.scale, max_steps=1, batch=st.batch,
-                          patch=st.patch, device=st.device, init=st.base, features=st.features, blocks=st.blocks,
-                          jpeg_quality=st.jpeg_quality if st.jpeg else None,
-                          noise_sigma=st.noise_sigma if st.jpeg else 0.0)
-        job = SpeedJob(cfg)
+        job = SpeedJob(self.state.build_config(out="speed"), tuple(str(p) for p in self.state.candidates()))
         job.measured.connect(self._on_speed_measured)
         job.failed.connect(self._on_speed_failed)
         job.finished.connect(self._on_speed_finished)
         self._speed_job = job
         self._speed_key = self._settings_key()
         self.measure_button.setEnabled(False)
-        self.measure_button.setText("Measuring…")
         self.runner.start(job)
         self._update_estimate()
 
     @Slot(float, str)
     def _on_speed_measured(self, rate: float, device: str) -> None:
-        if self.sender() is self._speed_job:
+        if self.sender() is self._speed_job and self._speed_key is not None:
             self._measured = (self._speed_key, rate, device)
 
     @Slot(str)
     def _on_speed_failed(self, message: str) -> None:
-        if self.sender() is self._speed_job:
-            QMessageBox.warning(self, "Speed measurement failed", f"The speed could not be measured: {message}")
+        if self.sender() is self._speed_job and self._speed_key is not None:
+            self._speed_error = (self._speed_key, message)  # shown in the estimate; not retried by itself
 
     @Slot()
     def _on_speed_finished(self) -> None:
         if self.sender() is not self._speed_job:
             return
         self._speed_job = None
+        self._speed_key = None
         self.measure_button.setEnabled(True)
-        self.measure_button.setText("Measure speed")
         self._update_estimate()
+        self._schedule_measure()  # the settings may have changed while it ran
 
     @property
     def measuring(self) -> bool:

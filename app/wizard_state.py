@@ -111,10 +111,12 @@ class WizardState:
             return []
         return [(src, str(dst)) for src, dst in zip(self.holdout, holdout_crop_paths(self.run_dir, self.holdout))]
 
-    def build_config(self) -> TrainConfig:
-        """The run's TrainConfig: data = the folders; the hold-out photos are excluded from training and
-        their most detailed regions (written by the training job) are the validation set."""
-        if self.run_dir is None:
+    def build_config(self, out: str | None = None) -> TrainConfig:
+        """The run's TrainConfig (the one builder: the run and the speed measurement use it): data = the
+        folders; the hold-out photos are excluded from training and their most detailed regions (written by
+        the training job) are the validation set. ``out``: another folder than the run folder (the speed
+        measurement's), without a validation set."""
+        if out is None and self.run_dir is None:
             raise ValueError("no run folder chosen")
         planned = self.planned_steps()
         val_every = self.val_every or auto_val_every(planned or 1200)
@@ -126,9 +128,9 @@ class WizardState:
             extra.update(features=self.features, blocks=self.blocks)
         return TrainConfig(
             data=tuple(self.folders),
-            out=str(self.run_dir),
+            out=out or str(self.run_dir),
             scale=self.scale,
-            val=tuple(dst for _src, dst in self.holdout_crops()),
+            val=() if out else tuple(dst for _src, dst in self.holdout_crops()),
             exclude=tuple(self.holdout),
             max_steps=None if self.budget_minutes else self.steps,
             max_minutes=self.minutes if self.budget_minutes else None,
