@@ -48,6 +48,16 @@ from mlrn_core.runs import RunInfo, discard_run, unfinished_runs
 log = logging.getLogger(__name__)
 
 
+def skip_summary(reasons: list[str]) -> str:
+    """'2 too small, 1 unreadable, 1 duplicate': the skip reasons counted by kind, most frequent first."""
+    kinds = ("too small", "unreadable", "duplicate")
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        kind = next((k for k in kinds if reason.startswith(k)), "other")
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 class PhotosPage(QWizardPage):
     """Folders of the user's photos: a background scan, thumbnails, what is skipped and why."""
 
@@ -244,7 +254,8 @@ class PhotosPage(QWizardPage):
         self.status_label.setStyleSheet("")
         self.status_label.setText(
             f"{n} usable photo{'s' if n != 1 else ''} for x{self.state.scale}"
-            + (f", {len(skipped)} skipped (see the list)" if skipped else "") + "."
+            + (f"; {len(skipped)} skipped: {skip_summary([r for _p, r in skipped])} (see the list)" if skipped
+               else "") + "."
         )
         if n < 2:
             self.warning_label.setText("At least 2 usable photos are needed: one to train on and one held out to "

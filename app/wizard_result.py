@@ -164,7 +164,7 @@ class ResultPage(QWizardPage):
         data = prov.get("data", {})
         return (f"The kept checkpoint is from step {prov.get('steps', '?')} (the best on the hold-out), after "
                 f"{fmt_duration(prov.get('train_seconds'))} on {prov.get('device', '?')}; trained on "
-                f"{data.get('images', '?')} photos, {len(data.get('excluded', []))} held out.")
+                f"{data.get('images', '?')} photos, {len(self.state.holdout)} held out.")
 
     # -- job signals
     @Slot(int, int)

@@ -414,7 +414,7 @@ class SetupPage(QWizardPage):
         self.minutes_spin.setEnabled(self.minutes_radio.isChecked())
         self.steps_spin.setEnabled(self.steps_radio.isChecked())
         self._update_estimate()
-        small = self.state.too_small()
+        small = [p for p, why in self.state.too_small() if why.startswith("too small for")]  # not thumbnails
         if small:
             self.size_note.setText(f"{len(small)} photo{'s are' if len(small) != 1 else ' is'} smaller than one "
                                    f"{self.state.min_train_side} px training patch at x{self.state.scale} and "

@@ -24,6 +24,9 @@ from mlrn_core.trainer import TrainConfig
 DEFAULT_JPEG_QUALITY = (60, 95)
 DEFAULT_NOISE_SIGMA = 3.0
 FT_LR, SCRATCH_LR = 2e-4, 5e-4
+# A photo smaller than this on its short side (a thumbnail, a web preview) has lost the fine detail the model
+# should learn to restore: it teaches nothing, even when it holds one training patch.
+MIN_PHOTO_SIDE = 256
 
 
 @dataclass
@@ -63,12 +66,14 @@ class WizardState:
         return self.patch * self.scale
 
     def candidates(self) -> list[Path]:
-        """Usable photos large enough to train on at the current scale and patch size."""
+        """Usable photos large enough to train on at the current scale and patch size, and to teach anything."""
         if self.scan is None:
             return []
-        return [p for p in self.scan.usable if min(self.scan.sizes.get(p, (0, 0))) >= self.min_train_side]
+        need = max(self.min_train_side, MIN_PHOTO_SIDE)
+        return [p for p in self.scan.usable if min(self.scan.sizes.get(p, (0, 0))) >= need]
 
     def too_small(self) -> list[tuple[Path, str]]:
+        """Readable photos refused for their size, with the reason."""
         if self.scan is None:
             return []
         need = self.min_train_side
@@ -77,7 +82,17 @@ class WizardState:
             w, h = self.scan.sizes.get(p, (0, 0))
             if min(w, h) < need:
                 out.append((p, f"too small for x{self.scale} ({w}x{h}, needs at least {need} px a side)"))
+            elif min(w, h) < MIN_PHOTO_SIDE:
+                out.append((p, f"too small to teach anything ({w}x{h}, a thumbnail?): use full-size photos, at "
+                               f"least {MIN_PHOTO_SIDE} px a side"))
         return out
+
+    def refused(self) -> list[str]:
+        """Photos the trainer's own scan would take (they hold a patch) that the wizard refuses as too small."""
+        if self.scan is None:
+            return []
+        return [str(p) for p in self.scan.usable
+                if self.min_train_side <= min(self.scan.sizes.get(p, (0, 0))) < MIN_PHOTO_SIDE]
 
     def train_pixels(self) -> int:
         """HR pixels of the photos that will be trained on (candidates minus the hold-out)."""
@@ -131,7 +146,7 @@ class WizardState:
             out=out or str(self.run_dir),
             scale=self.scale,
             val=() if out else tuple(dst for _src, dst in self.holdout_crops()),
-            exclude=tuple(self.holdout),
+            exclude=tuple(self.holdout) + tuple(self.refused()),  # never trained on: the hold-out, thumbnails
             max_steps=None if self.budget_minutes else self.steps,
             max_minutes=self.minutes if self.budget_minutes else None,
             schedule_steps=horizon,
@@ -178,7 +193,7 @@ class WizardState:
                     jpeg=cfg.jpeg_quality is not None or cfg.noise_sigma > 0, device=cfg.device,
                     budget_minutes=cfg.max_steps is None, batch=cfg.batch, patch=cfg.patch, lr=cfg.lr,
                     val_every=cfg.val_every, features=cfg.features, blocks=cfg.blocks,
-                    holdout=list(cfg.exclude), run_dir=run.path, resume=True)
+                    holdout=list(run.wizard.get("holdout", cfg.exclude)), run_dir=run.path, resume=True)
         if cfg.jpeg_quality is not None:
             state.jpeg_quality = cfg.jpeg_quality
         state.noise_sigma = cfg.noise_sigma or DEFAULT_NOISE_SIGMA

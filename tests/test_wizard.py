@@ -39,10 +39,11 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def photos(tmp_path: Path) -> Path:
-    """Six usable 64x80 photos, plus one too small, one duplicate and one unreadable file."""
+    """Six usable 256x288 photos, plus one too small, a 120x80 thumbnail, one duplicate and one unreadable file."""
     folder = tmp_path / "photos"
-    write_png_folder(folder, 6)
+    write_png_folder(folder, 6, h=256, w=288)
     Image.new("RGB", (20, 20), (90, 120, 30)).save(folder / "small.png")
+    Image.fromarray(textured_image(80, 120, seed=9)).save(folder / "thumb.png")
     shutil.copyfile(folder / "img01.png", folder / "zz_copy.png")
     (folder / "broken.jpg").write_bytes(b"this is not a jpeg")
     return folder
@@ -135,6 +136,9 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert dict(zip(files, reasons))["broken.jpg"].startswith("unreadable")
     assert dict(zip(files, reasons))["zz_copy.png"] == "duplicate of img01.png"
     assert dict(zip(files, reasons))["small.png"].startswith("too small for x2")
+    # a thumbnail holds a training patch but has lost the detail to learn from: refused, and the summary says why
+    assert dict(zip(files, reasons))["thumb.png"].startswith("too small to teach anything (120x80")
+    assert "4 skipped: 2 too small, 1 unreadable, 1 duplicate" in page.status_label.text()
     assert not page.warning_label.isHidden() and "Only 6 usable photos" in page.warning_label.text()
     qtbot.waitUntil(lambda: len(w.thumbnails) == len(w.state.scan.usable), timeout=10_000)
     assert page.thumbs.count() == 6
@@ -168,13 +172,13 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
 
     # the hold-out was never trained on: the trainer's config and the checkpoint's data say so
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["exclude"] == holdout and config["init"] == BASE_NAME
+    assert config["exclude"] == holdout + [str(photos / "thumb.png")] and config["init"] == BASE_NAME
     # the validation set is the hold-out's crop (the whole photo when it is small), kept in the run folder
     assert config["val"] == [str(run_dir / "holdout" / f"00_{Path(holdout[0]).stem}.png")]
     assert (Image.open(config["val"][0]).size == Image.open(holdout[0]).size)
     state = ckpt(run_dir)
     assert state["step"] == 6
-    assert state["data"]["excluded"] == holdout
+    assert state["data"]["excluded"] == holdout + [str(photos / "thumb.png")]
     assert state["data"]["images"] == 5 and state["data"]["val_images"] == 1
     scan, _ = scan_folders(config["data"], config["patch"] * 2, exclude=config["exclude"])
     assert len(scan.usable) == 5 and holdout[0] not in [str(p) for p in scan.usable]
@@ -206,7 +210,7 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert entry is not None and entry.kind == "user" and entry.scale == 2
     assert "Hold-out, clean inputs" in entry.card and Path(holdout[0]).name in entry.card
     assert f"| this model | {tuned:.2f} dB |" in entry.card and verdict_text in entry.card
-    assert entry.info["provenance"]["data"]["excluded"] == holdout
+    assert entry.info["provenance"]["data"]["excluded"] == holdout + [str(photos / "thumb.png")]
     out = subprocess.run([sys.executable, "-m", "mlrn_core.cli", "models"], cwd=REPO, capture_output=True,
                          text=True, env={**os.environ, "MLRN_HOME": str(_home)}, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -327,13 +331,13 @@ def test_wizard_discards_an_unfinished_run(qtbot, _home, monkeypatch):
 
 def test_wizard_rejects_bad_names_and_needs_two_photos(qtbot, tmp_path, monkeypatch):
     folder = tmp_path / "one"
-    write_png_folder(folder, 1)
+    write_png_folder(folder, 1, h=256, w=256)
     w = make_wizard(qtbot, base=None)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
     qtbot.mouseClick(w.photos_page.add_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.photos_page.thumbs.count() == 1, timeout=30_000)
     assert not w.photos_page.isComplete() and "At least 2 usable photos" in w.photos_page.warning_label.text()
-    write_png_folder(tmp_path / "two", 2)
+    write_png_folder(tmp_path / "two", 2, h=256, w=256)
     w.photos_page.add_folders([tmp_path / "two"])
     qtbot.waitUntil(w.photos_page.isComplete, timeout=30_000)
     click_next(qtbot, w)
