@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from app.before_after import BeforeAfterView
 from app.wizard_jobs import (
     BASE,
     BICUBIC,
@@ -83,6 +84,8 @@ class ResultPage(QWizardPage):
         font.setPointSizeF(font.pointSizeF() * 1.15)
         self.verdict_label.setFont(font)
         self.detail_label = wrap_label()
+        self.compare = BeforeAfterView("What fine-tuning changed: the region of a hold-out photo it changed most")
+        self.compare.setVisible(False)
 
         self.save_check = QGroupBox("Save it as one of my models")
         self.save_check.setCheckable(True)
@@ -102,6 +105,7 @@ class ResultPage(QWizardPage):
         layout.addWidget(self.table)
         layout.addWidget(self.verdict_label)
         layout.addWidget(self.detail_label)
+        layout.addWidget(self.compare)
         layout.addWidget(self.save_check)
         layout.addWidget(QLabel("Model card (saved with the model):"))
         layout.addWidget(self.card_view, 1)
@@ -118,6 +122,7 @@ class ResultPage(QWizardPage):
         self._error = ""
         self.name_edit.setText(self.state.name)
         self.table.setRowCount(0)
+        self.compare.setVisible(False)
         self.verdict_label.clear()
         self.detail_label.setText(self._training_summary())
         self.current_check.setChecked(False)
@@ -238,6 +243,9 @@ class ResultPage(QWizardPage):
         v = verdict(scores[TUNED].psnr, base.psnr if base else None, scores[BICUBIC].psnr, where)
         self._verdict = v
         self.verdict_label.setText(v.text)
+        if result.comparison is not None:
+            self.compare.set_comparison(result.comparison, f"Fine-tuned: {self.state.name}")
+        self.compare.setVisible(result.comparison is not None)
         self.verdict_label.setStyleSheet(GOOD_STYLE if v.recommended else WARN_STYLE if v.better else ERROR_STYLE)
         notes = list(result.warnings)
         if self.state.base and BASE not in scores:

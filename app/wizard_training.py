@@ -13,11 +13,8 @@ import math
 import shutil
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Slot
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import (
-    QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -26,10 +23,9 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from app.before_after import BeforeAfterView
 from app.chart import LineChart, Series
-from app.wizard_jobs import (
-    TrainJob,
-)
+from app.wizard_jobs import Comparison, TrainJob
 from app.wizard_state import WizardState
 from app.wizard_widgets import (
     ERROR_STYLE,
@@ -86,19 +82,7 @@ class TrainingPage(QWizardPage):
         charts.addWidget(self.loss_chart)
         charts.addWidget(self.psnr_chart)
 
-        self.bicubic_view = self._image_label()
-        self.model_view = self._image_label()
-        self.original_view = self._image_label()
-        self.model_caption = QLabel("Fine-tuned")
-        previews = QGridLayout()
-        for col, (caption, view) in enumerate(((QLabel("Bicubic"), self.bicubic_view),
-                                               (self.model_caption, self.model_view),
-                                               (QLabel("Original"), self.original_view))):
-            caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            previews.addWidget(caption, 0, col)
-            previews.addWidget(view, 1, col)
-        self.preview_box = QGroupBox("Before / after on a hold-out photo (updated at each check)")
-        self.preview_box.setLayout(previews)
+        self.preview = BeforeAfterView("What training changed on a hold-out photo (updated at each check)")
 
         self.psnr_label = wrap_label()
         self.status_label = wrap_label()
@@ -128,18 +112,9 @@ class TrainingPage(QWizardPage):
         layout.addLayout(buttons)
         layout.addLayout(charts, 1)
         layout.addWidget(self.psnr_label)
-        layout.addWidget(self.preview_box)
+        layout.addWidget(self.preview)
         layout.addWidget(self.status_label)
         self._update_buttons()
-
-    @staticmethod
-    def _image_label() -> QLabel:
-        label = QLabel()
-        label.setFixedSize(192, 192)
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        label.setStyleSheet("background: #222; color: #aaa;")
-        label.setText("—")
-        return label
 
     # -- QWizardPage
     def initializePage(self) -> None:  # noqa: N802 - Qt override
@@ -174,7 +149,6 @@ class TrainingPage(QWizardPage):
         self._max_steps = cfg.max_steps
         job = TrainJob(cfg, resume=resume, crops=tuple(self.state.holdout_crops()), crop_side=self.state.holdout_side)
         job.event.connect(self._on_job_event)
-        job.reference.connect(self._on_job_reference)
         job.preview.connect(self._on_job_preview)
         job.failed.connect(self._on_job_failed)
         job.finished.connect(self._on_job_finished)
@@ -198,9 +172,7 @@ class TrainingPage(QWizardPage):
         self._psnr.clear()
         self._base_psnr = self._bicubic_psnr = None
         self.psnr_label.clear()
-        for view in (self.bicubic_view, self.model_view, self.original_view):
-            view.clear()
-            view.setText("—")
+        self.preview.clear()
         self._refresh_charts()
 
     def _load_history(self, run_dir: Path) -> None:
@@ -315,27 +287,9 @@ class TrainingPage(QWizardPage):
                 self.header_label.setText(f"Finished: {fmt_steps(ev.step)} steps in {fmt_duration(ev.elapsed_s)}."
                                           f"{best} Press Next for the result.")
 
-    @Slot(QImage, QImage)
-    def _on_job_reference(self, bicubic: QImage, original: QImage) -> None:
-        self.bicubic_view.setPixmap(self._fit(bicubic))
-        self.original_view.setPixmap(self._fit(original))
-
-    @Slot(QImage, int)
-    def _on_job_preview(self, image: QImage, step: int) -> None:
-        self.model_view.setPixmap(self._fit(image))
-        self.model_caption.setText(f"Fine-tuned (step {fmt_steps(step)})")
-
-    def _fit(self, image: QImage) -> QPixmap:
-        """Fit the crop to the view: shrink smoothly, or zoom a small crop by whole pixels to inspect it."""
-        pix = QPixmap.fromImage(image)
-        size = self.model_view.size()
-        if pix.width() > size.width() or pix.height() > size.height():
-            return pix.scaled(size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
-        zoom = min(size.width() // max(1, pix.width()), size.height() // max(1, pix.height()))
-        if zoom > 1:
-            pix = pix.scaled(pix.width() * zoom, pix.height() * zoom, Qt.AspectRatioMode.KeepAspectRatio,
-                             Qt.TransformationMode.FastTransformation)
-        return pix
+    @Slot(object, int)
+    def _on_job_preview(self, comparison: Comparison, step: int) -> None:
+        self.preview.set_comparison(comparison, f"Fine-tuned, step {fmt_steps(step)}")
 
     @Slot(str)
     def _on_job_failed(self, message: str) -> None:

@@ -168,7 +168,13 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert run_dir is not None and run_dir.parent == _home / "data" / "runs"
     assert "Finished: 6 steps" in tp.header_label.text()
     assert tp.loss_chart.has_data() and tp.psnr_chart.has_data()
-    assert not tp.model_view.pixmap().isNull() and not tp.original_view.pixmap().isNull()
+    # before/after: the region where the fine-tuned output differs most from the base model's, and the toggle
+    c = tp.preview.comparison
+    assert c is not None and c.reference_label == f"Before: {BASE_NAME}" and c.box[2] <= 96
+    assert not tp.preview.tuned_view.pixmap().isNull() and not tp.preview.original_view.pixmap().isNull()
+    shown = tp.preview.tuned_view.pixmap().toImage()
+    tp.preview.difference_check.setChecked(True)
+    assert tp.preview.tuned_caption.text() == "Difference x8" and tp.preview.tuned_view.pixmap().toImage() != shown
 
     # the hold-out was never trained on: the trainer's config and the checkpoint's data say so
     config = json.loads((run_dir / "config.json").read_text())
@@ -189,6 +195,8 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     qtbot.waitUntil(rp.isComplete, timeout=60_000)
     assert rp.result is not None and set(rp.result.scores[CLEAN]) == {BICUBIC, BASE, TUNED}
     assert rp.table.rowCount() == 3 and rp.verdict_label.text()
+    assert rp.result.comparison is not None and not rp.compare.isHidden()
+    assert rp.result.comparison.photo == Path(config["val"][0]).name
     # the trainer's own hold-out numbers and the wizard's agree (same images, same protocol)
     best_val = max(e["psnr"] for e in runs.read_events(run_dir) if e.get("event") == "validation")
     assert rp.result.scores[CLEAN][TUNED].psnr == pytest.approx(best_val, abs=1e-3)
