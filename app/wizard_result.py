@@ -43,7 +43,7 @@ from app.wizard_widgets import (
     wrap_label,
 )
 from app.worker import JobRunner
-from mlrn_core import registry
+from mlrn_core import model_summary, registry
 from mlrn_core.cards import CardTable, model_card
 from mlrn_core.finetune import Verdict, verdict
 from mlrn_core.runs import RunFolder
@@ -301,13 +301,31 @@ class ResultPage(QWizardPage):
         return model_card(
             name=name, scale=self.state.scale,
             base=(cfg.init if cfg and cfg.init else None) or "none (trained from scratch)",
-            data=prov.get("data", {}), steps=prov.get("steps", 0), seconds=prov.get("train_seconds", 0.0),
+            data=dict(prov.get("data", {}), excluded=list(self.state.holdout)),  # not the refused thumbnails
+            steps=prov.get("steps", 0), seconds=prov.get("train_seconds", 0.0),
             device=prov.get("device", "?"),
             val_psnr=psnr(TUNED, "val_psnr"), val_ssim=clean[TUNED].ssim if TUNED in clean else metrics.get("val_ssim"),
             bicubic_psnr=psnr(BICUBIC, "val_bicubic_psnr"), base_psnr=psnr(BASE, "val_base_psnr"),
             config=cfg or TrainConfig(data=("?",), out="?"),
             degraded_inputs=False if clean else None, tables=tables, notes=notes,
+            lead=self.card_lead(name, prov.get("data", {}).get("images", 0)),
         )
+
+    def card_lead(self, name: str, photos: int) -> str:
+        """The card's opening paragraph, from the hold-out scores in the inputs the model was trained for."""
+        gain, reference = None, (self._result.base_name if self._result else None) or self.state.base or "bicubic"
+        if self._result is not None:
+            domain = DEGRADED if DEGRADED in self._result.scores else CLEAN
+            scores = self._result.scores[domain]
+            ref = scores.get(BASE) if self.state.base else scores.get(BICUBIC)
+            if not self.state.base:
+                reference = "bicubic"
+            if ref is not None and TUNED in scores:
+                gain = scores[TUNED].psnr - ref.psnr
+        base = (self._result.base_name if self._result else None) or self.state.base
+        return model_summary.card_lead(name=name, scale=self.state.scale, base=base, gain_db=gain,
+                                       reference=reference, photos=int(photos or 0), degraded=self.state.jpeg,
+                                       held_out=len(self.state.holdout))
 
     def _update_card(self) -> None:
         if self.state.run_dir is not None and self.model_path.exists():

@@ -12,6 +12,7 @@ kind of photo; the technical table follows it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # dB of PSNR gain: how a photographer would describe the difference on screen (rough, by experience with
@@ -75,6 +76,11 @@ def describe_gain(gain_db: float) -> str:
     return "less sharp than"
 
 
+def _display_name(model: str) -> str:
+    """A model name as people say it: a file path becomes its file name without the extension."""
+    return Path(model).stem if model.endswith(".pt") or "/" in model or "\\" in model else model
+
+
 def card_lead(*, name: str, scale: int, base: str | None, gain_db: float | None, reference: str,
               photos: int, degraded: bool, held_out: int) -> str:
     """The paragraph that opens a user model's card: what it is for, how much sharper, on what photos.
@@ -82,6 +88,8 @@ def card_lead(*, name: str, scale: int, base: str | None, gain_db: float | None,
     ``gain_db``: the hold-out gain over ``reference`` (the base model, or bicubic from scratch), in the
     inputs the model was trained for (``degraded``: camera-JPEG-like inputs); None when not measured.
     """
+    base = _display_name(base) if base else None
+    reference = _display_name(reference)
     kind = ("camera JPEGs (compressed, slightly noisy)" if degraded
             else "clean, well-exposed originals (PNG/TIFF or high-quality JPEG)")
     start = f"a fine-tune of {base}" if base else "a new network trained from scratch"

@@ -39,3 +39,6 @@ def test_card_lead_speaks_of_photos_and_says_plainly_when_not_better():
                      degraded=False, held_out=1)
     assert "no visible difference" in same
     assert model_summary.describe_gain(1.2) == "visibly sharper"
+    from_file = card_lead(name="W", scale=3, base="/home/me/models/portraits.pt", gain_db=None,
+                          reference="/home/me/models/portraits.pt", photos=9, degraded=False, held_out=1)
+    assert "a fine-tune of portraits on 9" in from_file and "not known whether it beats portraits" in from_file

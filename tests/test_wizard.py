@@ -218,6 +218,11 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert entry is not None and entry.kind == "user" and entry.scale == 2
     assert "Hold-out, clean inputs" in entry.card and Path(holdout[0]).name in entry.card
     assert f"| this model | {tuned:.2f} dB |" in entry.card and verdict_text in entry.card
+    # the card leads with what a photographer needs; the technical table follows
+    lead, _, details = entry.card.partition("## Technical details")
+    assert lead.startswith("# my photos x2\n\n**my photos x2** enlarges photos 2x") and details
+    assert f"fine-tune of {BASE_NAME} on 5 of your own photos" in lead and f"({tuned - base:+.2f} dB)" in lead
+    assert "EVALUATION.md" not in lead and "EVALUATION.md" in details
     assert entry.info["provenance"]["data"]["excluded"] == holdout + [str(photos / "thumb.png")]
     out = subprocess.run([sys.executable, "-m", "mlrn_core.cli", "models"], cwd=REPO, capture_output=True,
                          text=True, env={**os.environ, "MLRN_HOME": str(_home)}, timeout=120)
