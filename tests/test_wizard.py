@@ -416,3 +416,18 @@ def test_wizard_eval_is_reproducible_on_degraded_inputs(tmp_path):
     assert side == 48 and y % 2 == 0 and x % 2 == 0 and y + side <= 90 and x + side <= 100
     scores = evaluate.evaluate_models({"bicubic": None, "tiny": tiny_model(2)}, a, 2, torch.device("cpu"))
     assert set(scores) == {"bicubic", "tiny"} and scores["bicubic"].psnr > 15
+
+
+def test_a_fine_tune_warms_up_whatever_the_speed_guess():
+    """The issue's one-minute run: a guessed 0.09 steps/s planned 5 steps and so a 1-step warm-up, and the
+    hold-out fell 6.7 dB; the warm-up of a fine-tune no longer follows a guess."""
+    from app.wizard_state import FT_LR, FT_WARMUP_STEPS, WizardState
+
+    st = WizardState(base="mlrn-x2", minutes=1.0, rough_steps_per_s=0.09)
+    assert st.lr == FT_LR <= 1e-4 and st.warmup_steps() == FT_WARMUP_STEPS == 100
+    st.steps_per_s = 3.69  # measured: 221 steps in the minute
+    assert st.warmup_steps() == 100
+    st.budget_minutes, st.steps = False, 6  # a tiny step budget warms up over half of it
+    assert st.warmup_steps() == 3
+    scratch = WizardState(base=None, budget_minutes=False, steps=2000)
+    assert scratch.warmup_steps() == 100 and WizardState(base=None, budget_minutes=False, steps=300).warmup_steps() == 30
