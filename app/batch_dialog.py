@@ -468,12 +468,15 @@ class BatchExportDialog(QDialog):
 
     def _on_job_result(self, summary: BatchSummary) -> None:
         self._summary = summary
-        self.summary_label.setText(summary.describe())
+        record = self._plan.sidecar if self._plan is not None else None
+        where = f"\nA record of each file (status, time, errors) is kept in {record}" if record else ""
+        self.summary_label.setText(summary.describe() + where)  # said once, here; not again in the progress line
         self.summary_label.setStyleSheet(_ERROR_STYLE if summary.failed else "")
+        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         if not summary.cancelled:
             self.file_bar.setValue(100)
             self.overall_bar.setValue(1000)
-        self.progress_label.setText(f"{'stopped' if summary.cancelled else 'finished'}: {summary.describe()}")
+        self.progress_label.setText("Stopped." if summary.cancelled else "Finished.")
 
     def _on_job_failed(self, message: str) -> None:
         self.summary_label.setText(f"the batch could not run: {message}")

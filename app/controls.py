@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.render import INTERACTIVE_CPU_TILE, TILE_CHOICES
+from mlrn_core import model_summary
 from mlrn_core.registry import ModelEntry
 from mlrn_core.tiling import device_label
 
@@ -51,8 +52,9 @@ class ModelChoice:
     def from_entry(cls, entry: ModelEntry) -> ModelChoice:
         what = "built-in" if entry.kind == "built-in" else "your model"
         tip = [f"{entry.name}: {what}, x{entry.scale}", str(entry.path)]
-        if entry.psnr is not None:
-            tip.append(f"PSNR {entry.psnr:.2f} dB")
+        q = model_summary.quality(entry.info)
+        if q is not None:
+            tip.append(q.long)
         card = entry.card.strip().splitlines()
         if card:
             tip.append("")

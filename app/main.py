@@ -15,6 +15,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from app import platform_check
 from mlrn_core.paths import APP_NAME, resources_dir
 from mlrn_core.tiling import default_threads
 
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    problem = None if QApplication.instance() else platform_check.startup_problem()
+    if problem:  # Qt would abort with a misleading hint: name what is missing and how to install it
+        print(problem, file=sys.stderr)
+        return 1
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName(APP_NAME)
     app.setOrganizationName("MLRN")

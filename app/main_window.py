@@ -26,6 +26,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
+    QMessageBox,
     QScrollArea,
     QStackedWidget,
     QStyle,
@@ -36,7 +37,7 @@ from PySide6.QtWidgets import (
 from app.controls import ControlsPanel, ModelChoice
 from app.image_cache import ImageCache
 from app.main_actions import MODES, WindowActions
-from app.session import ModelRef, RenderSession, RenderSettings, sort_inputs
+from app.session import ModelRef, RenderSession, RenderSettings, same_file, sort_inputs
 from app.settings import Settings, load_settings, save_settings
 from app.status import Banner, DropHint
 from app.status_bar import StatusFields
@@ -564,7 +565,42 @@ class MainWindow(WindowActions):
         if not folder.is_dir():
             folder = src.parent
         ext = FORMAT_EXTENSIONS.get(self._export_format(), ".png")
-        return folder / f"{src.stem}_mlrn_x{self.panel.scale}{ext}"
+        return folder / f"{src.stem}_x{self.panel.scale}{ext}"  # the suffix Batch Export and mlrn upscale use
+
+    def _ask_save_path(self) -> Path | None:
+        """The save dialog. A name that cannot be used (the original photo, an unknown format) is refused with
+        the reason before anything is asked, and the dialog opens again; replacing a file is asked after."""
+        assert self.current is not None  # save_result checks
+        start, fmt = str(self._default_save_path()), self._export_format()
+        while True:
+            name, _filter = QFileDialog.getSaveFileName(
+                self, "Save result", start, ";;".join(SAVE_FILTERS.values()),
+                SAVE_FILTERS.get(fmt, SAVE_FILTERS["png"]), QFileDialog.Option.DontConfirmOverwrite,
+            )
+            if not name:
+                return None
+            target = Path(name)
+            if not target.suffix:
+                target = target.with_suffix(FORMAT_EXTENSIONS.get(fmt, ".png"))
+            start = str(target)
+            problem = None
+            if same_file(self.current.path, target):
+                problem = (f"'{target.name}' is the photo you opened. Originals are never overwritten: choose "
+                           "another name.")
+            else:
+                try:
+                    output_format_for(target)
+                except ImageIOError as exc:
+                    problem = str(exc)
+            if problem is not None:
+                QMessageBox.warning(self, "Cannot save there", problem)
+                continue
+            if target.exists():
+                answer = QMessageBox.question(self, "Replace file",
+                                              f"'{target.name}' already exists in {target.parent}. Replace it?")
+                if answer != QMessageBox.StandardButton.Yes:
+                    continue
+            return target
 
     def save_result(self, path: str | Path | None = None) -> bool:
         """Save the MLRN result; asks for a file name when ``path`` is None. Waits for missing tiles."""
@@ -577,15 +613,9 @@ class MainWindow(WindowActions):
             )
             return False
         if path is None:
-            default = self._default_save_path()
-            fmt = self._export_format()
-            filters = ";;".join(SAVE_FILTERS.values())
-            name, _filter = QFileDialog.getSaveFileName(
-                self, "Save result", str(default), filters, SAVE_FILTERS.get(fmt, SAVE_FILTERS["png"])
-            )
-            if not name:
+            path = self._ask_save_path()
+            if path is None:
                 return False
-            path = name
         target = Path(path)
         if not target.suffix:
             target = target.with_suffix(FORMAT_EXTENSIONS.get(self._export_format(), ".png"))

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mlrn_core import paths, registry
+from mlrn_core import model_summary, paths, registry
 from mlrn_core.registry import ModelEntry, ModelError
 
 log = logging.getLogger(__name__)
@@ -137,10 +137,10 @@ class ModelsDialog(QDialog):
                 empty.setFlags(Qt.ItemFlag.NoItemFlags)
                 self.list.addItem(empty)
             for e in entries:
-                psnr = f"  ·  {e.psnr:.2f} dB" if e.psnr is not None else ""
-                item = QListWidgetItem(f"    {e.name}  ·  x{e.scale}{psnr}")
+                q = model_summary.quality(e.info)  # a gain on named images: PSNRs of different images mislead
+                item = QListWidgetItem(f"    {e.name}  ·  x{e.scale}" + (f"  ·  {q.short}" if q else ""))
                 item.setData(ENTRY_ROLE, e.name)
-                item.setToolTip(str(e.path))
+                item.setToolTip(f"{q.long}\n{e.path}" if q else str(e.path))
                 self.list.addItem(item)
                 if e.name == select or (selected_row < 0 and select is None):
                     selected_row = self.list.count() - 1

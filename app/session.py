@@ -280,11 +280,13 @@ class RenderSession(QObject):
         request = SaveRequest(self.current.picture, result, key.scale, target, fmt, quality, bit_depth)
         if result is None:
             self._pending_save = (key, request)
-            image = self._images.get(key)
-            progress = f" ({image.progress})" if image is not None and image.progress else ""
-            self.info.emit(f"Will save '{target.name}' when the upscale has finished{progress}", 0)
             if self._job is None or key not in self._job_keys:
                 self.request()
+            image = self._images.get(key)
+            # only a running count ("3/12 tiles"): not what a cancelled upscale said before this save restarted it
+            running = image is not None and image.progress.endswith(" tiles")
+            progress = f" ({image.progress})" if running else ""
+            self.info.emit(f"Will save '{target.name}' when the upscale has finished{progress}", 0)
             return True
         self._start_save(request)
         return True

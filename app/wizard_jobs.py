@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,18 +27,21 @@ from app.viewer import qimage_from_rgb8
 from app.worker import Job
 from mlrn_core import data as data_mod
 from mlrn_core import paths, registry
+from mlrn_core.difference import difference_image, most_changed_box
 from mlrn_core.evaluate import evaluate_models, load_eval_images
-from mlrn_core.finetune import detail_box, write_holdout_crop
-from mlrn_core.metrics import Score, degrade, imresize, modcrop
-from mlrn_core.tiling import pick_device
+from mlrn_core.finetune import write_holdout_crop
+from mlrn_core.metrics import Score, imresize
+from mlrn_core.tiling import TileRunner, pick_device, upscale_array
 from mlrn_core.trainer import Event, StartedEvent, StepEvent, TrainConfig, Trainer, TrainingError
 
 log = logging.getLogger(__name__)
 
 THUMB_SIDE = 96
-PREVIEW_SIDE = 192  # HR pixels of the before/after crop
+COMPARE_SIDE = 96  # HR pixels of the before/after region (shown enlarged)
+COMPARE_PHOTOS = 3  # hold-out photos the Result page looks through for the most changed region
 SPEED_STEPS = 12
 SPEED_MAX_MINUTES = 0.5
+SPEED_PHOTOS = 4  # a step costs the same whatever the number of photos: load only a few to time it
 
 
 def thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
@@ -45,6 +49,34 @@ def thumbnail(rgb: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
     f = side / max(h, w)
     size = (max(1, round(w * f)), max(1, round(h * f)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The region of a hold-out photo where the fine-tuned output differs most from the one before training."""
+
+    reference: QImage  # before training: the base model's output (bicubic when trained from scratch)
+    tuned: QImage
+    original: QImage
+    difference: QImage  # |tuned - reference| amplified (mlrn_core.difference)
+    reference_label: str
+    photo: str  # the hold-out photo's file name
+    box: tuple[int, int, int]  # y, x, side in the photo's HR pixels
+    mean_change: float  # mean |tuned - reference| in the region, 0-255 units
+
+
+def make_comparison(reference: np.ndarray, tuned: np.ndarray, hr: np.ndarray, scale: int, reference_label: str,
+                    photo: str) -> Comparison:
+    """Crop the three uint8 RGB images at the region where ``tuned`` and ``reference`` differ most."""
+    y, x, side, change = most_changed_box(tuned, reference, COMPARE_SIDE, scale)
+    crop = np.s_[y : y + side, x : x + side]
+    return Comparison(qimage_from_rgb8(reference[crop]), qimage_from_rgb8(tuned[crop]), qimage_from_rgb8(hr[crop]),
+                      qimage_from_rgb8(difference_image(tuned[crop], reference[crop])), reference_label, photo,
+                      (y, x, side), change)
+
+
+def to_uint8(sr: np.ndarray) -> np.ndarray:
+    return (np.clip(sr, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 # --- scan -------------------------------------------------------------------------------------------
@@ -85,13 +117,19 @@ class ScanJob(Job):
 
 
 class SpeedJob(Job):
-    """Runs a few real training steps (the same Trainer, a throw-away folder) and reports steps/s."""
+    """Runs a few real training steps (the same Trainer, a throw-away folder) and reports steps/s.
+
+    ``cfg`` is the run's own config; ``photos`` (the usable ones) replace its folders, and only
+    :data:`SPEED_PHOTOS` of them are linked into the throw-away folder, so that loading a large shoot does
+    not delay the figure: a step's cost depends on the batch, the patch and the network, not on the photos.
+    """
 
     measured = Signal(float, str)  # steps per second, device label
 
-    def __init__(self, cfg: TrainConfig) -> None:
+    def __init__(self, cfg: TrainConfig, photos: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.cfg = cfg
+        self.photos = photos
         self._trainer: Trainer | None = None
         self._steps: list[tuple[int, float]] = []
         self._device = ""
@@ -109,8 +147,20 @@ class SpeedJob(Job):
 
     def work(self) -> None:
         with tempfile.TemporaryDirectory(prefix="speed-", dir=paths.cache_dir()) as tmp:
-            cfg = dataclasses.replace(self.cfg, out=tmp, val=(), max_steps=SPEED_STEPS,
-                                      max_minutes=SPEED_MAX_MINUTES, log_every=1, save_as=None)
+            data = self.cfg.data
+            if self.photos:
+                folder = Path(tmp) / "photos"
+                folder.mkdir()
+                for i, src in enumerate(self.photos[:SPEED_PHOTOS]):
+                    link = folder / f"{i:02d}{Path(src).suffix.lower()}"
+                    try:
+                        link.symlink_to(src)
+                    except OSError:  # no symlinks here (Windows without the privilege): copy
+                        shutil.copyfile(src, link)
+                data = (str(folder),)
+            cfg = dataclasses.replace(self.cfg, data=data, exclude=(), out=str(Path(tmp) / "run"), val=(),
+                                      max_steps=SPEED_STEPS, max_minutes=SPEED_MAX_MINUTES, schedule_steps=None,
+                                      log_every=1, save_as=None)
             trainer = Trainer(cfg, self._on_event)
             self._trainer = trainer
             if self.stopping:
@@ -137,8 +187,7 @@ class TrainJob(Job):
     """One training run (new or resumed) with the project's Trainer; forwards its events as signals."""
 
     event = Signal(object)  # trainer events, unchanged (StartedEvent, StepEvent, ValidationEvent, ...)
-    reference = Signal(QImage, QImage)  # bicubic and original crops of the first hold-out image
-    preview = Signal(QImage, int)  # the model's crop at a validation step
+    preview = Signal(object, int)  # Comparison on the first hold-out image at a validation step, the step
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, crops: tuple[tuple[str, str], ...] = (),
                  crop_side: int = 768) -> None:
@@ -150,7 +199,7 @@ class TrainJob(Job):
         self.crops = crops
         self.crop_side = crop_side
         self._trainer: Trainer | None = None
-        self._box: tuple[int, int, int] | None = None
+        self._before: tuple[np.ndarray, np.ndarray, str] | None = None  # (HR, output before training, label)
 
     def stop(self) -> None:
         super().stop()
@@ -166,27 +215,36 @@ class TrainJob(Job):
             self._trainer.unpause()
 
     def _prepare_reference(self) -> None:
+        """The first hold-out image as the trainer validates on it, upscaled by the model training starts from
+        (bicubic when from scratch): what each check's output is compared with."""
         if not self.cfg.val:
             return
         s = self.cfg.scale
+        degradation = data_mod.Degradation(self.cfg.jpeg_quality, self.cfg.noise_sigma) \
+            if self.cfg.jpeg_quality is not None or self.cfg.noise_sigma > 0 else None
         try:
-            hr = modcrop(data_mod.load_hr(Path(self.cfg.val[0])), s)
+            img = load_eval_images(self.cfg.val[:1], s, degradation)[0]
+            if self.cfg.init:
+                base = registry.load_model(self.cfg.init, s)
+                runner = TileRunner(base.model, pick_device(self.cfg.device), half=False)
+                before = to_uint8(upscale_array(base.model, img.lr.astype(np.float32) / 255, runner=runner))
+                label = f"Before: {base.name}"
+            else:
+                before, label = imresize(img.lr, s), "Before: bicubic"
         except Exception as exc:  # noqa: BLE001 - the preview is optional, the trainer reports bad files
             log.warning("no before/after preview: %s", exc)
             return
-        y, x, side = detail_box(hr, PREVIEW_SIDE, s)
-        self._box = (y, x, side)
-        bicubic = imresize(degrade(hr, s), s)
-        crop = np.s_[y : y + side, x : x + side]
-        self.reference.emit(qimage_from_rgb8(bicubic[crop]), qimage_from_rgb8(hr[crop]))
+        self._before = (img.hr, before, label)
 
     def _on_event(self, ev: Event) -> None:
         preview = getattr(ev, "preview", None)
-        if preview is not None and self._box is not None:
-            y, x, side = self._box
-            crop = preview[y : y + side, x : x + side]
-            if crop.size:
-                self.preview.emit(qimage_from_rgb8(crop), ev.step)
+        if preview is not None and self._before is not None and self.cfg.val:
+            hr, before, label = self._before
+            try:
+                self.preview.emit(make_comparison(before, preview, hr, self.cfg.scale, label,
+                                                  Path(self.cfg.val[0]).name), ev.step)
+            except ValueError as exc:  # sizes differ: no preview rather than a wrong one
+                log.warning("no before/after preview: %s", exc)
         self.event.emit(ev)
 
     def work(self) -> None:
@@ -230,6 +288,7 @@ class EvalResult:
     scores: dict[str, dict[str, Score]] = field(default_factory=dict)
     base_name: str | None = None
     warnings: list[str] = field(default_factory=list)
+    comparison: Comparison | None = None  # where the fine-tuned model changed a hold-out photo most
 
 
 class EvalJob(Job):
@@ -269,4 +328,25 @@ class EvalJob(Job):
 
             out.scores[domain] = evaluate_models(models, images, req.scale, device, progress, self._stop.is_set)
             done_before += len(models) * len(images)
+        out.comparison = self._compare(models, domains[-1][1], device, out.base_name or req.base)
         self.result.emit(out)
+
+    def _compare(self, models: dict[str, torch.nn.Module | None], degradation: data_mod.Degradation | None,
+                 device: torch.device, base_name: str | None) -> Comparison | None:
+        """The most changed region over the first few hold-out photos, in the inputs the model was made for."""
+        req = self.request
+        before = models.get(BASE)
+        label = f"Before: {base_name}" if before is not None else "Before: bicubic"
+        runners = {k: TileRunner(m, device, half=False) for k, m in models.items() if m is not None}
+        best: Comparison | None = None
+        for img in load_eval_images(req.files[:COMPARE_PHOTOS], req.scale, degradation):
+            if self.stopping:
+                return None
+            lr = img.lr.astype(np.float32) / 255
+            ref = (to_uint8(upscale_array(before, lr, runner=runners[BASE])) if before is not None
+                   else imresize(img.lr, req.scale))
+            tuned = to_uint8(upscale_array(models[TUNED], lr, runner=runners[TUNED]))
+            c = make_comparison(ref, tuned, img.hr, req.scale, label, img.path.name)
+            if best is None or c.mean_change > best.mean_change:
+                best = c
+        return best

@@ -23,7 +23,15 @@ from mlrn_core.trainer import TrainConfig
 
 DEFAULT_JPEG_QUALITY = (60, 95)
 DEFAULT_NOISE_SIGMA = 3.0
-FT_LR, SCRATCH_LR = 2e-4, 5e-4
+# A fine-tune starts from a model that is already good: a full-size first step of Adam (every weight moves by
+# about the learning rate, whatever its gradient) knocks it off, and on smooth photos the hold-out fell from
+# 51.98 to 45.28 dB before recovering. So a fine-tune learns at a smaller rate and warms up over
+# FT_WARMUP_STEPS steps (never decided from a guessed speed); benchmarks/finetune_start.py measures it.
+FT_LR, SCRATCH_LR = 1e-4, 5e-4
+FT_WARMUP_STEPS = 100
+# A photo smaller than this on its short side (a thumbnail, a web preview) has lost the fine detail the model
+# should learn to restore: it teaches nothing, even when it holds one training patch.
+MIN_PHOTO_SIDE = 256
 
 
 @dataclass
@@ -63,12 +71,14 @@ class WizardState:
         return self.patch * self.scale
 
     def candidates(self) -> list[Path]:
-        """Usable photos large enough to train on at the current scale and patch size."""
+        """Usable photos large enough to train on at the current scale and patch size, and to teach anything."""
         if self.scan is None:
             return []
-        return [p for p in self.scan.usable if min(self.scan.sizes.get(p, (0, 0))) >= self.min_train_side]
+        need = max(self.min_train_side, MIN_PHOTO_SIDE)
+        return [p for p in self.scan.usable if min(self.scan.sizes.get(p, (0, 0))) >= need]
 
     def too_small(self) -> list[tuple[Path, str]]:
+        """Readable photos refused for their size, with the reason."""
         if self.scan is None:
             return []
         need = self.min_train_side
@@ -77,7 +87,17 @@ class WizardState:
             w, h = self.scan.sizes.get(p, (0, 0))
             if min(w, h) < need:
                 out.append((p, f"too small for x{self.scale} ({w}x{h}, needs at least {need} px a side)"))
+            elif min(w, h) < MIN_PHOTO_SIDE:
+                out.append((p, f"too small to teach anything ({w}x{h}, a thumbnail?): use full-size photos, at "
+                               f"least {MIN_PHOTO_SIDE} px a side"))
         return out
+
+    def refused(self) -> list[str]:
+        """Photos the trainer's own scan would take (they hold a patch) that the wizard refuses as too small."""
+        if self.scan is None:
+            return []
+        return [str(p) for p in self.scan.usable
+                if self.min_train_side <= min(self.scan.sizes.get(p, (0, 0))) < MIN_PHOTO_SIDE]
 
     def train_pixels(self) -> int:
         """HR pixels of the photos that will be trained on (candidates minus the hold-out)."""
@@ -100,6 +120,14 @@ class WizardState:
             return None
         return max(1, int(self.minutes * 60 * rate))
 
+    def warmup_steps(self) -> int:
+        """Steps over which the learning rate rises from 0: :data:`FT_WARMUP_STEPS` for a fine-tune (at most half
+        of a step budget or of the steps a measured speed buys), a tenth of the run (at most 100) from scratch."""
+        planned = self.planned_steps(measured_only=True)
+        if self.base is not None:
+            return max(1, min(FT_WARMUP_STEPS, planned // 2)) if planned else FT_WARMUP_STEPS
+        return max(1, min(100, (planned or 1000) // 10))
+
     def default_name(self) -> str:
         stem = Path(self.folders[0]).name if self.folders else "my photos"
         stem = re.sub(r"[^\w .+-]", "_", stem).strip(" ._+-") or "my photos"
@@ -111,10 +139,12 @@ class WizardState:
             return []
         return [(src, str(dst)) for src, dst in zip(self.holdout, holdout_crop_paths(self.run_dir, self.holdout))]
 
-    def build_config(self) -> TrainConfig:
-        """The run's TrainConfig: data = the folders; the hold-out photos are excluded from training and
-        their most detailed regions (written by the training job) are the validation set."""
-        if self.run_dir is None:
+    def build_config(self, out: str | None = None) -> TrainConfig:
+        """The run's TrainConfig (the one builder: the run and the speed measurement use it): data = the
+        folders; the hold-out photos are excluded from training and their most detailed regions (written by
+        the training job) are the validation set. ``out``: another folder than the run folder (the speed
+        measurement's), without a validation set."""
+        if out is None and self.run_dir is None:
             raise ValueError("no run folder chosen")
         planned = self.planned_steps()
         val_every = self.val_every or auto_val_every(planned or 1200)
@@ -126,17 +156,17 @@ class WizardState:
             extra.update(features=self.features, blocks=self.blocks)
         return TrainConfig(
             data=tuple(self.folders),
-            out=str(self.run_dir),
+            out=out or str(self.run_dir),
             scale=self.scale,
-            val=tuple(dst for _src, dst in self.holdout_crops()),
-            exclude=tuple(self.holdout),
+            val=() if out else tuple(dst for _src, dst in self.holdout_crops()),
+            exclude=tuple(self.holdout) + tuple(self.refused()),  # never trained on: the hold-out, thumbnails
             max_steps=None if self.budget_minutes else self.steps,
             max_minutes=self.minutes if self.budget_minutes else None,
             schedule_steps=horizon,
             batch=self.batch,
             patch=self.patch,
             lr=self.lr,
-            warmup_steps=max(1, min(100, (planned or 1000) // 10)),
+            warmup_steps=self.warmup_steps(),
             val_every=val_every,
             log_every=max(1, min(10, val_every // 5)),
             device=self.device,
@@ -176,7 +206,7 @@ class WizardState:
                     jpeg=cfg.jpeg_quality is not None or cfg.noise_sigma > 0, device=cfg.device,
                     budget_minutes=cfg.max_steps is None, batch=cfg.batch, patch=cfg.patch, lr=cfg.lr,
                     val_every=cfg.val_every, features=cfg.features, blocks=cfg.blocks,
-                    holdout=list(cfg.exclude), run_dir=run.path, resume=True)
+                    holdout=list(run.wizard.get("holdout", cfg.exclude)), run_dir=run.path, resume=True)
         if cfg.jpeg_quality is not None:
             state.jpeg_quality = cfg.jpeg_quality
         state.noise_sigma = cfg.noise_sigma or DEFAULT_NOISE_SIGMA

@@ -9,8 +9,9 @@ weights are moved once), overlapping work: a reader thread decodes the next pict
 thread encodes the previous one while the network runs (numpy, Pillow and torch release the GIL).
 Each output is written atomically by :func:`mlrn_core.imageio.write_image`; a file that fails is
 reported with its reason and the batch goes on; cancelling stops after the current tile and leaves
-nothing partial. Every file gets one line in the JSON-lines sidecar ``mlrn-batch.jsonl`` of the output
-folder. Progress, cancel and per-file results are plain callables, so the CLI and the GUI share it.
+nothing partial. Every file gets one line in the JSON-lines record of its output folder, kept in the
+per-user records folder (:func:`record_path`), not among the user's photos. Progress, cancel and
+per-file results are plain callables, so the CLI and the GUI share it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SIDECAR_NAME = "mlrn-batch.jsonl"
+SIDECAR_NAME = "mlrn-batch.jsonl"  # the record's name in output folders of earlier versions (still skipped as input)
 SCALES = (2, 3, 4)
 FORMATS = ("same", "png", "jpg", "tiff", "webp")
 ON_EXISTS = ("skip", "rename", "overwrite")
@@ -401,7 +402,7 @@ def plan_batch(
                     candidate = _numbered(base, k)
         claimed.add(_key(candidate))
         items.append(BatchItem(index, src, candidate, action, root, note))
-    sidecar = out / SIDECAR_NAME if out is not None and options.sidecar else None
+    sidecar = record_path(out) if out is not None and options.sidecar else None
     return BatchPlan(items=tuple(items), out_dir=out, sidecar=sidecar)
 
 
@@ -457,6 +458,22 @@ class _ItemLog(logging.Handler):
         if sink is not None:
             with contextlib.suppress(Exception):
                 sink.append(record.getMessage())
+
+
+def record_path(out_dir: Path) -> Path:
+    """Where the batch record of an output folder is kept: ``<user data>/batch-records/<folder>-<hash>.jsonl``.
+
+    One file per output folder (runs into the same folder append to it), outside the folder, so the
+    photos delivered to a client are the photos only. The hash tells apart folders of the same name.
+    """
+    import hashlib
+
+    from mlrn_core import paths
+
+    resolved = Path(os.path.abspath(out_dir))
+    digest = hashlib.sha1(str(resolved).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    name = "".join(c if c.isalnum() or c in " ._+-" else "_" for c in resolved.name).strip() or "output"
+    return paths.user_data_dir() / "batch-records" / f"{name[:60]}-{digest}.jsonl"
 
 
 class _Sidecar:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mlrn_core.metrics import Score
+from mlrn_core.model_summary import card_lead
 
 
 class TrainConfig(Protocol):
@@ -19,6 +20,7 @@ class TrainConfig(Protocol):
 
     jpeg_quality: tuple[int, int] | None
     noise_sigma: float
+    init: str | None
     batch: int
     patch: int
     lr: float
@@ -44,16 +46,24 @@ class CardTable:
 
 def model_card(*, name, scale, base, data, steps, seconds, device, val_psnr, val_ssim, bicubic_psnr, base_psnr,
                config: TrainConfig, bicubic_ssim=None, degraded_inputs: bool | None = None,
-               tables: Sequence[CardTable] = (), notes: Sequence[str] = ()) -> str:
-    """The Markdown card written next to a user model (by ``mlrn train --save-as`` and by the wizard).
+               tables: Sequence[CardTable] = (), notes: Sequence[str] = (), lead: str | None = None) -> str:
+    """The Markdown card written next to a user model (by ``mlrn train --save-as`` and by the wizard): a lead
+    paragraph for photographers, then the technical details.
 
     ``degraded_inputs``: whether the scores were measured on LR inputs with the training degradation (what
     the trainer validates on when one is set); ``None`` means "as the trainer did", i.e. when ``config`` has one.
     ``tables`` (more score tables, e.g. the wizard's hold-out on clean and on camera-JPEG inputs) and
-    ``notes`` (paragraphs, e.g. the verdict) follow the card's own table.
+    ``notes`` (paragraphs, e.g. the verdict) follow the card's own table. ``lead``: the opening paragraph
+    (default: :func:`mlrn_core.model_summary.card_lead` from these figures).
     """
     if degraded_inputs is None:
         degraded_inputs = config.degradation().active
+    if lead is None:
+        ref, ref_psnr = (config.init, base_psnr) if config.init else ("bicubic", bicubic_psnr)
+        gain = val_psnr - ref_psnr if val_psnr is not None and ref_psnr is not None else None
+        lead = card_lead(name=name, scale=scale, base=config.init, gain_db=gain, reference=str(ref),
+                         photos=int(data.get("images", 0)), held_out=int(data.get("val_images", 0)),
+                         degraded=config.degradation().active)
     protocol = "MATLAB bicubic LR, Y channel, border = scale"
     if degraded_inputs:
         protocol = ("MATLAB bicubic LR, then the training degradation drawn once per image from a fixed seed, "
@@ -69,6 +79,10 @@ def model_card(*, name, scale, base, data, steps, seconds, device, val_psnr, val
                    f"{gain:+.2f} dB.**\n")
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     text = f"""# {name}
+
+{lead}
+
+## Technical details
 
 MLRN x{scale}, fine-tuned with MLRN Studio on {when}.
 {verdict}

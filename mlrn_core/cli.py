@@ -82,12 +82,12 @@ def cmd_models(args: argparse.Namespace) -> int:
         print("no models: the built-in weights are missing from this installation (reinstalling MLRN Studio "
               f"restores them) and there are no user models in {paths.user_models_dir()}")
         return EXIT_OK
-    print(f"{'name':<24} {'kind':<9} {'scale':<5} {'PSNR':>9}  path")
+    from mlrn_core.model_summary import quality
+
+    print(f"{'name':<24} {'kind':<9} {'scale':<5} {'measured gain (PSNR, on the images named)':<48} path")
     for e in entries:
-        m = e.info.get("metrics", {})
-        psnr = m.get("set5_psnr", m.get("val_psnr"))
-        label = f"{psnr:.2f} dB" if isinstance(psnr, (int, float)) else "-"
-        print(f"{e.name:<24} {e.kind:<9} x{e.scale:<4} {label:>9}  {e.path}")
+        q = quality(e.info)  # PSNRs of different images are not comparable; gains over a reference are
+        print(f"{e.name:<24} {e.kind:<9} x{e.scale:<4} {q.short if q else '-':<48} {e.path}")
     print(f"\nuser models folder: {paths.user_models_dir()}")
     return EXIT_OK
 

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
-from PySide6.QtWidgets import QApplication, QDialog
+from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QMessageBox
 
 from app.image_cache import ImageCache, ImageId, RenderKey, RenderResult
 from app.main import configure_torch_threads
@@ -507,8 +507,41 @@ def test_app_save_asks_for_a_name(qtbot, tiny_model, window, photo, home, monkey
     monkeypatch.setattr("app.main_window.QFileDialog.getSaveFileName", fake_dialog)
     with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
         window.save_action.trigger()
-    assert calls and "photo_mlrn_x2.png" in calls[0][2]
+    assert calls and calls[0][2].endswith("photo_x2.png")  # the suffix Batch Export and mlrn upscale use
     assert target.exists()
+
+
+def test_app_save_refuses_the_original_before_asking_to_replace_it(qtbot, tiny_model, window, photo, home,
+                                                                      monkeypatch):
+    """Choosing the opened photo in the save dialog is refused at once, in a message box, and the dialog opens
+    again; an existing other file is replaced only when the user says yes."""
+    window.open_paths([photo])
+    _wait_right_done(qtbot, window)
+    existing = home / "existing.png"
+    existing.write_bytes(b"keep me")
+    answers = iter([str(photo), str(existing), str(existing), str(home / "new.png")])
+    starts, warnings, questions = [], [], []
+
+    def fake_dialog(_parent, _title, start, *args):
+        starts.append(start)
+        assert QFileDialog.Option.DontConfirmOverwrite in args  # Qt must not ask first: we refuse or ask
+        return next(answers), ""
+
+    def fake_question(_parent, _title, text, *a):
+        questions.append(text)
+        return QMessageBox.StandardButton.No
+
+    monkeypatch.setattr("app.main_window.QFileDialog.getSaveFileName", fake_dialog)
+    monkeypatch.setattr("app.main_window.QMessageBox.warning", lambda _p, _t, text, *a: warnings.append(text))
+    monkeypatch.setattr("app.main_window.QMessageBox.question", fake_question)
+    original = photo.read_bytes()
+    with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
+        window.save_action.trigger()
+    assert len(warnings) == 1 and "is the photo you opened" in warnings[0]  # refused, never asked to replace
+    assert len(questions) == 2 and all("existing.png' already exists" in q for q in questions)  # said no twice
+    assert starts[1] == str(photo) and starts[2] == str(existing)  # the dialog reopens at the refused name
+    assert photo.read_bytes() == original and existing.read_bytes() == b"keep me"
+    assert (home / "new.png").exists()
 
 
 def test_app_settings_are_kept_between_runs(qtbot, home, tiny_model, photo):

@@ -70,7 +70,7 @@ def folder_run(fixture_dir: Path, model_file: Path, tmp_path_factory: pytest.Tem
     """One CLI run over the whole fixture folder (recursive), shared by the fidelity tests."""
     out = tmp_path_factory.mktemp("run") / "out"
     rc = main(["upscale", str(fixture_dir), "-r", "--out-dir", str(out), "--model", str(model_file), "--device", "cpu"])
-    lines = [json.loads(s) for s in (out / batch.SIDECAR_NAME).read_text(encoding="utf-8").splitlines()]
+    lines = [json.loads(s) for s in batch.record_path(out).read_text(encoding="utf-8").splitlines()]
     return {"rc": rc, "out": out, "sidecar": {Path(r["input"]).name: r for r in lines}, "lines": lines}
 
 
@@ -227,7 +227,7 @@ def test_rerun_with_skip_does_only_what_is_missing(tmp_path: Path, model_file: P
     assert cli(src, "--out-dir", out, "--model", model_file, "--device", "cpu") == 0
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.png") if p.name != "b_x2.png"} == before
     assert (out / "b_x2.png").is_file()
-    rows = [json.loads(s) for s in (out / batch.SIDECAR_NAME).read_text().splitlines()]
+    rows = [json.loads(s) for s in batch.record_path(out).read_text().splitlines()]
     second = {Path(r["input"]).name: r["status"] for r in rows[3:]}
     assert second == {"a.png": "skipped", "b.png": "ok", "c.png": "skipped"} and len(rows) == 6
 
@@ -275,7 +275,7 @@ def test_out_dir_inside_input_is_not_scanned(tmp_path: Path, model_file: Path) -
     out = src / "upscaled"
     for _ in range(2):
         assert cli(src, "-r", "--out-dir", out, "--model", model_file, "--device", "cpu") == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "b_x2.png", "c_x2.png", batch.SIDECAR_NAME]
+    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "b_x2.png", "c_x2.png"]
     plan = plan_batch([src], out, BatchOptions(recursive=True))
     assert all(item.action == batch.SKIP for item in plan)
 
@@ -322,7 +322,7 @@ def test_cancel_stops_after_a_tile_and_leaves_nothing_partial(tmp_path: Path, lo
     assert summary.cancelled and summary.not_started == 1
     assert [r.status for r in summary.results] == [batch.OK, batch.CANCELLED]
     assert max(p.tiles_done for p in calls if p.position == 2) == 3  # stopped right after the tile
-    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", batch.SIDECAR_NAME]
+    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png"]
     assert no_part_files(tmp_path)
     assert "cancelled" in summary.describe()
     # the next run (skip) finishes the rest
@@ -348,7 +348,8 @@ def test_ctrl_c_stops_after_the_current_tile(
     assert rc == 130 and len(tiles) == 2
     err = capsys.readouterr().err
     assert "SIGINT: stopping after the current tile" in err and "cancelled: 0 upscaled" in err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [batch.SIDECAR_NAME]
+    out = tmp_path / "out"
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []  # nothing partial
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
@@ -399,14 +400,14 @@ def test_failures_while_upscaling_and_writing_do_not_stop_the_batch(
         ("b.png", "failed", "disk is full"),
         ("c.png", "ok", None),
     ]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c_x2.png", batch.SIDECAR_NAME]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c_x2.png"]
 
 
 def test_format_conversion_and_what_it_cannot_hold(tmp_path: Path, fixture_dir: Path, model_file: Path) -> None:
     out = tmp_path / "out"
     files = [fixture_dir / n for n in ("soft_alpha.png", "rgb16.png", "with_icc.jpg")]
     assert cli(*files, "--format", "jpg", "--quality", "90", "--out-dir", out, "--model", model_file) == 0
-    rows = {Path(r["input"]).name: r for r in map(json.loads, (out / batch.SIDECAR_NAME).read_text().splitlines())}
+    rows = {Path(r["input"]).name: r for r in map(json.loads, batch.record_path(out).read_text().splitlines())}
     assert "alpha" in " ".join(rows["soft_alpha.png"]["warnings"]).lower()
     assert "16-bit" in " ".join(rows["rgb16.png"]["warnings"])
     assert "warnings" not in rows["with_icc.jpg"]
@@ -542,9 +543,25 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
         "--no-prefetch",
         "--threads",
         "exit status",
-        "mlrn-batch.jsonl",
+        "the folder's record",
     ):
         assert option in text, option
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "upscale" in capsys.readouterr().out
+
+
+def test_the_record_is_kept_out_of_the_photos_and_the_summary_says_where(tmp_path: Path, model_file: Path,
+                                                                         capsys) -> None:
+    from mlrn_core import paths
+
+    src = small_folder(tmp_path / "in", ("a.png", "b.png"))
+    out = tmp_path / "client delivery"
+    assert cli(src, "--out-dir", out, "--model", model_file, "--device", "cpu") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "b_x2.png"]  # the photos only
+    record = batch.record_path(out)
+    assert record.parent == paths.user_data_dir() / "batch-records" and record.name.startswith("client delivery-")
+    assert [json.loads(s)["status"] for s in record.read_text().splitlines()] == ["ok", "ok"]
+    assert f"record: {record}" in capsys.readouterr().err
+    # another folder of the same name elsewhere gets its own record
+    assert batch.record_path(tmp_path / "x" / "client delivery") != record

@@ -16,8 +16,7 @@ from PIL import Image  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
 from app.batch_dialog import COL_STATUS, BatchExportDialog  # noqa: E402
-from mlrn_core import registry, tiling  # noqa: E402
-from mlrn_core.batch import SIDECAR_NAME  # noqa: E402
+from mlrn_core import batch, registry, tiling  # noqa: E402
 from mlrn_core.model import MLRN  # noqa: E402
 
 
@@ -108,7 +107,7 @@ def test_run_to_completion_with_progress_and_failures(qtbot, tmp_path: Path, mod
         dlg.overall_bar.valueChanged.connect(progress.append)
     summary = done.args[0]
     assert len(summary.succeeded) == 3 and len(summary.failed) == 1
-    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "b_x2.png", "c_x2.png", SIDECAR_NAME]
+    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "b_x2.png", "c_x2.png"]  # the record is kept elsewhere
     status = {r[0]: r[COL_STATUS] for r in dlg.preview_rows()}
     assert all(status[n].startswith("done in") for n in ("a.png", "b.png", "c.png")), status
     assert status["broken.jpg"].startswith("failed: "), status
@@ -116,6 +115,10 @@ def test_run_to_completion_with_progress_and_failures(qtbot, tmp_path: Path, mod
     assert dlg.failures_list.item(0).text().startswith(f"{src / 'broken.jpg'}: ")
     assert dlg.overall_bar.value() == 1000 and progress and progress == sorted(progress)
     assert "3 upscaled, 1 failed" in dlg.summary_label.text()
+    # the summary is said once (not again in the progress line), with where the record of each file is kept
+    assert "upscaled" not in dlg.progress_label.text() and dlg.progress_label.text() == "Finished."
+    assert f"kept in {batch.record_path(out)}" in dlg.summary_label.text()
+    assert batch.record_path(out).is_file()
     assert dlg.start_button.isEnabled() and not dlg.cancel_button.isEnabled() and not dlg.running
 
 

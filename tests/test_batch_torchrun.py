@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from mlrn_core import registry
-from mlrn_core.batch import SIDECAR_NAME
+from mlrn_core.batch import record_path
 from mlrn_core.model import MLRN
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ def test_two_processes_share_the_files(tmp_path: Path) -> None:
     assert proc.returncode != 0, log  # the broken file makes its rank exit with 1
     assert "[rank 0/2]" in log and "[rank 1/2]" in log, log
 
-    rows = [json.loads(line) for line in (out / SIDECAR_NAME).read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line) for line in record_path(out).read_text(encoding="utf-8").splitlines()]
     by_input = Counter(Path(r["input"]).relative_to(src).as_posix() for r in rows)
     assert by_input == Counter([*names, "broken.jpg"])  # every file handled once, by one rank
     assert {r["rank"] for r in rows} == {0, 1}

@@ -150,3 +150,18 @@ def test_session_saves_a_gray_photo_gray_exactly_as_batch_does(qtbot, tmp_path, 
     with Image.open(tmp_path / "app.png") as app_im, Image.open(tmp_path / "batch" / "g_x2.png") as batch_im:
         assert app_im.mode == batch_im.mode == ("L" if bits == 8 else "I;16")
         np.testing.assert_array_equal(np.asarray(app_im), np.asarray(batch_im))
+
+
+def test_a_save_after_a_cancel_restarts_the_upscale_without_the_stale_cancel_note(qtbot, tmp_path, session,
+                                                                                 model_file):
+    a = _photo(tmp_path / "a.png", size=(400, 500))
+    infos: list[str] = []
+    session.info.connect(lambda text, _ms: infos.append(text))
+    _open(qtbot, session, _settings(model_file, tile=32), a)
+    session.cancel()
+    qtbot.waitUntil(lambda: not session.busy, timeout=TIMEOUT_MS)
+    assert "cancelled" in session.right_image.progress
+    assert session.save(tmp_path / "a_out.png", "png", None, 8)  # Save on a cancelled upscale restarts it
+    assert session.busy and infos[-1].startswith("Will save 'a_out.png' when the upscale has finished")
+    assert "cancelled" not in infos[-1] and "F5" not in infos[-1]
+    qtbot.waitUntil(lambda: (tmp_path / "a_out.png").exists(), timeout=TIMEOUT_MS)

@@ -114,6 +114,8 @@ def test_init_and_save_as_register_a_user_model(folders, tmp_path):
     entry = registry.find_model("My Style")
     assert entry is not None and entry.kind == "user" and entry.scale == 2
     assert "Base model" in entry.card and "bicubic" in entry.card
+    assert entry.card.startswith("# My Style\n\n**My Style** enlarges photos 2x (for example for a bigger print "
+                                 "or a crop). It is a fine-tune of base on 4 of your own photos")
     val = [e for e in events if isinstance(e, tr.ValidationEvent)]
     assert val[0].base_psnr is not None  # the base was measured before fine-tuning
     out = subprocess.run([sys.executable, "-m", "mlrn_core.cli", "models"], capture_output=True, text=True,

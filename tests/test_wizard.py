@@ -39,10 +39,11 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def photos(tmp_path: Path) -> Path:
-    """Six usable 64x80 photos, plus one too small, one duplicate and one unreadable file."""
+    """Six usable 256x288 photos, plus one too small, a 120x80 thumbnail, one duplicate and one unreadable file."""
     folder = tmp_path / "photos"
-    write_png_folder(folder, 6)
+    write_png_folder(folder, 6, h=256, w=288)
     Image.new("RGB", (20, 20), (90, 120, 30)).save(folder / "small.png")
+    Image.fromarray(textured_image(80, 120, seed=9)).save(folder / "thumb.png")
     shutil.copyfile(folder / "img01.png", folder / "zz_copy.png")
     (folder / "broken.jpg").write_bytes(b"this is not a jpeg")
     return folder
@@ -135,6 +136,9 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert dict(zip(files, reasons))["broken.jpg"].startswith("unreadable")
     assert dict(zip(files, reasons))["zz_copy.png"] == "duplicate of img01.png"
     assert dict(zip(files, reasons))["small.png"].startswith("too small for x2")
+    # a thumbnail holds a training patch but has lost the detail to learn from: refused, and the summary says why
+    assert dict(zip(files, reasons))["thumb.png"].startswith("too small to teach anything (120x80")
+    assert "4 skipped: 2 too small, 1 unreadable, 1 duplicate" in page.status_label.text()
     assert not page.warning_label.isHidden() and "Only 6 usable photos" in page.warning_label.text()
     qtbot.waitUntil(lambda: len(w.thumbnails) == len(w.state.scan.usable), timeout=10_000)
     assert page.thumbs.count() == 6
@@ -144,8 +148,12 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     sp = w.setup_page
     assert sp.base_combo.currentData() == BASE_NAME
     assert "missing from this installation" in sp.base_note.text()  # no built-in weights in the test home
-    assert "rough estimate" in sp.estimate_label.text()
-    qtbot.mouseClick(sp.measure_button, Qt.MouseButton.LeftButton)
+    # the speed is measured by itself with the run's own settings (a guess was ~40x off): no figure until then
+    assert "Measuring the training speed" in sp.estimate_label.text()
+    qtbot.waitUntil(lambda: "measured on CPU" in sp.estimate_label.text(), timeout=60_000)
+    assert sp._measured is not None and sp._measured[0] == sp._settings_key()
+    qtbot.mouseClick(sp.measure_button, Qt.MouseButton.LeftButton)  # "Measure again"
+    assert sp.measuring and "Measuring the training speed" in sp.estimate_label.text()
     qtbot.waitUntil(lambda: not sp.measuring, timeout=60_000)
     assert "measured on CPU" in sp.estimate_label.text()
     sp.name_edit.setText("my photos x2")
@@ -160,17 +168,23 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert run_dir is not None and run_dir.parent == _home / "data" / "runs"
     assert "Finished: 6 steps" in tp.header_label.text()
     assert tp.loss_chart.has_data() and tp.psnr_chart.has_data()
-    assert not tp.model_view.pixmap().isNull() and not tp.original_view.pixmap().isNull()
+    # before/after: the region where the fine-tuned output differs most from the base model's, and the toggle
+    c = tp.preview.comparison
+    assert c is not None and c.reference_label == f"Before: {BASE_NAME}" and c.box[2] <= 96
+    assert not tp.preview.tuned_view.pixmap().isNull() and not tp.preview.original_view.pixmap().isNull()
+    shown = tp.preview.tuned_view.pixmap().toImage()
+    tp.preview.difference_check.setChecked(True)
+    assert tp.preview.tuned_caption.text() == "Difference x8" and tp.preview.tuned_view.pixmap().toImage() != shown
 
     # the hold-out was never trained on: the trainer's config and the checkpoint's data say so
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["exclude"] == holdout and config["init"] == BASE_NAME
+    assert config["exclude"] == holdout + [str(photos / "thumb.png")] and config["init"] == BASE_NAME
     # the validation set is the hold-out's crop (the whole photo when it is small), kept in the run folder
     assert config["val"] == [str(run_dir / "holdout" / f"00_{Path(holdout[0]).stem}.png")]
     assert (Image.open(config["val"][0]).size == Image.open(holdout[0]).size)
     state = ckpt(run_dir)
     assert state["step"] == 6
-    assert state["data"]["excluded"] == holdout
+    assert state["data"]["excluded"] == holdout + [str(photos / "thumb.png")]
     assert state["data"]["images"] == 5 and state["data"]["val_images"] == 1
     scan, _ = scan_folders(config["data"], config["patch"] * 2, exclude=config["exclude"])
     assert len(scan.usable) == 5 and holdout[0] not in [str(p) for p in scan.usable]
@@ -181,6 +195,8 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     qtbot.waitUntil(rp.isComplete, timeout=60_000)
     assert rp.result is not None and set(rp.result.scores[CLEAN]) == {BICUBIC, BASE, TUNED}
     assert rp.table.rowCount() == 3 and rp.verdict_label.text()
+    assert rp.result.comparison is not None and not rp.compare.isHidden()
+    assert rp.result.comparison.photo == Path(config["val"][0]).name
     # the trainer's own hold-out numbers and the wizard's agree (same images, same protocol)
     best_val = max(e["psnr"] for e in runs.read_events(run_dir) if e.get("event") == "validation")
     assert rp.result.scores[CLEAN][TUNED].psnr == pytest.approx(best_val, abs=1e-3)
@@ -202,7 +218,12 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert entry is not None and entry.kind == "user" and entry.scale == 2
     assert "Hold-out, clean inputs" in entry.card and Path(holdout[0]).name in entry.card
     assert f"| this model | {tuned:.2f} dB |" in entry.card and verdict_text in entry.card
-    assert entry.info["provenance"]["data"]["excluded"] == holdout
+    # the card leads with what a photographer needs; the technical table follows
+    lead, _, details = entry.card.partition("## Technical details")
+    assert lead.startswith("# my photos x2\n\n**my photos x2** enlarges photos 2x") and details
+    assert f"fine-tune of {BASE_NAME} on 5 of your own photos" in lead and f"({tuned - base:+.2f} dB)" in lead
+    assert "EVALUATION.md" not in lead and "EVALUATION.md" in details
+    assert entry.info["provenance"]["data"]["excluded"] == holdout + [str(photos / "thumb.png")]
     out = subprocess.run([sys.executable, "-m", "mlrn_core.cli", "models"], cwd=REPO, capture_output=True,
                          text=True, env={**os.environ, "MLRN_HOME": str(_home)}, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -323,13 +344,13 @@ def test_wizard_discards_an_unfinished_run(qtbot, _home, monkeypatch):
 
 def test_wizard_rejects_bad_names_and_needs_two_photos(qtbot, tmp_path, monkeypatch):
     folder = tmp_path / "one"
-    write_png_folder(folder, 1)
+    write_png_folder(folder, 1, h=256, w=256)
     w = make_wizard(qtbot, base=None)
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
     qtbot.mouseClick(w.photos_page.add_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: w.photos_page.thumbs.count() == 1, timeout=30_000)
     assert not w.photos_page.isComplete() and "At least 2 usable photos" in w.photos_page.warning_label.text()
-    write_png_folder(tmp_path / "two", 2)
+    write_png_folder(tmp_path / "two", 2, h=256, w=256)
     w.photos_page.add_folders([tmp_path / "two"])
     qtbot.waitUntil(w.photos_page.isComplete, timeout=30_000)
     click_next(qtbot, w)
@@ -395,3 +416,18 @@ def test_wizard_eval_is_reproducible_on_degraded_inputs(tmp_path):
     assert side == 48 and y % 2 == 0 and x % 2 == 0 and y + side <= 90 and x + side <= 100
     scores = evaluate.evaluate_models({"bicubic": None, "tiny": tiny_model(2)}, a, 2, torch.device("cpu"))
     assert set(scores) == {"bicubic", "tiny"} and scores["bicubic"].psnr > 15
+
+
+def test_a_fine_tune_warms_up_whatever_the_speed_guess():
+    """The issue's one-minute run: a guessed 0.09 steps/s planned 5 steps and so a 1-step warm-up, and the
+    hold-out fell 6.7 dB; the warm-up of a fine-tune no longer follows a guess."""
+    from app.wizard_state import FT_LR, FT_WARMUP_STEPS, WizardState
+
+    st = WizardState(base="mlrn-x2", minutes=1.0, rough_steps_per_s=0.09)
+    assert st.lr == FT_LR <= 1e-4 and st.warmup_steps() == FT_WARMUP_STEPS == 100
+    st.steps_per_s = 3.69  # measured: 221 steps in the minute
+    assert st.warmup_steps() == 100
+    st.budget_minutes, st.steps = False, 6  # a tiny step budget warms up over half of it
+    assert st.warmup_steps() == 3
+    scratch = WizardState(base=None, budget_minutes=False, steps=2000)
+    assert scratch.warmup_steps() == 100 and WizardState(base=None, budget_minutes=False, steps=300).warmup_steps() == 30
