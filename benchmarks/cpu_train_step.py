@@ -2,7 +2,8 @@
 
 Answers "what gives the most training steps per hour on this CPU" for the weights issue:
 fp32 vs bf16 autocast (oneDNN uses AVX512-BF16/AMX where the CPU has them), NCHW vs channels_last.
-Run: ``python benchmarks/cpu_train_step.py --scale 2 --batch 16 --patch 48 --steps 6``
+Run: ``python benchmarks/cpu_train_step.py --scale 2 --batch 16 --patch 48 --steps 6``;
+``--variants bf16-cl,bf16-cl-compile --rounds 3`` weighs torch.compile against eager (interleaved rounds).
 """
 
 from __future__ import annotations
@@ -20,29 +21,38 @@ import torch.nn.functional as F  # noqa: E402
 from mlrn_core import MLRN  # noqa: E402
 
 
-def run(variant: str, scale: int, batch: int, patch: int, steps: int) -> tuple[float, float]:
-    torch.manual_seed(0)
-    model = MLRN(scale=scale, image_skip=True).train()
-    cl = "cl" in variant
-    if cl:
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), 1e-4)
-    lo = torch.rand(batch, 3, patch, patch)
-    hi = torch.rand(batch, 3, patch * scale, patch * scale)
-    if cl:
-        lo = lo.contiguous(memory_format=torch.channels_last)
-    bf16 = "bf16" in variant
-    t0, loss = None, None
-    for i in range(steps + 2):
-        if i == 2:
-            t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(lo)
-        loss = F.l1_loss(out.float(), hi)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return steps / (time.perf_counter() - t0), float(loss.detach())
+class Variant:
+    """One way to run a training step: precision (fp32/bf16), memory format (cl) and torch.compile."""
+
+    def __init__(self, name: str, scale: int, batch: int, patch: int) -> None:
+        torch.manual_seed(0)
+        self.name = name
+        self.model = MLRN(scale=scale, image_skip=True).train()
+        self.cl = "cl" in name
+        if self.cl:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.opt = torch.optim.Adam(self.model.parameters(), 1e-4)
+        self.net = torch.compile(self.model) if "compile" in name else self.model
+        self.bf16 = "bf16" in name
+        self.lo = torch.rand(batch, 3, patch, patch)
+        self.hi = torch.rand(batch, 3, patch * scale, patch * scale)
+        if self.cl:
+            self.lo = self.lo.contiguous(memory_format=torch.channels_last)
+        t0 = time.perf_counter()
+        self.steps(2)  # warm-up (and, with torch.compile, compilation)
+        self.warmup_s = time.perf_counter() - t0
+
+    def steps(self, n: int) -> float:
+        """Run ``n`` steps; return steps per second."""
+        t0 = time.perf_counter()
+        for _ in range(n):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                out = self.net(self.lo)
+            loss = F.l1_loss(out.float(), self.hi)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+        return n / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -50,15 +60,22 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--patch", type=int, default=48)
-    ap.add_argument("--steps", type=int, default=6)
-    ap.add_argument("--variants", default="fp32,fp32-cl,bf16,bf16-cl")
+    ap.add_argument("--steps", type=int, default=6, help="steps per variant and round")
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds (the best round counts)")
+    ap.add_argument("--variants", default="fp32,fp32-cl,bf16,bf16-cl",
+                    help="comma-separated: fp32, fp32-cl, bf16, bf16-cl, and any of them with -compile")
     a = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, x{a.scale} batch {a.batch} patch {a.patch}")
-    base = None
-    for v in a.variants.split(","):
-        sps, loss = run(v, a.scale, a.batch, a.patch, a.steps)
-        base = base or sps
-        print(f"{v:8s} {sps:6.3f} steps/s  ({sps / base:4.2f}x fp32)  loss {loss:.4f}")
+    variants = [Variant(v, a.scale, a.batch, a.patch) for v in a.variants.split(",")]
+    best = {v.name: 0.0 for v in variants}
+    for _ in range(a.rounds):  # interleaved, so a change in machine load hits every variant alike
+        for v in variants:
+            best[v.name] = max(best[v.name], v.steps(a.steps))
+    base = best[variants[0].name]
+    for v in variants:
+        sps = best[v.name]
+        print(f"{v.name:16s} {sps:6.3f} steps/s  ({sps / base:4.2f}x {variants[0].name})  "
+              f"warm-up/compile {v.warmup_s:5.1f} s")
 
 
 if __name__ == "__main__":
