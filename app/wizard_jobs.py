@@ -220,8 +220,7 @@ class TrainJob(Job):
         if not self.cfg.val:
             return
         s = self.cfg.scale
-        degradation = data_mod.Degradation(self.cfg.jpeg_quality, self.cfg.noise_sigma) \
-            if self.cfg.jpeg_quality is not None or self.cfg.noise_sigma > 0 else None
+        degradation = self.cfg.degradation() if self.cfg.degradation().active else None
         try:
             img = load_eval_images(self.cfg.val[:1], s, degradation)[0]
             if self.cfg.init:

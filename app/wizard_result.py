@@ -284,10 +284,9 @@ class ResultPage(QWizardPage):
         tables = []
         for domain, scores in (self._result.scores.items() if self._result else ()):
             if domain == DEGRADED:
-                q = self.state.jpeg_quality
                 title, intro = "Hold-out, camera-JPEG inputs", (
-                    f"The hold-out LR inputs JPEG-compressed (quality {q[0]}-{q[1]}) with noise up to sigma "
-                    f"{self.state.noise_sigma:g} (fixed seed):")
+                    f"The hold-out LR inputs made like camera files ({self.state.degradation.describe()}; "
+                    "fixed seed):")
             else:
                 title, intro = "Hold-out, clean inputs", "MATLAB bicubic LR inputs, as in the table above:"
             rows = [(label, scores[key]) for key, label in

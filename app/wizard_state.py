@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlrn_core.data import Degradation, ScanResult
+from mlrn_core.data import CAMERA, Degradation, ScanResult
 from mlrn_core.finetune import auto_val_every, holdout_crop_paths, holdout_crop_side
 from mlrn_core.runs import RunInfo, free_run_dir, write_wizard_file
 from mlrn_core.tiling import pick_device
 from mlrn_core.trainer import TrainConfig
 
-DEFAULT_JPEG_QUALITY = (60, 95)
-DEFAULT_NOISE_SIGMA = 3.0
+# "match camera JPEGs" is the photo models' camera pipeline (mlrn_core.data.CAMERA); the JPEG range and
+# the noise can be changed on the Setup page, the blur and the bicubic-or-area downscale come with it
+DEFAULT_JPEG_QUALITY = CAMERA.jpeg_quality
+DEFAULT_NOISE_SIGMA = CAMERA.noise_sigma
 # A fine-tune starts from a model that is already good: a full-size first step of Adam (every weight moves by
 # about the learning rate, whatever its gradient) knocks it off, and on smooth photos the hold-out fell from
 # 51.98 to 45.28 dB before recovering. So a fine-tune learns at a smaller rate and warms up over
@@ -109,7 +111,9 @@ class WizardState:
     # -- training
     @property
     def degradation(self) -> Degradation:
-        return Degradation(self.jpeg_quality, self.noise_sigma) if self.jpeg else Degradation()
+        if not self.jpeg:
+            return Degradation()
+        return Degradation(self.jpeg_quality, self.noise_sigma, CAMERA.blur, CAMERA.resize)
 
     def planned_steps(self, measured_only: bool = False) -> int | None:
         """The step budget, or the steps a minute budget buys at the measured (else rough) speed."""
@@ -173,6 +177,8 @@ class WizardState:
             init=self.base,
             jpeg_quality=self.jpeg_quality if self.jpeg else None,
             noise_sigma=self.noise_sigma if self.jpeg else 0.0,
+            blur=CAMERA.blur if self.jpeg else 0.0,
+            resize=CAMERA.resize if self.jpeg else "bicubic",
             **extra,
         )
 

@@ -195,3 +195,16 @@ def test_bench_degrade_jpeg_lowers_the_bicubic_score(tmp_path, capsys):
 def test_luma_of_jpeg_roundtrip_is_close_at_high_quality(hr):
     out = jpeg_roundtrip(hr, 98)
     assert np.abs(rgb_to_y(out) - rgb_to_y(hr)).mean() < 1.5
+
+
+def test_the_wizards_match_camera_jpegs_is_the_camera_pipeline(tmp_path):
+    from app.wizard_state import WizardState
+
+    state = WizardState(folders=[str(tmp_path)], jpeg=True)
+    assert state.degradation == CAMERA
+    cfg = state.build_config(out=str(tmp_path / "speed"))
+    assert cfg.degradation() == CAMERA
+    state.jpeg_quality, state.noise_sigma = (80, 90), 1.0  # the Setup page's range and noise, the rest kept
+    assert state.degradation == Degradation((80, 90), 1.0, CAMERA.blur, CAMERA.resize)
+    state.jpeg = False
+    assert not state.build_config(out=str(tmp_path / "speed")).degradation().active

@@ -430,4 +430,5 @@ def test_a_fine_tune_warms_up_whatever_the_speed_guess():
     st.budget_minutes, st.steps = False, 6  # a tiny step budget warms up over half of it
     assert st.warmup_steps() == 3
     scratch = WizardState(base=None, budget_minutes=False, steps=2000)
-    assert scratch.warmup_steps() == 100 and WizardState(base=None, budget_minutes=False, steps=300).warmup_steps() == 30
+    assert scratch.warmup_steps() == 100
+    assert WizardState(base=None, budget_minutes=False, steps=300).warmup_steps() == 30
