@@ -198,10 +198,9 @@ def choose_model(source: str | os.PathLike[str] | SourceFormat, scale: int) -> A
     if paper_path is None:
         if fmt.lossy:
             raise ModelError(f"Auto has no x{scale} model: neither {photo} nor {paper} is installed; choose a model")
-        why = f"{fmt.label} files are lossless" if fmt is not UNKNOWN else "this file's format is not recognised"
         raise ModelError(
-            f"Auto needs {paper} for this input ({why}, and the photo model {photo} is only for lossy camera "
-            f"files), but {paper} is not installed; choose a model"
+            f"Auto uses {paper} for lossless files (the photo model {photo} is only for lossy camera files), "
+            f"and {paper} is not installed: choose a model"
         )
     if fmt.lossy:
         return AutoChoice(paper, paper_path, scale, fmt, False, True, f"{fmt.reason}; {photo} is not installed")

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from mlrn_core import imageio, tiling
-from mlrn_core.auto import AutoChoice, ModelCache, choose_model, is_auto
+from mlrn_core.auto import AutoChoice, ModelCache, choose_model, is_auto, photo_name
 from mlrn_core.imageio import ImageIOError, Picture
 from mlrn_core.registry import ModelError
 from mlrn_core.terminal import fmt_duration
@@ -841,29 +841,33 @@ def load_auto_models(items: Iterable[BatchItem], cache: ModelCache | None = None
 
 
 def auto_summary(items: Iterable[BatchItem]) -> list[str]:
-    """What Auto picked, for the CLI and the dialog: 'mlrn-x2-photo for 3 files (JPEG input)', then one line
-    per fallback or file without a model."""
-    picked: dict[str, dict[str, int]] = {}
-    notes: dict[str, int] = {}
-    for item in items:
-        if not item.is_work:
-            continue
-        if item.auto is None:
-            if item.auto_error:
-                notes[item.auto_error] = notes.get(item.auto_error, 0) + 1
-            continue
-        reasons = picked.setdefault(item.auto.name, {})
-        reason = item.auto.source.reason
-        reasons[reason] = reasons.get(reason, 0) + 1
-        if item.auto.fallback:
-            notes[item.auto.reason] = notes.get(item.auto.reason, 0) + 1
+    """What Auto picked for the work ``items``, for the CLI and the dialog: 'mlrn-x2-photo for 3 files (2 JPEG,
+    1 HEIC)', then a line for a missing photo model and one per reason some files have no model."""
 
     def files(n: int) -> str:
         return f"{n} file{'s' if n != 1 else ''}"
 
+    picked: dict[str, dict[str, int]] = {}
+    fallback: dict[tuple[str, str], int] = {}
+    errors: dict[str, int] = {}
+    for item in items:
+        if not item.is_work:
+            continue
+        choice = item.auto
+        if choice is None:
+            if item.auto_error:
+                errors[item.auto_error] = errors.get(item.auto_error, 0) + 1
+            continue
+        labels = picked.setdefault(choice.name, {})
+        labels[choice.source.label] = labels.get(choice.source.label, 0) + 1
+        if choice.fallback:
+            key = (photo_name(choice.scale), choice.name)
+            fallback[key] = fallback.get(key, 0) + 1
     lines = [
-        f"{name} for {files(sum(r.values()))} ({', '.join(f'{k}: {v}' if len(r) > 1 else k for k, v in r.items())})"
-        for name, r in picked.items()
+        f"{name} for {files(sum(labels.values()))} ({', '.join(f'{n} {label}' for label, n in labels.items())})"
+        for name, labels in picked.items()
     ]
-    lines += [f"{files(n)}: {why}" for why, n in notes.items()]
+    lines += [f"{photo} is not installed: {files(n)} from cameras use {paper}"
+              for (photo, paper), n in fallback.items()]
+    lines += [f"{files(n)} not upscaled: {why}" for why, n in errors.items()]
     return lines

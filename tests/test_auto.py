@@ -179,8 +179,10 @@ def test_batch_runs_each_file_through_the_model_auto_picked(tmp_path: Path, mixe
     assert picked == {"a.jpg": PHOTO, "b.png": PHOTO, "c.png": PAPER, "d.webp": PAPER}
     lines = batch.plan_lines(plan.items)
     assert any("b.png" in line and f"[{PHOTO} (Auto: JPEG input)]" in line for line in lines)
-    assert batch.auto_summary(plan.items) == [f"{PHOTO} for 2 files (JPEG input)",
-                                              f"{PAPER} for 2 files (PNG input, lossless: 1, lossless WebP input: 1)"]
+    assert batch.auto_summary(plan.items) == [
+        f"{PHOTO} for 2 files (2 JPEG)",
+        f"{PAPER} for 2 files (1 PNG, 1 lossless WebP)",
+    ]
 
     models = batch.load_auto_models(plan.items)
     assert sorted(models) == [PAPER, PHOTO]
@@ -209,6 +211,7 @@ def test_batch_files_auto_cannot_serve_fail_and_the_rest_go_on(tmp_path: Path, m
     summary = batch.run_batch(plan, options, batch.load_auto_models(plan.items))
     assert sorted(r.item.source.name for r in summary.succeeded) == ["a.jpg", "b.png"]
     assert sorted(r.item.source.name for r in summary.failed) == ["c.png", "d.webp"]
+    assert batch.auto_summary(plan.items)[1].startswith("2 files not upscaled: Auto uses mlrn-x2 for lossless")
     assert all("mlrn-x2 is not installed" in r.error for r in summary.failed)
     assert not (out / "c_x2.png").exists() and (out / "b_x2.png").exists()
 
@@ -220,7 +223,7 @@ def test_cli_auto_is_the_default_and_records_the_model_per_file(
     install_builtin(PAPER, seed=2)
     assert main(["upscale", str(mixed), "--out-dir", str(tmp_path / "default"), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
-    assert "with model auto" in err and f"auto: {PHOTO} for 2 files (JPEG input)" in err
+    assert "with model auto" in err and f"auto: {PHOTO} for 2 files (2 JPEG)" in err
     assert "b_x2.png" in err and f"s, {PHOTO})" in err
     assert main(["upscale", str(mixed), "--out-dir", str(tmp_path / "auto"), "--model", "auto", "--device", "cpu"]) == 0
     for out in ("default", "auto"):
@@ -236,7 +239,7 @@ def test_cli_auto_fallback_is_reported(tmp_path: Path, mixed: Path, install_buil
     assert main(["upscale", str(mixed / "a.jpg"), "--model", "auto", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"[{PAPER} (Auto: JPEG input; {PHOTO} is not installed)]" in out
-    assert f"model auto: 1 file: JPEG input; {PHOTO} is not installed" in out
+    assert f"model auto: {PHOTO} is not installed: 1 file from cameras use {PAPER}" in out
     assert main(["upscale", str(mixed / "a.jpg"), "--device", "cpu"]) == 0
     assert f"{PHOTO} is not installed" in capsys.readouterr().err
     assert (mixed / "a_x2.jpg").exists()
