@@ -362,7 +362,11 @@ class BatchExportDialog(QDialog):
         table.setRowCount(len(plan))
         for row, item in enumerate(plan.items):
             self._rows[item.index] = row
-            model = item.auto.caption if item.auto else f"none: {item.auto_error}" if item.auto_error else ""
+            if item.auto is not None or item.auto_error:
+                model = item.auto.caption if item.auto is not None else f"none: {item.auto_error}"
+            else:  # one model for every file
+                spec = str(self.model_combo.currentData() or "")
+                model = (Path(spec).stem if Path(spec).is_file() else spec) if item.is_work else ""
             cells = (str(item.relative), item.describe(), str(item.output or ""), "", model)
             for col, text in enumerate(cells):
                 cell = QTableWidgetItem(text)

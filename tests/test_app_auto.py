@@ -154,8 +154,9 @@ def test_batch_export_defaults_to_auto_and_names_the_model_per_file(qtbot, insta
     assert {Path(r["input"]).name: r["model"] for r in rows} == {"a.jpg": PHOTO, "b.tif": PAPER, "c.webp": PHOTO}
 
     dlg.model_combo.setCurrentIndex(dlg.model_combo.findData(PAPER))  # one model for every file
+    dlg.on_exists_combo.setCurrentIndex(dlg.on_exists_combo.findData("overwrite"))
     dlg.refresh_preview()
-    assert {r[COL_MODEL] for r in dlg.preview_rows()} == {""}
+    assert {r[COL_MODEL] for r in dlg.preview_rows()} == {PAPER}
 
 
 def test_wizard_camera_fine_tunes_start_from_the_photo_model(qtbot, install_builtin, _home) -> None:
