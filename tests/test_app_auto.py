@@ -150,7 +150,7 @@ def test_batch_export_defaults_to_auto_and_names_the_model_per_file(qtbot, insta
     with qtbot.waitSignal(dlg.batch_finished, timeout=TIMEOUT_MS) as done:
         qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
     assert len(done.args[0].succeeded) == 3
-    rows = [json.loads(line) for line in (out / batch.SIDECAR_NAME).read_text().splitlines()]
+    rows = [json.loads(line) for line in batch.record_path(out).read_text().splitlines()]
     assert {Path(r["input"]).name: r["model"] for r in rows} == {"a.jpg": PHOTO, "b.tif": PAPER, "c.webp": PHOTO}
 
     dlg.model_combo.setCurrentIndex(dlg.model_combo.findData(PAPER))  # one model for every file

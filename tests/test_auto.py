@@ -165,7 +165,7 @@ def mixed(tmp_path: Path) -> Path:
 
 
 def _records(out: Path) -> dict[str, dict]:
-    rows = [json.loads(line) for line in (out / batch.SIDECAR_NAME).read_text().splitlines()]
+    rows = [json.loads(line) for line in batch.record_path(out).read_text().splitlines()]
     return {Path(r["input"]).name: r for r in rows}
 
 
