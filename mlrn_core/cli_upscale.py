@@ -40,8 +40,8 @@ alpha and grayscale. Each file is written to a temporary name and renamed when c
 fails is reported with the reason and the batch goes on. With --out-dir every file gets a line in
 the folder's record (input, output, status, model, scale, device, seconds, error; with --model auto
 also auto: why that model), kept in the per-user data folder, not among the photos: the summary line
-names it. A second run with
---on-exists skip (the default) only does what is missing, so an interrupted run can simply be rerun.
+names it. A second run with --on-exists skip (the default) only does what is missing, so an
+interrupted run can simply be rerun.
 Ctrl-C stops after the current tile (nothing partial is left); 'mlrn -v upscale' also lists the
 skipped and unsupported files.
 """
