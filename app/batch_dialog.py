@@ -1,7 +1,8 @@
 """The Batch Export dialog: upscale whole folders from the app with the engine ``mlrn upscale`` uses.
 
 The dialog collects input files and folders, an output folder and the same options as the command line,
-previews what will happen to every file (write, skip because the output exists, rename, unsupported),
+previews what will happen to every file (write, skip because the output exists, rename, unsupported) and,
+with model Auto (the default), which built-in model each file gets and why,
 then runs :func:`mlrn_core.batch.run_batch` in a :class:`BatchJob` on its own QThread, showing progress
 per file and overall with an ETA, and the failures at the end. It is non-modal (``show()``), so the
 main window stays usable; Cancel stops after the current tile and closing the dialog stops and waits.
@@ -39,7 +40,7 @@ from PySide6.QtWidgets import (
 
 from app.controls import device_choices
 from app.worker import Job, JobRunner
-from mlrn_core import batch, registry
+from mlrn_core import auto, batch, registry
 from mlrn_core.batch import BatchError, BatchOptions, BatchPlan, BatchProgress, BatchSummary, ItemResult
 from mlrn_core.terminal import fmt_duration
 from mlrn_core.tiling import device_label, pick_device
@@ -47,7 +48,7 @@ from mlrn_core.tiling import device_label, pick_device
 log = logging.getLogger(__name__)
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
-COL_FILE, COL_ACTION, COL_OUTPUT, COL_STATUS = range(4)
+COL_FILE, COL_ACTION, COL_OUTPUT, COL_STATUS, COL_MODEL = range(5)
 _ERROR_STYLE = "color: #c0392b;"
 
 
@@ -65,13 +66,21 @@ class BatchJob(Job):
         self.options = options
 
     def work(self) -> None:
-        loaded = registry.load_model(self.options.model, self.options.scale)
+        scale = self.options.scale
+        if auto.is_auto(self.options.model):
+            if not auto.available(scale):
+                raise registry.ModelError(f"model Auto: {auto.describe(scale)} Choose a model")
+            model = batch.load_auto_models(self.plan.items)
+            name = f"Auto ({', '.join(model)})" if model else "Auto"
+        else:
+            model = registry.load_model(self.options.model, scale)
+            name = model.name
         device = pick_device(self.options.device)
-        self.started_on.emit(f"{loaded.name} on {device_label(device)}")
+        self.started_on.emit(f"{name} on {device_label(device)}")
         summary = batch.run_batch(
             self.plan,
             self.options,
-            loaded,
+            model,
             device=device,
             cancel=self._stop.is_set,
             progress=self.progress.emit,
@@ -185,14 +194,15 @@ class BatchExportDialog(QDialog):
         options_box.setLayout(form)
 
         # preview / progress table
-        self.preview_table = QTableWidget(0, 4)
-        self.preview_table.setHorizontalHeaderLabels(["File", "Action", "Output", "Status"])
+        self.preview_table = QTableWidget(0, 5)
+        self.preview_table.setHorizontalHeaderLabels(["File", "Action", "Output", "Status", "Model"])
         self.preview_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.preview_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.preview_table.verticalHeader().setVisible(False)
         header = self.preview_table.horizontalHeader()
         header.setSectionResizeMode(COL_FILE, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(COL_OUTPUT, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(COL_MODEL, QHeaderView.ResizeMode.ResizeToContents)
         self.plan_label = QLabel()
         self.plan_label.setWordWrap(True)
 
@@ -251,6 +261,7 @@ class BatchExportDialog(QDialog):
             self.out_dir_edit.textChanged,
             self.suffix_edit.textChanged,
             self.tile_spin.valueChanged,
+            self.model_combo.currentIndexChanged,
         ):
             signal.connect(self._schedule_preview)
         self.scale_combo.currentIndexChanged.connect(self._on_scale_combo_changed)
@@ -330,6 +341,9 @@ class BatchExportDialog(QDialog):
         self._show_plan(plan)
         if len(plan):
             text = f"{len(plan)} files: {plan.describe()}"
+            picked = batch.auto_summary(plan.items)
+            if picked:
+                text += "\nModel Auto: " + "; ".join(picked)
         else:
             text = "no files found" + (
                 "" if self.recursive_check.isChecked() else " (tick 'Include subfolders' to look in subfolders)"
@@ -348,19 +362,26 @@ class BatchExportDialog(QDialog):
         table.setRowCount(len(plan))
         for row, item in enumerate(plan.items):
             self._rows[item.index] = row
-            cells = (str(item.relative), item.describe(), str(item.output or ""), "")
+            if item.auto is not None or item.auto_error:
+                model = item.auto.caption if item.auto is not None else f"none: {item.auto_error}"
+            else:  # one model for every file
+                spec = str(self.model_combo.currentData() or "")
+                model = (Path(spec).stem if Path(spec).is_file() else spec) if item.is_work else ""
+            cells = (str(item.relative), item.describe(), str(item.output or ""), "", model)
             for col, text in enumerate(cells):
                 cell = QTableWidgetItem(text)
                 cell.setToolTip(str(item.source) if col == COL_FILE else text)
                 table.setItem(row, col, cell)
+            if item.auto_error:
+                table.item(row, COL_MODEL).setForeground(QColor("#c0392b"))
             if not item.is_work:
-                for col in range(4):
+                for col in range(table.columnCount()):
                     table.item(row, col).setForeground(QColor("gray"))
 
-    def preview_rows(self) -> list[tuple[str, str, str, str]]:
-        """The table's text, row by row (file, action, output, status)."""
+    def preview_rows(self) -> list[tuple[str, str, str, str, str]]:
+        """The table's text, row by row (file, action, output, status, model)."""
         t = self.preview_table
-        return [tuple(t.item(r, c).text() for c in range(4)) for r in range(t.rowCount())]  # type: ignore[misc]
+        return [tuple(t.item(r, c).text() for c in range(t.columnCount())) for r in range(t.rowCount())]  # type: ignore[misc]
 
     def _set_status(self, index: int, text: str, error: bool = False) -> None:
         row = self._rows.get(index)
@@ -540,7 +561,7 @@ class BatchExportDialog(QDialog):
             self.suffix_edit.setText(f"_x{self.scale_combo.currentData()}")
 
     def _fill_models(self, keep: str | None) -> None:
-        """Built-in default, then the registry's models of this scale, then model files chosen before."""
+        """Auto (the default), then the registry's models of this scale, then model files chosen before."""
         scale = int(self.scale_combo.currentData())
         files = [
             self.model_combo.itemData(i)
@@ -549,21 +570,20 @@ class BatchExportDialog(QDialog):
         ]
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
-        self.model_combo.addItem(f"built-in ({registry.builtin_name(scale)})", None)
+        self._add_model_choice(auto.AUTO, "Auto (by file type)")
+        self.model_combo.setItemData(0, auto.describe(scale), Qt.ItemDataRole.ToolTipRole)
         try:
             entries = registry.list_models(scale)
         except Exception as exc:  # noqa: BLE001 - an unreadable models folder must not break the dialog
             log.warning("cannot list models: %s", exc)
             entries = []
         for e in entries:
-            if e.kind == "user":
-                self._add_model_choice(e.name, f"{e.name} (your model)")
+            self._add_model_choice(e.name, f"{e.name} ({'built-in' if e.kind == 'built-in' else 'your model'})")
         for f in files:
             self._add_model_choice(f, f"{Path(f).stem} (file)")
-        if keep:
-            if self.model_combo.findData(keep) < 0:
-                self._add_model_choice(keep, f"{Path(keep).stem} (file)" if Path(keep).suffix else keep)
-            self.model_combo.setCurrentIndex(self.model_combo.findData(keep))
+        if keep and self.model_combo.findData(keep) < 0 and Path(keep).is_file():
+            self._add_model_choice(keep, f"{Path(keep).stem} (file)")
+        self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(keep)) if keep else 0)
         self.model_combo.blockSignals(False)
 
     def _add_model_choice(self, spec: str, label: str) -> None:

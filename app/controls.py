@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.render import INTERACTIVE_CPU_TILE, TILE_CHOICES
-from mlrn_core import model_summary
+from mlrn_core import auto, model_summary, paths
 from mlrn_core.registry import ModelEntry
 from mlrn_core.tiling import device_label
 
@@ -39,14 +39,20 @@ NO_MODEL = "__none__"
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """A model the user can pick: ``spec`` is what is remembered (registry name or file path)."""
+    """A model the user can pick: ``spec`` is what is remembered (registry name, file path or "auto")."""
 
     spec: str
-    path: Path
+    path: Path  # for Auto: the built-in models folder (the model is picked per image)
     scale: int
     label: str
-    kind: str  # "built-in", "user" or "file"
+    kind: str  # "built-in", "user", "file" or "auto"
     tooltip: str = ""
+
+    @classmethod
+    def auto(cls, scale: int) -> ModelChoice:
+        """Model "Auto": the built-in photo model for camera files, the paper model for lossless ones."""
+        tip = f"{auto.describe(scale)}\nThe caption over the result names the model that ran and why."
+        return cls(auto.AUTO, paths.builtin_models_dir(), scale, "Auto (by file type)", "auto", tip)
 
     @classmethod
     def from_entry(cls, entry: ModelEntry) -> ModelChoice:
@@ -278,6 +284,8 @@ class ControlsPanel(QWidget):
             self.left_combo.addItem("Bicubic", "bicubic")
             self.left_combo.addItem("Original pixels (nearest)", "nearest")
             for c in choices:
+                if c.kind == "auto":  # the left view compares against one model (or bicubic)
+                    continue
                 self.left_combo.addItem(c.label, c)
                 self.left_combo.setItemData(self.left_combo.count() - 1, c.tooltip, Qt.ItemDataRole.ToolTipRole)
             if not self._select_data(self.left_combo, left):

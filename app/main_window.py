@@ -43,7 +43,7 @@ from app.status import Banner, DropHint
 from app.status_bar import StatusFields
 from app.viewer import ImageView, ViewerImage, ViewState, qimage_from_rgb8
 from app.worker import LoadedImage
-from mlrn_core import paths
+from mlrn_core import auto, paths
 from mlrn_core.imageio import FORMAT_EXTENSIONS, SUPPORTED_EXTENSIONS, ImageIOError, output_format_for
 from mlrn_core.registry import ModelError, find_model, list_models, read_model_file
 
@@ -305,12 +305,13 @@ class MainWindow(WindowActions):
         """The panel's current choices, as the session needs them."""
 
         def ref(choice: ModelChoice | None) -> ModelRef | None:
-            if choice is None:
+            if choice is None or choice.kind == "auto":  # Auto: the session picks a model per image
                 return None
             return ModelRef(choice.path, choice.path.stem if choice.kind == "file" else choice.spec)
 
         p = self.panel
-        return RenderSettings(p.scale, ref(p.model), ref(p.left_choice()), p.left, p.tile, p.device)
+        is_auto = p.model is not None and p.model.kind == "auto"
+        return RenderSettings(p.scale, ref(p.model), ref(p.left_choice()), p.left, p.tile, p.device, is_auto)
 
     def _request_renders(self) -> None:
         """Render the current image with the panel's current choices (what the cache has shows at once)."""
@@ -432,7 +433,9 @@ class MainWindow(WindowActions):
     # ---------------------------------------------------------------------------------------------
 
     def _model_choices(self, scale: int) -> list[ModelChoice]:
-        choices = [ModelChoice.from_entry(e) for e in list_models(scale)]
+        """Auto first (the default) when a built-in model for ``scale`` is installed, then every model."""
+        choices = [ModelChoice.auto(scale)] if auto.available(scale) else []
+        choices += [ModelChoice.from_entry(e) for e in list_models(scale)]
         known = {c.path.resolve() for c in choices}
         choices += [c for c in self._extra_models if c.scale == scale and c.path.resolve() not in known]
         return choices
@@ -463,10 +466,10 @@ class MainWindow(WindowActions):
         before = self.panel.model
         self._refresh_models()
         after = self.panel.model
-        if (before.path if before else None) != (after.path if after else None):
+        if (before.path if before else None) != (after.path if after else None) or (after and after.kind == "auto"):
             if after is not None and before is None:
-                self.messages.show_info(f"Model '{after.spec}' is available now")
-            self._request_renders()
+                self.messages.show_info(f"Model '{after.label}' is available now")
+            self._request_renders()  # Auto may pick a model that was just installed
 
     def add_model_file(self, path: str | Path) -> bool:
         """Offer a model file in the model list (switching the scale to the file's) and select it."""
@@ -685,7 +688,8 @@ class MainWindow(WindowActions):
         from app.wizard import TrainingWizard
 
         current = self.panel.model
-        wizard = TrainingWizard(self, scale=self.panel.scale, base_model=current.spec if current else None)
+        base = current.spec if current is not None and current.kind != "auto" else None  # Auto: the wizard picks
+        wizard = TrainingWizard(self, scale=self.panel.scale, base_model=base)
         wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         wizard.modelSaved.connect(self._on_wizard_model_saved)
         wizard.destroyed.connect(self._on_wizard_destroyed)
@@ -709,7 +713,7 @@ class MainWindow(WindowActions):
         from app.models_dialog import ModelsDialog
 
         current = self.panel.model
-        dialog = ModelsDialog(self, select=current.spec if current else None)
+        dialog = ModelsDialog(self, select=current.spec if current and current.kind != "auto" else None)
         dialog.modelsChanged.connect(self._on_models_dialog_models_changed)
         dialog.exec()
         dialog.deleteLater()

@@ -28,7 +28,9 @@ from app.pyramid import Pyramid
 from app.render import VisibleRegion
 from app.viewer import ViewerImage
 from app.worker import JobRunner, LoadedImage, RenderJob, RenderRequest, RenderSpec, SaveJob, SaveRequest
+from mlrn_core import auto
 from mlrn_core.imageio import SUPPORTED_EXTENSIONS, is_supported
+from mlrn_core.registry import ModelError
 from mlrn_core.tiling import DEFAULT_OVERLAP, DeviceError, pick_device
 
 KEEP_LOADED = 2  # decoded pictures kept for stepping back and forth (renders live in the cache)
@@ -52,6 +54,7 @@ class RenderSettings:
     left_method: str = "bicubic"  # "bicubic" or "nearest" when there is no left model
     tile: int = 0  # 0 = interactive "auto" size
     device: str = "auto"
+    auto_model: bool = False  # model "Auto": the built-in model :func:`auto_ref` picks for each image
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,16 @@ class Progress:
     maximum: int
     text: str
     tip: str = ""
+
+
+def auto_ref(path: Path, scale: int) -> tuple[ModelRef | None, str]:
+    """The built-in model Auto picks for the image at ``path``, named with its caption ('mlrn-x2-photo
+    (Auto: JPEG input)'), or (None, why there is none)."""
+    try:
+        picked = auto.choose_model(path, scale)
+    except ModelError as exc:
+        return None, f"Auto: {exc}"
+    return ModelRef(picked.path, picked.caption), ""
 
 
 def sort_inputs(items: list[str | Path]) -> tuple[list[Path], list[Path], str]:
@@ -125,6 +138,7 @@ class RenderSession(QObject):
         self._results: dict[RenderKey, RenderResult] = {}  # what is on screen, even if the cache let it go
         self._sides: dict[str, RenderKey | None] = {"left": None, "right": None}
         self._no_model = ViewerImage("MLRN")
+        self._no_model_reason = ""  # why Auto has no model for the current image
         self._job: RenderJob | None = None
         self._job_keys: set[RenderKey] = set()
         self._rerequest = False
@@ -216,7 +230,8 @@ class RenderSession(QObject):
         st = self.settings
         device = self.device()
         bicubic = self._plain_spec(image_id, "bicubic")
-        right = self._model_spec(image_id, st.model, device) if st.model is not None else None
+        model, self._no_model_reason = auto_ref(self.paths[self.index], st.scale) if st.auto_model else (st.model, "")
+        right = self._model_spec(image_id, model, device) if model is not None else None
         if st.left_model is not None:
             left = self._model_spec(image_id, st.left_model, device)
         else:
@@ -267,6 +282,7 @@ class RenderSession(QObject):
         key = self._sides["right"]
         if key is None:
             self.error.emit(
+                f"Nothing to save: {self._no_model_reason}" if self._no_model_reason else
                 f"Nothing to save: there is no MLRN model for ×{self.settings.scale} (open a model file first)"
             )
             return False
@@ -343,7 +359,7 @@ class RenderSession(QObject):
             image.message = ""
             images[spec.key] = image
         self._images, self._results = images, results
-        self._no_model.message = (
+        self._no_model.message = self._no_model_reason or (
             f"No MLRN model for ×{self.settings.scale}.\n"
             "The banner above says how to get one; the left view shows bicubic."
         )

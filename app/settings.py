@@ -30,7 +30,7 @@ class Settings:
     geometry: str = ""  # QMainWindow.saveGeometry() as base64
     last_folder: str = ""
     scale: int = 2
-    model: str = ""  # a registry name or a model file path; "" = the built-in one for the scale
+    model: str = ""  # "auto", a registry name or a model file path; "" = the first choice (Auto when installed)
     device: str = "auto"
     tile: int = 0  # 0 = auto
     left: str = "bicubic"  # "bicubic", "nearest" or a model name / path

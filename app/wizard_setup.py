@@ -35,7 +35,7 @@ from app.wizard_widgets import (
     wrap_label,
 )
 from app.worker import JobRunner
-from mlrn_core import model_summary, registry
+from mlrn_core import auto, model_summary, registry
 from mlrn_core.finetune import passes_over_data, rough_steps_per_s
 from mlrn_core.model import MLRN, count_parameters
 from mlrn_core.terminal import fmt_duration, fmt_steps
@@ -190,6 +190,7 @@ class SetupPage(QWizardPage):
         self.base_combo.currentIndexChanged.connect(self._on_settings_changed)
         self.name_edit.textEdited.connect(self._on_name_edit_edited)
         self.name_edit.textChanged.connect(self._on_name_edit_changed)
+        self.jpeg_radio.toggled.connect(self._on_jpeg_radio_toggled)  # before the estimate: it may change the base
         self.jpeg_radio.toggled.connect(self._on_settings_changed)
         self.device_combo.currentIndexChanged.connect(self._on_device_combo_changed)
         self.minutes_radio.toggled.connect(self._on_settings_changed)
@@ -219,7 +220,7 @@ class SetupPage(QWizardPage):
         (self.minutes_radio if st.budget_minutes else self.steps_radio).setChecked(True)
         self.minutes_spin.setValue(int(st.minutes))
         self.steps_spin.setValue(st.steps)
-        self._fill_bases(self._preferred_base)
+        self._fill_bases(self._preferred_base, follow=False)
         self._scratch = not self.base_combo.currentData()
         self.lr_spin.setValue(SCRATCH_LR if self._scratch else st.lr)
 
@@ -240,7 +241,9 @@ class SetupPage(QWizardPage):
         return self.isComplete()
 
     # -- choices
-    def _fill_bases(self, keep: str | None) -> None:
+    def _fill_bases(self, keep: str | None, follow: bool = True) -> None:
+        """Fill the base models of the scale, keeping ``keep``; with ``follow`` a built-in base becomes the one
+        for the scale and the kind of inputs (the photo model for camera JPEGs, when installed)."""
         scale = int(self.scale_combo.currentData())
         self.base_combo.blockSignals(True)
         self.base_combo.clear()
@@ -250,6 +253,9 @@ class SetupPage(QWizardPage):
             log.warning("cannot list models: %s", exc)
             entries = []
         builtin = registry.builtin_name(scale)
+        default = auto.camera_base(scale) if self.jpeg_radio.isChecked() else builtin
+        if follow and keep in self._builtin_bases():  # a built-in base follows the scale and the kind of inputs
+            keep = default
         for e in entries:
             what = "built-in" if e.kind == "built-in" else "your model"
             q = model_summary.quality(e.info)
@@ -259,11 +265,16 @@ class SetupPage(QWizardPage):
         self.base_combo.addItem("From scratch (a new network)", "")
         index = self.base_combo.findData(keep) if keep else -1
         if index < 0:
-            index = self.base_combo.findData(builtin)
+            index = self.base_combo.findData(default)
         self.base_combo.setCurrentIndex(index if index >= 0 else self.base_combo.count() - 1)
         self.base_combo.blockSignals(False)
         has_builtin = any(e.name == builtin for e in entries)
-        if has_builtin:
+        if self.base_combo.currentData() == auto.photo_name(scale):
+            self.base_note.setText(f"Camera-JPEG fine-tunes start from {auto.photo_name(scale)}, the built-in model "
+                                   "made for camera files: it keeps what that model knows and adapts it to your "
+                                   "photos.")
+            self.base_note.setStyleSheet("")
+        elif has_builtin:
             self.base_note.setText("Fine-tuning starts from an existing model: it keeps what that model knows "
                                    "and adapts it to your photos.")
             self.base_note.setStyleSheet("")
@@ -273,6 +284,10 @@ class SetupPage(QWizardPage):
                                    "a much longer budget than a fine-tune (an hour or more on a GPU for good "
                                    "results).")
             self.base_note.setStyleSheet(WARN_STYLE)
+
+    def _builtin_bases(self) -> set[str]:
+        """The built-in paper and photo models of every scale (bases the page may switch by itself)."""
+        return {n for s in (2, 3, 4) for n in (registry.builtin_name(s), auto.photo_name(s))}
 
     def _store(self) -> None:
         st = self.state
@@ -376,6 +391,13 @@ class SetupPage(QWizardPage):
             self.state.scale = int(self.scale_combo.currentData())
             self.name_edit.setText(self.state.default_name())
         self._on_settings_changed()
+
+    @Slot(bool)
+    def _on_jpeg_radio_toggled(self, _checked: bool) -> None:
+        """Camera JPEG inputs start from the photo model, clean ones from the paper model (built-in bases only;
+        the user's own models and files stay as chosen)."""
+        if self.base_combo.currentData() in self._builtin_bases():
+            self._fill_bases(self.base_combo.currentData())
 
     @Slot(int)
     def _on_device_combo_changed(self, _index: int) -> None:

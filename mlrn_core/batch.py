@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from mlrn_core import imageio, tiling
+from mlrn_core.auto import AutoChoice, ModelCache, choose_model, is_auto, photo_name
 from mlrn_core.imageio import ImageIOError, Picture
+from mlrn_core.registry import ModelError
 from mlrn_core.terminal import fmt_duration
 
 if TYPE_CHECKING:
@@ -65,7 +67,8 @@ class BatchOptions:
 
     ``suffix`` None means ``_x{scale}``; ``tile`` None picks a tile size from the device's memory;
     ``quality`` None is the writer's default (95) for JPEG and WebP; ``prefetch`` overlaps reading and
-    writing with compute; ``half`` None uses fp16 on CUDA only.
+    writing with compute; ``half`` None uses fp16 on CUDA only. ``model`` "auto" makes the planner pick a
+    built-in model per file (:func:`mlrn_core.auto.choose_model`).
     """
 
     scale: int = 2
@@ -110,6 +113,8 @@ class BatchItem:
     action: str
     root: Path | None = None  # the input folder it was found in (None for a file given by name)
     note: str = ""
+    auto: AutoChoice | None = None  # the model Auto picked for this file (model "auto" only)
+    auto_error: str = ""  # why Auto has no model for this file
 
     @property
     def relative(self) -> Path:
@@ -401,7 +406,13 @@ def plan_batch(
                     k += 1
                     candidate = _numbered(base, k)
         claimed.add(_key(candidate))
-        items.append(BatchItem(index, src, candidate, action, root, note))
+        choice, error = None, ""
+        if is_auto(options.model) and action != SKIP:
+            try:
+                choice = choose_model(src, options.scale)
+            except ModelError as exc:
+                error = str(exc)
+        items.append(BatchItem(index, src, candidate, action, root, note, choice, error))
     sidecar = record_path(out) if out is not None and options.sidecar else None
     return BatchPlan(items=tuple(items), out_dir=out, sidecar=sidecar)
 
@@ -479,9 +490,10 @@ def record_path(out_dir: Path) -> Path:
 class _Sidecar:
     """Appends one JSON line per file; one ``write`` per line so parallel processes do not interleave."""
 
-    def __init__(self, path: Path | None, common: dict[str, object]) -> None:
+    def __init__(self, path: Path | None, common: dict[str, object], per_file: bool = False) -> None:
         self.path = path
         self.common = common
+        self.per_file = per_file  # Auto: each line names the model that ran and why
         self._warned = False
 
     def record(self, result: ItemResult) -> None:
@@ -496,6 +508,9 @@ class _Sidecar:
             "seconds": round(result.seconds, 3),
             "error": result.error,
         }
+        choice = result.item.auto
+        if self.per_file and choice is not None:
+            row["model"], row["auto"] = choice.name, choice.reason
         if result.warnings:
             row["warnings"] = result.warnings
         data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
@@ -559,7 +574,7 @@ def _now_free(item: BatchItem, options: BatchOptions) -> BatchItem | None:
 def run_batch(
     plan: BatchPlan,
     options: BatchOptions,
-    model: LoadedModel | torch.nn.Module,
+    model: LoadedModel | torch.nn.Module | Mapping[str, LoadedModel],
     *,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
@@ -572,28 +587,53 @@ def run_batch(
 
     ``model`` is a :class:`~mlrn_core.registry.LoadedModel` or a bare network of ``options.scale``
     (float32 NCHW RGB in [0,1]). One :class:`~mlrn_core.tiling.TileRunner` serves the whole batch
-    (``runner``, or one made on ``device``, or on ``options.device``). Skipped and unsupported files are
+    (``runner``, or one made on ``device``, or on ``options.device``). For a plan made with model "auto",
+    ``model`` is the mapping from :func:`load_auto_models` and each file runs through the model Auto
+    picked for it (one runner per model); the sidecar names it per file. Skipped and unsupported files are
     reported first, then each upscaled or failed file as it completes. Callbacks run in the calling
     thread. ``record`` adds fields to every sidecar line (e.g. the process rank). Raises
     :class:`BatchError` when the model does not upscale by ``options.scale`` and
     :class:`~mlrn_core.tiling.DeviceError` for a device that is not available; failures of single files
     never raise.
     """
-    net = getattr(model, "model", model)
-    name = str(getattr(model, "name", "") or type(net).__name__)
-    if int(getattr(net, "scale", 0)) != options.scale:
-        raise BatchError(f"model '{name}' upscales x{getattr(net, 'scale', '?')}, but x{options.scale} was asked for")
+    per_file = isinstance(model, Mapping)
+    if per_file:
+        nets = {n: getattr(m, "model", m) for n, m in model.items()}
+        name = "auto"
+    else:
+        net = getattr(model, "model", model)
+        name = str(getattr(model, "name", "") or type(net).__name__)
+        nets = {name: net}
+    for n, net in nets.items():
+        if int(getattr(net, "scale", 0)) != options.scale:
+            raise BatchError(f"model '{n}' upscales x{getattr(net, 'scale', '?')}, but x{options.scale} was asked for")
     start = time.monotonic()
     cancel = cancel or (lambda: False)
     results: list[ItemResult] = []
     work = [i for i in plan.items if i.is_work]
     summary = BatchSummary(results, model=name, scale=options.scale)
+    unserved = [i for i in work if per_file and i.auto is None]  # Auto has no model for these files
+    work = [i for i in work if i not in unserved]
+    missing = sorted({i.auto.name for i in work if per_file and i.auto is not None} - set(nets))
+    if missing:
+        raise BatchError(f"model '{missing[0]}', which Auto picked, was not loaded (see load_auto_models)")
 
-    if runner is None and work:
-        runner = tiling.TileRunner(net, device or tiling.pick_device(options.device), half=options.half)
-    summary.device = tiling.device_label(runner.device) if runner is not None else ""
+    runners: dict[str, tiling.TileRunner] = {}
+    if runner is not None:
+        runners[name] = runner
+    target = runner.device if runner is not None else (device or tiling.pick_device(options.device)) if work else None
+    summary.device = tiling.device_label(target) if target is not None else ""
+
+    def model_for(item: BatchItem) -> tuple[torch.nn.Module, tiling.TileRunner]:
+        key = item.auto.name if per_file and item.auto is not None else name
+        if key not in runners:  # weights move to the device once per model
+            runners[key] = tiling.TileRunner(nets[key], target, half=options.half)
+        return nets[key], runners[key]
+
     sidecar = _Sidecar(
-        plan.sidecar, {"model": name, "scale": options.scale, "device": summary.device, **(record or {})}
+        plan.sidecar,
+        {"model": name, "scale": options.scale, "device": summary.device, **(record or {})},
+        per_file,
     )
 
     def report(result: ItemResult) -> None:
@@ -607,13 +647,15 @@ def run_batch(
             report(ItemResult(item, SKIPPED, item.output, error="output exists"))
         elif item.action == UNSUPPORTED:
             report(ItemResult(item, SKIPPED, None, error=f"unsupported file type ({item.note})"))
+    for item in unserved:
+        report(ItemResult(item, FAILED, None, error=item.auto_error or "Auto picked no model"))
 
     if work:
         capture = _ItemLog()
         io_log = logging.getLogger(imageio.__name__)
         io_log.addHandler(capture)
         try:
-            _run_work(work, options, net, runner, capture, progress, cancel, report, summary, start)
+            _run_work(work, options, model_for, capture, progress, cancel, report, summary, start)
         finally:
             io_log.removeHandler(capture)
     summary.elapsed_s = time.monotonic() - start
@@ -632,8 +674,7 @@ class _Job:
 def _run_work(
     work: list[BatchItem],
     options: BatchOptions,
-    net: torch.nn.Module,
-    runner: tiling.TileRunner,
+    model_for: Callable[[BatchItem], tuple[torch.nn.Module, tiling.TileRunner]],
     capture: _ItemLog,
     progress: ProgressFn | None,
     cancel: CancelFn,
@@ -728,6 +769,7 @@ def _run_work(
 
             t0 = time.monotonic()
             try:
+                net, runner = model_for(job.item)
                 up = tiling.upscale_picture(
                     net,
                     picture,
@@ -775,9 +817,57 @@ def _run_work(
 
 
 def plan_lines(items: Iterable[BatchItem]) -> list[str]:
-    """One line per item for a dry run / preview: 'action  source -> output'."""
+    """One line per item for a dry run / preview: 'action  source -> output', plus Auto's model choice."""
     lines = []
     for item in items:
         target = f" -> {item.output}" if item.output is not None else ""
-        lines.append(f"{item.describe():<24} {item.source}{target}")
+        model = f"  [{item.auto.caption}]" if item.auto else f"  [Auto: {item.auto_error}]" if item.auto_error else ""
+        lines.append(f"{item.describe():<24} {item.source}{target}{model}")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------------------
+# Auto: a model per file
+# --------------------------------------------------------------------------------------------------------
+
+
+def load_auto_models(items: Iterable[BatchItem], cache: ModelCache | None = None) -> dict[str, LoadedModel]:
+    """Load each model Auto picked for the work ``items`` of a plan once: name -> model, for :func:`run_batch`.
+
+    Raises :class:`~mlrn_core.registry.ModelError` when one of them cannot be loaded.
+    """
+    cache = cache or ModelCache()
+    return cache.load_all(i.auto for i in items if i.is_work and i.auto is not None)
+
+
+def auto_summary(items: Iterable[BatchItem]) -> list[str]:
+    """What Auto picked for the work ``items``, for the CLI and the dialog: 'mlrn-x2-photo for 3 files (2 JPEG,
+    1 HEIC)', then a line for a missing photo model and one per reason some files have no model."""
+
+    def files(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    picked: dict[str, dict[str, int]] = {}
+    fallback: dict[tuple[str, str], int] = {}
+    errors: dict[str, int] = {}
+    for item in items:
+        if not item.is_work:
+            continue
+        choice = item.auto
+        if choice is None:
+            if item.auto_error:
+                errors[item.auto_error] = errors.get(item.auto_error, 0) + 1
+            continue
+        labels = picked.setdefault(choice.name, {})
+        labels[choice.source.label] = labels.get(choice.source.label, 0) + 1
+        if choice.fallback:
+            key = (photo_name(choice.scale), choice.name)
+            fallback[key] = fallback.get(key, 0) + 1
+    lines = [
+        f"{name} for {files(sum(labels.values()))} ({', '.join(f'{n} {label}' for label, n in labels.items())})"
+        for name, labels in picked.items()
+    ]
+    lines += [f"{photo} is not installed: {files(n)} from cameras use {paper}"
+              for (photo, paper), n in fallback.items()]
+    lines += [f"{files(n)} not upscaled: {why}" for why, n in errors.items()]
     return lines

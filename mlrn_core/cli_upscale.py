@@ -29,12 +29,19 @@ Where outputs go:
   -o FILE                     exactly FILE (only with a single input file)
   --out-dir DIR               DIR/NAME_x2.EXT; required for folders and several files
 
+Which model: by default (--model auto) each file gets a built-in model chosen from its real format
+(not its name): the photo model mlrn-x2-photo for camera and phone files (JPEG, HEIC/HEIF, AVIF, lossy
+WebP, JPEG-compressed TIFF), the paper model mlrn-x2 for lossless files (PNG, TIFF, BMP, lossless WebP).
+Without the photo model for the scale, every file uses the paper model and the run says so. --dry-run
+shows the model for each file; the record names the model per file.
+
 Outputs keep EXIF (orientation reset, pixel size updated), the ICC profile, DPI, 16 bit (PNG/TIFF),
 alpha and grayscale. Each file is written to a temporary name and renamed when complete; a file that
 fails is reported with the reason and the batch goes on. With --out-dir every file gets a line in
-the folder's record (input, output, status, model, scale, device, seconds, error), kept in the per-user
-data folder, not among the photos: the summary line names it. A second run with
---on-exists skip (the default) only does what is missing, so an interrupted run can simply be rerun.
+the folder's record (input, output, status, model, scale, device, seconds, error; with --model auto
+also auto: why that model), kept in the per-user data folder, not among the photos: the summary line
+names it. A second run with --on-exists skip (the default) only does what is missing, so an
+interrupted run can simply be rerun.
 Ctrl-C stops after the current tile (nothing partial is left); 'mlrn -v upscale' also lists the
 skipped and unsupported files.
 """
@@ -44,7 +51,7 @@ exit status: 0 all files done or skipped, 1 some file failed, 2 usage error (not
 130 interrupted.
 
 examples:
-  mlrn upscale photo.jpg                              # writes photo_x2.jpg next to it
+  mlrn upscale photo.jpg                              # writes photo_x2.jpg next to it (model: auto)
   mlrn upscale photo.jpg -s 4 -o big.tif              # x4, written as TIFF
   mlrn upscale ~/Pictures/trip -r --out-dir ~/Pictures/trip-x2 --model my-model
   torchrun --nproc_per_node=4 -m mlrn_core.cli upscale scans -r --out-dir scans-x2   # 4 GPUs
@@ -102,8 +109,12 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     )
     p.add_argument(
         "--model",
-        metavar="NAME|PATH",
-        help="a model name from 'mlrn models' or a model file (default: the built-in model for the scale)",
+        default="auto",
+        metavar="auto|NAME|PATH",
+        help="'auto' (the default) picks a built-in model per file from its real format: the photo model "
+        "mlrn-x{S}-photo for JPEG, HEIC/HEIF, AVIF, lossy WebP and JPEG-compressed TIFF, the paper model "
+        "mlrn-x{S} for lossless files (PNG, TIFF, BMP, lossless WebP) and when the photo model is not "
+        "installed; or a model name from 'mlrn models', or a model file",
     )
     p.add_argument(
         "--device",
@@ -175,7 +186,8 @@ def _usage(message: str) -> int:
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     """Run ``mlrn upscale``; returns the exit status."""
-    from mlrn_core import batch, distributed, registry, tiling
+    from mlrn_core import auto, batch, distributed, registry, tiling
+    from mlrn_core.auto import is_auto
 
     try:
         dist = distributed.from_env()
@@ -194,7 +206,12 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     loaded = None
     scale = args.scale
-    if not args.dry_run or (scale is None and args.model):
+    per_file = is_auto(args.model)
+    if per_file:
+        scale = scale or 2
+        if not args.dry_run and not auto.available(scale):
+            return _usage(f"--model auto: {auto.describe(scale)} Pass a model with --model")
+    elif not args.dry_run or (scale is None and args.model):
         try:
             loaded = registry.load_model(args.model, scale if scale is not None else (None if args.model else 2))
         except registry.ModelError as exc:
@@ -221,18 +238,28 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         for line in batch.plan_lines(plan.items):
             print(line)
         print(f"{len(plan)} files: {plan.describe()}")
+        for line in batch.auto_summary(plan.items):
+            print(f"model auto: {line}")
         return EXIT_OK
     if not plan.items:
         hint = "" if args.recursive else " (use --recursive for subfolders)"
         print(f"{prefix}nothing to do: no files found{hint}", file=sys.stderr)
         return EXIT_OK
 
-    assert loaded is not None  # loaded above unless this is a dry run
     try:
         device = distributed.device_for(args.device, dist)
     except tiling.DeviceError as exc:
         return _usage(str(exc))
     mine = plan.shard(rank, world) if world > 1 else plan
+    if per_file:  # each process loads the models its own files need
+        try:
+            model = batch.load_auto_models(mine.items)
+        except registry.ModelError as exc:
+            return _usage(str(exc))
+        model_text = "model auto"
+    else:
+        assert loaded is not None  # loaded above unless this is a dry run
+        model, model_text = loaded, loaded.name
     if args.threads > 0:
         import torch
 
@@ -241,11 +268,13 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     progress = Progress()  # stderr: the bar, one line per file and the summary
     show_bar = rank == 0
     progress.line(
-        f"{prefix}upscaling {len(mine.work)} of {len(mine)} files x{scale} with {loaded.name} on "
+        f"{prefix}upscaling {len(mine.work)} of {len(mine)} files x{scale} with {model_text} on "
         f"{tiling.device_label(device)}"
         + (f" into {plan.out_dir}" if plan.out_dir else "")
         + (f" ({mine.describe()})" if len(mine.work) != len(mine) else "")
     )
+    for line in batch.auto_summary(mine.items):
+        progress.line(f"{prefix}  auto: {line}")
 
     def on_progress(p: batch.BatchProgress) -> None:
         if not show_bar or p.item is None:
@@ -259,7 +288,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     def on_item(r: batch.ItemResult) -> None:
         src = r.item.source
         if r.status == batch.OK:
-            progress.line(f"{prefix}ok      {src} -> {r.output} ({r.seconds:.1f} s)")
+            used = f", {r.item.auto.name}" if per_file and r.item.auto else ""
+            progress.line(f"{prefix}ok      {src} -> {r.output} ({r.seconds:.1f} s{used})")
         elif r.status == batch.FAILED:
             progress.line(f"{prefix}FAILED  {src}: {r.error}")
         elif r.status == batch.CANCELLED:
@@ -292,7 +322,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         summary = batch.run_batch(
             mine,
             options,
-            loaded,
+            model,
             progress=on_progress,
             cancel=lambda: stop["requested"],
             on_item=on_item,

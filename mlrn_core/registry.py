@@ -261,6 +261,8 @@ def load_model(spec: str | os.PathLike | None = None, scale: int | None = None) 
 
 def validate_name(name: str) -> str:
     name = name.strip()
+    if name.lower() == "auto":
+        raise ModelError("'auto' is not a valid model name: it is the automatic choice of a built-in model")
     if not _NAME_RE.match(name) or name.startswith("mlrn-x"):
         raise ModelError(
             f"'{name}' is not a valid model name: use letters, digits, spaces, '.', '+', '-' or '_' "

@@ -36,3 +36,26 @@ def _no_builtin_weights_unless_asked(request, tmp_path_factory, monkeypatch):
 
     empty = tmp_path_factory.mktemp("no-builtin-models")
     monkeypatch.setattr(paths, "builtin_models_dir", lambda: empty)
+
+
+@pytest.fixture
+def install_builtin():
+    """Put a small real model file into the (per-test, otherwise empty) built-in models folder.
+
+    ``install_builtin("mlrn-x2-photo", scale=2, seed=1)`` writes a tiny MLRN (8 features, 1 block) as
+    ``mlrn-x2-photo.pt`` with a card and returns its path; different seeds give different outputs.
+    """
+    import torch
+
+    from mlrn_core import paths, registry
+    from mlrn_core.model import MLRN
+
+    def install(name: str, scale: int = 2, seed: int = 0):
+        torch.manual_seed(seed)
+        folder = paths.builtin_models_dir()
+        path = registry.save_model(folder / f"{name}.pt", MLRN(scale=scale, features=8, blocks=1).eval(),
+                                   info={"note": f"test built-in {name}"})
+        path.with_suffix(".md").write_text(f"# {name}\nA tiny test model.\n", encoding="utf-8")
+        return path
+
+    return install

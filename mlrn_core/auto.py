@@ -1,0 +1,251 @@
+"""The "Auto" model choice: the built-in photo model for lossy camera files, the paper model for the rest.
+
+The built-in paper models (``mlrn-x{s}``) are trained, as published super-resolution networks are, on
+clean bicubic downscales; they gain little on camera JPEGs, whose 8x8 blocks, smeared 4:2:0 colour and
+sensor noise they have never seen. The photo models (``mlrn-x{s}-photo``, same architecture) are
+fine-tuned on camera-degraded inputs and lose a little on clean ones. :func:`choose_model` picks per
+input file, from the file's real format (its first bytes, not its name: a JPEG saved as ``.png`` is a
+JPEG):
+
+* **photo model** for lossy camera formats: JPEG (and MPO), HEIC/HEIF, AVIF, lossy WebP and
+  JPEG-compressed TIFF;
+* **paper model** for lossless ones: PNG, TIFF (uncompressed, LZW, Deflate, PackBits...), BMP, GIF,
+  lossless WebP, and anything not recognised. Auto never picks the photo model for these.
+
+When the photo model for a scale is not installed, lossy inputs fall back to the paper model and the
+reason says so. The app (model "Auto", the viewer's caption), Batch Export and ``mlrn upscale --model
+auto`` all use this one function; its ``reason`` is the text the user sees. No Qt here.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlrn_core import paths
+from mlrn_core.registry import MODEL_SUFFIX, LoadedModel, ModelError, builtin_name, load_model
+
+AUTO = "auto"
+#: Shown in menus; the tooltip (:func:`describe`) says what Auto does for this scale.
+AUTO_LABEL = "Auto"
+
+_HEAD_BYTES = 64
+_MAX_CHUNKS = 64  # WebP chunks / TIFF entries looked at before giving up
+
+# TIFF compression codes whose pixels went through a lossy codec
+_LOSSY_TIFF = {6: "JPEG", 7: "JPEG", 34892: "JPEG", 34712: "JPEG 2000", 50001: "WebP", 50002: "JPEG XL"}
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}
+_HEIF_BRANDS = {b"mif1", b"msf1", b"heif"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+def photo_name(scale: int) -> str:
+    """The built-in photo model's name for ``scale``: ``mlrn-x2-photo``."""
+    return f"{builtin_name(scale)}-photo"
+
+
+def is_auto(spec: str | os.PathLike[str] | None) -> bool:
+    """True for the model spec "auto" (any case), as typed on the command line or stored in settings."""
+    return spec is not None and str(spec).strip().lower() == AUTO
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    """What a file's first bytes say it is: ``label`` for people ("JPEG", "lossless WebP") and whether
+    its pixels went through a lossy codec."""
+
+    label: str
+    lossy: bool
+
+    @property
+    def reason(self) -> str:
+        """'JPEG input', 'PNG input, lossless', 'unrecognised format'."""
+        if self.label == UNKNOWN.label:
+            return "format not recognised, treated as lossless"
+        if self.lossy or "lossless" in self.label:
+            return f"{self.label} input"
+        return f"{self.label} input, lossless"
+
+
+UNKNOWN = SourceFormat("unknown", False)
+
+
+def sniff_format(path: str | os.PathLike[str]) -> SourceFormat:
+    """The real format of the file at ``path`` from its header bytes (a few hundred bytes at most are read
+    for WebP and TIFF). Unreadable or unrecognised files are :data:`UNKNOWN` (lossless: the paper model)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+            if head[:3] == b"\xff\xd8\xff":
+                return SourceFormat("JPEG", True)
+            if head[:8] == b"\x89PNG\r\n\x1a\n":
+                return SourceFormat("PNG", False)
+            if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+                try:
+                    return _sniff_tiff(fh, head)
+                except (OSError, struct.error):  # a damaged directory: the reader will say so
+                    return SourceFormat("TIFF", False)
+            if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+                return _sniff_webp(fh)
+            if head[4:8] == b"ftyp":
+                return _sniff_isobmff(head)
+            if head[:2] == b"BM":
+                return SourceFormat("BMP", False)
+            if head[:6] in (b"GIF87a", b"GIF89a"):
+                return SourceFormat("GIF", False)
+    except (OSError, struct.error):
+        pass
+    return UNKNOWN
+
+
+def _sniff_tiff(fh, head: bytes) -> SourceFormat:
+    """TIFF: lossy when the first image's Compression tag (259) names a lossy codec."""
+    order = "<" if head[:2] == b"II" else ">"
+    big = head[2:4] in (b"+\x00", b"\x00+")  # BigTIFF: 8-byte offsets and counts, 20-byte entries
+    if big:
+        (offset,) = struct.unpack(order + "Q", head[8:16])
+        fh.seek(offset)
+        (count,) = struct.unpack(order + "Q", fh.read(8))
+        entry, value_at = 20, 12
+    else:
+        (offset,) = struct.unpack(order + "I", head[4:8])
+        fh.seek(offset)
+        (count,) = struct.unpack(order + "H", fh.read(2))
+        entry, value_at = 12, 8
+    data = fh.read(min(count, 4 * _MAX_CHUNKS) * entry)
+    for k in range(len(data) // entry):
+        tag, typ = struct.unpack(order + "HH", data[k * entry : k * entry + 4])
+        if tag == 259:
+            raw = data[k * entry + value_at : k * entry + value_at + 4]
+            code = struct.unpack(order + ("H" if typ == 3 else "I"), raw[: 2 if typ == 3 else 4])[0]
+            codec = _LOSSY_TIFF.get(code)
+            return SourceFormat(f"{codec}-compressed TIFF", True) if codec else SourceFormat("TIFF", False)
+    return SourceFormat("TIFF", False)  # no Compression tag: uncompressed
+
+
+def _sniff_webp(fh) -> SourceFormat:
+    """WebP: the bitstream chunk says it: 'VP8 ' is lossy, 'VP8L' lossless (also inside animation frames)."""
+    fh.seek(12)
+    for _ in range(_MAX_CHUNKS):
+        header = fh.read(8)
+        if len(header) < 8:
+            break
+        fourcc, size = header[:4], struct.unpack("<I", header[4:])[0]
+        if fourcc == b"VP8 ":
+            return SourceFormat("lossy WebP", True)
+        if fourcc == b"VP8L":
+            return SourceFormat("lossless WebP", False)
+        if fourcc == b"ANMF":  # an animation frame: 16 bytes of frame header, then its own chunks
+            fh.seek(16, os.SEEK_CUR)
+            continue
+        fh.seek(size + (size & 1), os.SEEK_CUR)
+    return SourceFormat("WebP", False)
+
+
+def _sniff_isobmff(head: bytes) -> SourceFormat:
+    """HEIF family (ISO base media file): the 'ftyp' box's brands tell HEIC and AVIF apart."""
+    (size,) = struct.unpack(">I", head[:4])
+    end = min(max(size, 16), len(head))
+    brands = {head[8:12]} | {head[i : i + 4] for i in range(16, end - 3, 4)}
+    if brands & _AVIF_BRANDS:
+        return SourceFormat("AVIF", True)
+    if brands & _HEIC_BRANDS:
+        return SourceFormat("HEIC", True)
+    if brands & _HEIF_BRANDS:
+        return SourceFormat("HEIF", True)
+    return UNKNOWN  # a video, a Canon CR3 raw...
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """The model Auto picked for one input and why (``reason`` is shown to the user)."""
+
+    name: str  # registry name of the built-in model
+    path: Path
+    scale: int
+    source: SourceFormat
+    photo: bool  # the photo model was picked
+    fallback: bool  # a lossy input, but the photo model is not installed
+    reason: str
+
+    @property
+    def caption(self) -> str:
+        """'mlrn-x2-photo (Auto: JPEG input)'."""
+        return f"{self.name} (Auto: {self.reason})"
+
+
+def installed(name: str) -> Path | None:
+    """The built-in model file ``name`` when it is installed."""
+    path = paths.builtin_models_dir() / f"{name}{MODEL_SUFFIX}"
+    return path if path.is_file() else None
+
+
+def choose_model(source: str | os.PathLike[str] | SourceFormat, scale: int) -> AutoChoice:
+    """Auto's model for one input file (or an already sniffed format) at ``scale``.
+
+    Lossy camera formats get the photo model ``mlrn-x{s}-photo`` when it is installed, else the paper model
+    ``mlrn-x{s}`` with a reason that says so; lossless formats always get the paper model. Raises
+    :class:`~mlrn_core.registry.ModelError` when the model Auto needs is not installed.
+    """
+    fmt = source if isinstance(source, SourceFormat) else sniff_format(source)
+    photo, paper = photo_name(scale), builtin_name(scale)
+    photo_path, paper_path = installed(photo), installed(paper)
+    if fmt.lossy and photo_path is not None:
+        return AutoChoice(photo, photo_path, scale, fmt, True, False, fmt.reason)
+    if paper_path is None:
+        if fmt.lossy:
+            raise ModelError(f"Auto has no x{scale} model: neither {photo} nor {paper} is installed; choose a model")
+        raise ModelError(
+            f"Auto uses {paper} for lossless files (the photo model {photo} is only for lossy camera files), "
+            f"and {paper} is not installed: choose a model"
+        )
+    if fmt.lossy:
+        return AutoChoice(paper, paper_path, scale, fmt, False, True, f"{fmt.reason}; {photo} is not installed")
+    return AutoChoice(paper, paper_path, scale, fmt, False, False, fmt.reason)
+
+
+def available(scale: int) -> bool:
+    """True when Auto can run at ``scale`` for some input (the paper or the photo model is installed)."""
+    return installed(builtin_name(scale)) is not None or installed(photo_name(scale)) is not None
+
+
+def describe(scale: int) -> str:
+    """What Auto does at ``scale`` with the models installed now (for tooltips and help)."""
+    photo, paper = photo_name(scale), builtin_name(scale)
+    has_photo, has_paper = installed(photo) is not None, installed(paper) is not None
+    lossy = "JPEG, HEIC/HEIF, AVIF and lossy WebP files (camera and phone pictures)"
+    lossless = "lossless files (PNG, TIFF, BMP, lossless WebP)"
+    if has_photo and has_paper:
+        return f"Picks the model per image: {photo} for {lossy}, {paper} for {lossless}."
+    if has_paper:
+        return f"Uses {paper} for every image: the photo model {photo}, for {lossy}, is not installed."
+    if has_photo:
+        return f"Uses {photo} for {lossy}; {lossless} need {paper}, which is not installed."
+    return f"Needs the built-in model {paper} or {photo}; neither is installed."
+
+
+def camera_base(scale: int) -> str:
+    """The model a "match camera JPEGs" fine-tune starts from: the photo model when installed, else the
+    paper model."""
+    photo = photo_name(scale)
+    return photo if installed(photo) is not None else builtin_name(scale)
+
+
+class ModelCache:
+    """Loads each model Auto picks once (a batch needs at most the photo and the paper model)."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[Path, LoadedModel] = {}
+
+    def get(self, choice: AutoChoice) -> LoadedModel:
+        key = choice.path.resolve()
+        if key not in self._loaded:
+            self._loaded[key] = load_model(choice.path, choice.scale)
+        return self._loaded[key]
+
+    def load_all(self, choices: Iterable[AutoChoice]) -> dict[str, LoadedModel]:
+        """Name -> loaded model for every distinct choice (in the order first seen)."""
+        return {c.name: self.get(c) for c in choices}
