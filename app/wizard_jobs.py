@@ -59,6 +59,7 @@ class Comparison:
     tuned: QImage
     original: QImage
     difference: QImage  # |tuned - reference| amplified (mlrn_core.difference)
+    gain: int  # how much the difference is amplified
     reference_label: str
     photo: str  # the hold-out photo's file name
     box: tuple[int, int, int]  # y, x, side in the photo's HR pixels
@@ -70,9 +71,9 @@ def make_comparison(reference: np.ndarray, tuned: np.ndarray, hr: np.ndarray, sc
     """Crop the three uint8 RGB images at the region where ``tuned`` and ``reference`` differ most."""
     y, x, side, change = most_changed_box(tuned, reference, COMPARE_SIDE, scale)
     crop = np.s_[y : y + side, x : x + side]
+    diff, gain = difference_image(tuned[crop], reference[crop])
     return Comparison(qimage_from_rgb8(reference[crop]), qimage_from_rgb8(tuned[crop]), qimage_from_rgb8(hr[crop]),
-                      qimage_from_rgb8(difference_image(tuned[crop], reference[crop])), reference_label, photo,
-                      (y, x, side), change)
+                      qimage_from_rgb8(diff), gain, reference_label, photo, (y, x, side), change)
 
 
 def to_uint8(sr: np.ndarray) -> np.ndarray:
@@ -241,8 +242,8 @@ class TrainJob(Job):
         if preview is not None and self._before is not None and self.cfg.val:
             hr, before, label = self._before
             try:
-                self.preview.emit(make_comparison(before, preview, hr, self.cfg.scale, label,
-                                                  Path(self.cfg.val[0]).name), ev.step)
+                name = Path(self.crops[0][0] if self.crops else self.cfg.val[0]).name  # the photo, not its crop
+                self.preview.emit(make_comparison(before, preview, hr, self.cfg.scale, label, name), ev.step)
             except ValueError as exc:  # sizes differ: no preview rather than a wrong one
                 log.warning("no before/after preview: %s", exc)
         self.event.emit(ev)
@@ -279,6 +280,7 @@ class EvalRequest:
     scale: int
     degradation: data_mod.Degradation
     device: str = "auto"
+    names: tuple[str, ...] = ()  # the photos' own names, when ``files`` are their hold-out crops
 
 
 @dataclass
@@ -339,14 +341,15 @@ class EvalJob(Job):
         label = f"Before: {base_name}" if before is not None else "Before: bicubic"
         runners = {k: TileRunner(m, device, half=False) for k, m in models.items() if m is not None}
         best: Comparison | None = None
-        for img in load_eval_images(req.files[:COMPARE_PHOTOS], req.scale, degradation):
+        for i, img in enumerate(load_eval_images(req.files[:COMPARE_PHOTOS], req.scale, degradation)):
             if self.stopping:
                 return None
+            name = req.names[i] if i < len(req.names) else img.path.name
             lr = img.lr.astype(np.float32) / 255
             ref = (to_uint8(upscale_array(before, lr, runner=runners[BASE])) if before is not None
                    else imresize(img.lr, req.scale))
             tuned = to_uint8(upscale_array(models[TUNED], lr, runner=runners[TUNED]))
-            c = make_comparison(ref, tuned, img.hr, req.scale, label, img.path.name)
+            c = make_comparison(ref, tuned, img.hr, req.scale, label, name)
             if best is None or c.mean_change > best.mean_change:
                 best = c
         return best

@@ -174,7 +174,8 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert not tp.preview.tuned_view.pixmap().isNull() and not tp.preview.original_view.pixmap().isNull()
     shown = tp.preview.tuned_view.pixmap().toImage()
     tp.preview.difference_check.setChecked(True)
-    assert tp.preview.tuned_caption.text() == "Difference x8" and tp.preview.tuned_view.pixmap().toImage() != shown
+    assert tp.preview.tuned_caption.text() == f"Difference x{c.gain}"
+    assert tp.preview.tuned_view.pixmap().toImage() != shown
 
     # the hold-out was never trained on: the trainer's config and the checkpoint's data say so
     config = json.loads((run_dir / "config.json").read_text())
@@ -430,4 +431,5 @@ def test_a_fine_tune_warms_up_whatever_the_speed_guess():
     st.budget_minutes, st.steps = False, 6  # a tiny step budget warms up over half of it
     assert st.warmup_steps() == 3
     scratch = WizardState(base=None, budget_minutes=False, steps=2000)
-    assert scratch.warmup_steps() == 100 and WizardState(base=None, budget_minutes=False, steps=300).warmup_steps() == 30
+    assert scratch.warmup_steps() == 100
+    assert WizardState(base=None, budget_minutes=False, steps=300).warmup_steps() == 30
