@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QCheckBox, QGridLayout, QGroupBox, QLabel, QVBoxLayout
+from PySide6.QtWidgets import QCheckBox, QGridLayout, QGroupBox, QLabel, QSizePolicy, QVBoxLayout
 
 from app.wizard_jobs import Comparison
-from mlrn_core.difference import DIFF_GAIN
 
 VIEW_SIDE = 192
 
@@ -35,18 +34,20 @@ class BeforeAfterView(QGroupBox):
             caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
             grid.addWidget(caption, 0, col)
             grid.addWidget(view, 1, col)
-        grid.setColumnStretch(3, 1)
-        self.difference_check = QCheckBox(f"Show the differences (x{DIFF_GAIN})")
+        self.difference_check = QCheckBox("Show the differences (amplified)")
         self.difference_check.setToolTip("The middle view shows how far the fine-tuned result is from the one before "
-                                         f"training, {DIFF_GAIN} times amplified: black where nothing changed")
+                                         "training, amplified so the largest changes are white: black where nothing "
+                                         "changed")
         self.difference_check.setEnabled(False)
         self.difference_check.toggled.connect(self._on_difference_check_toggled)
         self.note = QLabel("Waiting for the first hold-out check.")
         self.note.setWordWrap(True)
-        grid.addWidget(self.difference_check, 1, 4, Qt.AlignmentFlag.AlignTop)
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
+        layout.addWidget(self.difference_check)
         layout.addWidget(self.note)
+        self.note.setFixedWidth(3 * side + 2 * grid.horizontalSpacing())
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)  # never squeezed over the views
 
     @staticmethod
     def _view(side: int) -> QLabel:
@@ -75,12 +76,12 @@ class BeforeAfterView(QGroupBox):
         self.reference_view.setPixmap(self._zoom(comparison.reference, self.reference_view))
         self.original_view.setPixmap(self._zoom(comparison.original, self.original_view))
         self.difference_check.setEnabled(True)
-        y, x, side = comparison.box
+        side = comparison.box[2]
         zoom = max(1, self.tuned_view.width() // max(1, side))
         change = (f"the outputs differ by {comparison.mean_change:.1f} levels of 255 on average there"
                   if comparison.mean_change >= 0.05 else "the outputs are practically identical everywhere")
-        self.note.setText(f"{comparison.photo}: the {side} px region where training changed the picture most "
-                          f"(at x {x}, y {y}), enlarged {zoom}x; {change}.")
+        self.note.setText(f"{comparison.photo}: the {side} px region where training changed the picture most, "
+                          f"enlarged {zoom}x; {change}.")
         self._show_tuned()
 
     def _show_tuned(self) -> None:
@@ -89,7 +90,7 @@ class BeforeAfterView(QGroupBox):
             return
         diff = self.difference_check.isChecked()
         self.tuned_view.setPixmap(self._zoom(c.difference if diff else c.tuned, self.tuned_view))
-        self.tuned_caption.setText(f"Difference x{DIFF_GAIN}" if diff else self._tuned_caption)
+        self.tuned_caption.setText(f"Difference x{c.gain}" if diff else self._tuned_caption)
 
     @staticmethod
     def _zoom(image: QImage, view: QLabel) -> QPixmap:

@@ -138,7 +138,7 @@ class ModelsDialog(QDialog):
                 self.list.addItem(empty)
             for e in entries:
                 q = model_summary.quality(e.info)  # a gain on named images: PSNRs of different images mislead
-                item = QListWidgetItem(f"    {e.name}  ·  x{e.scale}" + (f"  ·  {q.short}" if q else ""))
+                item = QListWidgetItem(f"    {e.name}  ·  x{e.scale}" + (f"\n        {q.short}" if q else ""))
                 item.setData(ENTRY_ROLE, e.name)
                 item.setToolTip(f"{q.long}\n{e.path}" if q else str(e.path))
                 self.list.addItem(item)

@@ -40,7 +40,7 @@ THUMB_SIDE = 96
 COMPARE_SIDE = 96  # HR pixels of the before/after region (shown enlarged)
 COMPARE_PHOTOS = 3  # hold-out photos the Result page looks through for the most changed region
 SPEED_STEPS = 12
-SPEED_MAX_MINUTES = 0.5
+SPEED_MAX_MINUTES = 1.0  # the trainer's clock, which includes loading the photos and the model
 SPEED_PHOTOS = 4  # a step costs the same whatever the number of photos: load only a few to time it
 
 
@@ -59,6 +59,7 @@ class Comparison:
     tuned: QImage
     original: QImage
     difference: QImage  # |tuned - reference| amplified (mlrn_core.difference)
+    gain: int  # how much the difference is amplified
     reference_label: str
     photo: str  # the hold-out photo's file name
     box: tuple[int, int, int]  # y, x, side in the photo's HR pixels
@@ -70,9 +71,9 @@ def make_comparison(reference: np.ndarray, tuned: np.ndarray, hr: np.ndarray, sc
     """Crop the three uint8 RGB images at the region where ``tuned`` and ``reference`` differ most."""
     y, x, side, change = most_changed_box(tuned, reference, COMPARE_SIDE, scale)
     crop = np.s_[y : y + side, x : x + side]
+    diff, gain = difference_image(tuned[crop], reference[crop])
     return Comparison(qimage_from_rgb8(reference[crop]), qimage_from_rgb8(tuned[crop]), qimage_from_rgb8(hr[crop]),
-                      qimage_from_rgb8(difference_image(tuned[crop], reference[crop])), reference_label, photo,
-                      (y, x, side), change)
+                      qimage_from_rgb8(diff), gain, reference_label, photo, (y, x, side), change)
 
 
 def to_uint8(sr: np.ndarray) -> np.ndarray:
@@ -172,9 +173,10 @@ class SpeedJob(Job):
                 return
         if self.stopping:
             return
-        steps = self._steps[2:] if len(self._steps) > 3 else self._steps  # skip the warm-up steps
+        # skip the first steps (memory allocation, first-call overheads) when enough are left to time
+        steps = self._steps[2:] if len(self._steps) > 4 else self._steps[1:] if len(self._steps) > 2 else self._steps
         if len(steps) < 2 or steps[-1][1] <= steps[0][1]:
-            self.failed.emit("the speed measurement ran too few steps to time them")
+            self.failed.emit("too few steps ran in a minute to time them (a very busy computer?): press Measure again")
             return
         rate = (steps[-1][0] - steps[0][0]) / (steps[-1][1] - steps[0][1])
         self.measured.emit(rate, self._device)
@@ -240,8 +242,8 @@ class TrainJob(Job):
         if preview is not None and self._before is not None and self.cfg.val:
             hr, before, label = self._before
             try:
-                self.preview.emit(make_comparison(before, preview, hr, self.cfg.scale, label,
-                                                  Path(self.cfg.val[0]).name), ev.step)
+                name = Path(self.crops[0][0] if self.crops else self.cfg.val[0]).name  # the photo, not its crop
+                self.preview.emit(make_comparison(before, preview, hr, self.cfg.scale, label, name), ev.step)
             except ValueError as exc:  # sizes differ: no preview rather than a wrong one
                 log.warning("no before/after preview: %s", exc)
         self.event.emit(ev)
@@ -278,6 +280,7 @@ class EvalRequest:
     scale: int
     degradation: data_mod.Degradation
     device: str = "auto"
+    names: tuple[str, ...] = ()  # the photos' own names, when ``files`` are their hold-out crops
 
 
 @dataclass
@@ -338,14 +341,15 @@ class EvalJob(Job):
         label = f"Before: {base_name}" if before is not None else "Before: bicubic"
         runners = {k: TileRunner(m, device, half=False) for k, m in models.items() if m is not None}
         best: Comparison | None = None
-        for img in load_eval_images(req.files[:COMPARE_PHOTOS], req.scale, degradation):
+        for i, img in enumerate(load_eval_images(req.files[:COMPARE_PHOTOS], req.scale, degradation)):
             if self.stopping:
                 return None
+            name = req.names[i] if i < len(req.names) else img.path.name
             lr = img.lr.astype(np.float32) / 255
             ref = (to_uint8(upscale_array(before, lr, runner=runners[BASE])) if before is not None
                    else imresize(img.lr, req.scale))
             tuned = to_uint8(upscale_array(models[TUNED], lr, runner=runners[TUNED]))
-            c = make_comparison(ref, tuned, img.hr, req.scale, label, img.path.name)
+            c = make_comparison(ref, tuned, img.hr, req.scale, label, name)
             if best is None or c.mean_change > best.mean_change:
                 best = c
         return best

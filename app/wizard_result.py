@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QGroupBox,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
@@ -105,10 +106,14 @@ class ResultPage(QWizardPage):
         layout.addWidget(self.table)
         layout.addWidget(self.verdict_label)
         layout.addWidget(self.detail_label)
-        layout.addWidget(self.compare)
+        card_column = QVBoxLayout()
+        card_column.addWidget(QLabel("Model card (saved with the model):"))
+        card_column.addWidget(self.card_view, 1)
+        bottom = QHBoxLayout()  # side by side: a small window (1366x768) shows both without squeezing
+        bottom.addWidget(self.compare, 0, Qt.AlignmentFlag.AlignTop)
+        bottom.addLayout(card_column, 1)
+        layout.addLayout(bottom, 1)
         layout.addWidget(self.save_check)
-        layout.addWidget(QLabel("Model card (saved with the model):"))
-        layout.addWidget(self.card_view, 1)
         self.name_edit.textChanged.connect(self._on_name_edit_changed)
 
     @property
@@ -131,7 +136,8 @@ class ResultPage(QWizardPage):
         cfg = self.state.cfg
         files = tuple(cfg.val) if cfg and cfg.val else tuple(self.state.holdout)
         job = EvalJob(EvalRequest(self.model_path, self.state.base, files, self.state.scale,
-                                  self.state.degradation, cfg.device if cfg else "auto"))
+                                  self.state.degradation, cfg.device if cfg else "auto",
+                                  names=tuple(Path(h).name for h in self.state.holdout)))
         job.progress.connect(self._on_job_progress)
         job.result.connect(self._on_job_result)
         job.failed.connect(self._on_job_failed)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-DIFF_GAIN = 8  # the difference image shows |a - b| times this (a 1/255 change is invisible otherwise)
+MAX_GAIN = 32  # the difference image amplifies |a - b| at most this much (a 1/255 change is invisible otherwise)
 
 
 def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -39,7 +39,14 @@ def most_changed_box(a: np.ndarray, b: np.ndarray, side: int, align: int = 1) ->
     return y, x, side, float(sums[iy, ix]) / (side * side)
 
 
-def difference_image(a: np.ndarray, b: np.ndarray, gain: float = DIFF_GAIN) -> np.ndarray:
-    """|a - b| amplified by ``gain`` as a uint8 RGB image (black: no change; bright: the largest changes)."""
-    diff = np.clip(_abs_diff(a, b) * gain, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(np.repeat(diff[:, :, None], 3, axis=2))
+def difference_image(a: np.ndarray, b: np.ndarray, gain: int | None = None) -> tuple[np.ndarray, int]:
+    """(|a - b| amplified as a uint8 RGB image, the whole-number gain used): black where nothing changed.
+
+    Without ``gain`` the largest changes (the 99.5th percentile) become white, at most :data:`MAX_GAIN` times.
+    """
+    diff = _abs_diff(a, b)
+    if gain is None:
+        top = float(np.percentile(diff, 99.5)) if diff.size else 0.0
+        gain = int(max(1, min(MAX_GAIN, 255 // max(1, round(top)))))
+    image = np.clip(diff * gain, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2)), gain

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlrn_core.difference import DIFF_GAIN, difference_image, most_changed_box
+from mlrn_core.difference import MAX_GAIN, difference_image, most_changed_box
 
 
 def test_the_box_lands_on_the_changed_region_aligned_to_the_scale():
@@ -32,6 +32,12 @@ def test_difference_image_amplifies_and_saturates():
     b = a.copy()
     b[0, 0] = 2
     b[1, 1] = 200
-    d = difference_image(a, b)
-    assert d.dtype == np.uint8 and d.shape == (2, 2, 3)
-    assert d[0, 0, 0] == 2 * DIFF_GAIN and d[1, 1, 0] == 255 and d[0, 1, 0] == 0
+    d, gain = difference_image(a, b, gain=8)
+    assert d.dtype == np.uint8 and d.shape == (2, 2, 3) and gain == 8
+    assert d[0, 0, 0] == 16 and d[1, 1, 0] == 255 and d[0, 1, 0] == 0
+    changed = np.zeros((20, 20, 3), np.uint8)
+    changed[5:15, 5:15] = 20  # the largest change, 20 levels, becomes nearly white
+    d, gain = difference_image(np.zeros_like(changed), changed)
+    assert gain == 12 and d[10, 10, 0] == 240 and d[0, 0, 0] == 0
+    changed[5:15, 5:15] = 1  # a 1-level change is amplified at most MAX_GAIN times
+    assert difference_image(np.zeros_like(changed), changed)[1] == MAX_GAIN

@@ -147,6 +147,11 @@ def test_list_shows_gains_on_named_images_never_psnrs_of_different_images(qtbot,
     registry.register_user_model(src, "train5 x2", "# train5 x2\n")
     dlg = make_dialog(qtbot)
     rows = {dlg.list.item(r).data(ENTRY_ROLE): dlg.list.item(r) for r in range(dlg.list.count())}
-    assert rows["mlrn-x2"].text().strip() == "mlrn-x2  ·  x2  ·  +3.50 dB over bicubic on Set5"
-    assert rows["train5 x2"].text().strip() == "train5 x2  ·  x2  ·  -0.15 dB over mlrn-x2 on your hold-out photos"
+    assert rows["mlrn-x2"].text().splitlines()[1].strip() == "+3.50 dB over bicubic on Set5"
+    assert rows["train5 x2"].text().splitlines()[1].strip() == "-0.15 dB over mlrn-x2 on your hold-out photos"
+    assert rows["train5 x2"].text().splitlines()[0].strip() == "train5 x2  ·  x2"
+    # the figure is on its own line: nothing is clipped in a list of the dialog's default width
+    for row in rows.values():
+        width = max(dlg.list.fontMetrics().horizontalAdvance(line) for line in row.text().splitlines())
+        assert width < dlg.list.viewport().width()
     assert "51.83" in rows["train5 x2"].toolTip() and "cannot be compared" in rows["train5 x2"].toolTip()

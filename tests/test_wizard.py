@@ -174,7 +174,8 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert not tp.preview.tuned_view.pixmap().isNull() and not tp.preview.original_view.pixmap().isNull()
     shown = tp.preview.tuned_view.pixmap().toImage()
     tp.preview.difference_check.setChecked(True)
-    assert tp.preview.tuned_caption.text() == "Difference x8" and tp.preview.tuned_view.pixmap().toImage() != shown
+    assert tp.preview.tuned_caption.text() == f"Difference x{c.gain}"
+    assert tp.preview.tuned_view.pixmap().toImage() != shown
 
     # the hold-out was never trained on: the trainer's config and the checkpoint's data say so
     config = json.loads((run_dir / "config.json").read_text())
