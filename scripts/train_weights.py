@@ -151,6 +151,8 @@ def card_text(scale: int, photo: bool, results: dict, history: list[dict], hpara
     from mlrn_core.validation import DESCRIPTION
 
     name = model_name(scale, photo)
+    new_rounds = any(h.get("val_psnr") is not None for h in history)  # rounds selected on the validation split
+    has_photo = (REPO / "resources" / "models" / f"{model_name(scale, True)}.pt").exists()
     s14 = results["Set14"]
     gain14 = s14["model"]["psnr"] - s14["bicubic"]["psnr"]
     lines = [f"# {name}", ""]
@@ -168,12 +170,18 @@ def card_text(scale: int, photo: bool, results: dict, history: list[dict], hpara
     else:
         lines += [f"**The built-in model for enlarging photos {scale}x** from lossless files (PNG, TIFF, "
                   f"raw conversions). On the Set14 test photos it is {gain14:+.2f} dB sharper than plain (bicubic) "
-                  f"enlargement. For camera JPEGs, mlrn-x{scale}-photo is better (model \"Auto\" picks it).", ""]
+                  "enlargement."
+                  + (f" For camera JPEGs, mlrn-x{scale}-photo is better (model \"Auto\" picks it)." if has_photo
+                     else " It is also what model \"Auto\" uses for camera JPEGs at this scale (there is no "
+                     f"mlrn-x{scale}-photo yet)."), ""]
     lines += ["## Test results", "",
               "PSNR (dB) / SSIM on the Y channel, border = scale, LR by MATLAB bicubic (the shared "
-              "docs/EVALUATION.md), measured by `scripts/train_weights.py` when it installed these weights, the "
-              f"same as `mlrn bench ../shared/data/bench/SetN -s {scale} --model {name}`. "
-              "Set5 and Set14 are never used for training or selection.", ""]
+              "docs/EVALUATION.md), measured by `scripts/train_weights.py` when it installed (or, with `--recard`, "
+              f"re-measured) these weights, the same as `mlrn bench ../shared/data/bench/SetN -s {scale} --model "
+              f"{name}`. "
+              + ("Set5 and Set14 are never used for training or selection." if new_rounds else
+                 "Set14 was never used for training or selection; Set5 selected the checkpoints of these rounds."),
+              ""]
     lines += ["| set | bicubic | this model | gain | paper (Table 2) | IMDN |", "|---|---|---|---|---|---|"]
     for set_name in ("Set5", "Set14"):
         b, m = results[set_name]["bicubic"], results[set_name]["model"]
@@ -192,7 +200,9 @@ def card_text(scale: int, photo: bool, results: dict, history: list[dict], hpara
             label = "lossless" if spec == "none" else "JPEG q" + spec.split(":")[1]
             lines.append(f"| {label} | {_cell(r['bicubic'])} | {paper_cell} | {_cell(r['model'])} |")
     v = results["val"]
-    lines += ["", f"Validation split (selects the checkpoint and decides installation): {DESCRIPTION}"
+    lines += ["", ("Validation split (selects the checkpoint and decides installation): " if new_rounds else
+                   "Validation split (what selects checkpoints from now on; measured afterwards here): ")
+              + DESCRIPTION
               + ("; LR degraded by the camera pipeline from a fixed seed" if photo else "")
               + f". Bicubic {_cell(v['bicubic'])}, this model {_cell(v['model'])}.", ""]
     if not photo:
@@ -224,10 +234,12 @@ def card_text(scale: int, photo: bool, results: dict, history: list[dict], hpara
                "test for them; Set14 is). The validation split figure is measured on them afterwards. ")
               + "DIV2K, the paper's data, is not available here."
               + (" LR inputs: " + degradation_for(True).describe() + "." if photo else ""), "",
-              "Credits: OpenPhotos is CC0 / CC-BY / CC-BY-SA photographs (`../shared/data/train/OpenPhotos/"
-              "SOURCES.md`); Photos15 is CC-BY / CC-BY-SA 4.0 photographs whose authors are in the file names "
-              "(`../shared/data/SOURCES.md`). The CC-BY and CC-BY-SA photographs of OpenPhotos are by:", ""]
-    lines += [f"- {c}" for c in credits()]
+              "Credits: Photos15 is CC-BY / CC-BY-SA 4.0 photographs whose authors are in the file names "
+              "(`../shared/data/SOURCES.md`)"
+              + ("; OpenPhotos is CC0 / CC-BY / CC-BY-SA photographs (`../shared/data/train/OpenPhotos/SOURCES.md`), "
+                 "and its CC-BY and CC-BY-SA photographs are by:" if new_rounds or photo else "."), ""]
+    if new_rounds or photo:
+        lines += [f"- {c}" for c in credits()]
     lines += ["", "## Training rounds (each continues from the previous weights)", ""]
     for i, h in enumerate(history, 1):
         lines += [f"### Round {i}: {h['date']}", "",
