@@ -1082,7 +1082,7 @@ def _write_tiff(
     """Baseline little-endian TIFF: one IFD, Deflate strips with horizontal predictor."""
     h, w, channels = pixels.shape
     bits = 16 if pixels.dtype == np.uint16 else 8
-    data = np.ascontiguousarray(pixels.astype("<u2" if bits == 16 else np.uint8))
+    data = np.ascontiguousarray(pixels.astype("<u2" if bits == 16 else np.uint8, copy=False))
     pred = data.copy()
     np.subtract(data[:, 1:], data[:, :-1], out=pred[:, 1:])  # predictor 2, wraps modulo 2**bits
     row_bytes = w * channels * bits // 8
