@@ -41,14 +41,17 @@ from mlrn_core.metrics import mean_score, score  # noqa: E402
 
 SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
 PHOTO = "train/Photos15/Bridge_by_Sander_Klootwijk.png"
-ALL_VARIANTS = ("fp32", "bf16", "compile-fp32", "compile-bf16", "openvino-fp32", "openvino-bf16")
+ALL_VARIANTS = (
+    "fp32", "bf16", "fp16", "compile-fp32", "compile-bf16", "compile-fp16", "openvino-fp32", "openvino-bf16"
+)
+CPU_DEFAULT = ("fp32", "bf16", "compile-fp32", "compile-bf16", "openvino-fp32", "openvino-bf16")
 
 
 class CompiledRunner(tiling.TileRunner):
     """A TileRunner whose network went through ``torch.compile`` (inductor, static tile shapes)."""
 
-    def __init__(self, model: torch.nn.Module, precision: str) -> None:
-        super().__init__(model, torch.device("cpu"), precision=precision)
+    def __init__(self, model: torch.nn.Module, precision: str, device: torch.device) -> None:
+        super().__init__(model, device, precision=precision)
         self.model = torch.compile(self.model, dynamic=False)
 
 
@@ -88,13 +91,15 @@ class OpenVINORunner:
         return np.clip(y, 0, 1).transpose(1, 2, 0).copy()
 
 
-def make_runner(variant: str, model: torch.nn.Module, cache: Path):
+def make_runner(variant: str, model: torch.nn.Module, cache: Path, device: torch.device):
     kind, _, prec = variant.rpartition("-") if "-" in variant else ("eager", "", variant)
     t = time.perf_counter()
     if kind == "eager":
-        runner = tiling.TileRunner(model, torch.device("cpu"), precision=prec)
+        runner = tiling.TileRunner(model, device, precision=prec)
     elif kind == "compile":
-        runner = CompiledRunner(model, prec)
+        runner = CompiledRunner(model, prec, device)
+    elif device.type != "cpu":
+        raise ImportError("OpenVINO runs on the CPU here")
     else:
         runner = OpenVINORunner(model, prec, cache)
     return runner, time.perf_counter() - t
@@ -115,9 +120,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=int, default=2, choices=(2, 3, 4))
     ap.add_argument("--repeat", type=int, default=2, help="timed runs per variant (best is kept)")
-    ap.add_argument("--tile", type=int, default=tiling.CPU_TILE)
+    ap.add_argument("--tile", type=int, default=0, help="LR tile (default: 192 on CPU, from free memory on CUDA)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    ap.add_argument("--variants", nargs="+", default=list(ALL_VARIANTS), choices=ALL_VARIANTS)
+    ap.add_argument("--variants", nargs="+", default=list(CPU_DEFAULT), choices=ALL_VARIANTS)
     ap.add_argument("--no-psnr", action="store_true", help="speed only (skip Set14)")
     ap.add_argument("--size", default="1200x800", help="WxH of the timed crop (default 1200x800)")
     ap.add_argument("--set14-limit", type=int, default=0, help="score only the first N Set14 images (smoke tests)")
@@ -125,6 +131,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = tiling.pick_device(args.device)
+    if not args.tile:
+        args.tile = tiling.CPU_TILE if device.type == "cpu" else tiling.auto_tile_size(device, scale=args.scale)
     loaded = registry.load_model(None, args.scale)
     model = loaded.model.eval()
     photo = imageio.read_image(SHARED / PHOTO).rgb
@@ -135,16 +144,16 @@ def main() -> None:
     rows: list[dict] = []
     info = {
         "model": loaded.name, "scale": args.scale, "image": f"{PHOTO} [0:{ch}, 0:{cw}]", "tile": args.tile,
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "device": tiling.device_label(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "cpu_native_bf16": tiling.cpu_bf16_supported(),
-        "auto_precision": tiling.resolve_precision(torch.device("cpu"), "auto"),
+        "auto_precision": tiling.resolve_precision(device, "auto"),
         "loadavg_start": os.getloadavg(),
     }
     print(json.dumps(info), flush=True)
     for variant in args.variants:
         try:
-            runner, setup = make_runner(variant, model, cache)
-        except ImportError as exc:
+            runner, setup = make_runner(variant, model, cache, device)
+        except (ImportError, ValueError) as exc:
             print(f"{variant}: skipped ({exc})", flush=True)
             continue
         row: dict = {"variant": variant, "setup_s": round(setup, 2)}
@@ -165,7 +174,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     base = next((r for r in rows if r["variant"] == "fp32"), None)
-    print(f"\n{loaded.name}, {args.size} x{args.scale}, {info['threads']} threads, tile {args.tile}, "
+    print(f"\n{loaded.name}, {args.size} x{args.scale}, {info['device']}, {info['threads']} threads, tile {args.tile}, "
           f"native bf16: {info['cpu_native_bf16']}, auto = {info['auto_precision']}\n")
     print("| variant | s / image | output MP/s | vs fp32 | Set14 PSNR | vs fp32 (dB) | setup |")
     print("|---|---|---|---|---|---|---|")
