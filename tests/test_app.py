@@ -724,3 +724,17 @@ def test_app_switching_images_does_not_reload_the_model(home, tiny_model, monkey
     os.utime(tiny_model, ns=(0, 1))  # a replaced model file is read again
     render(photos[1], "fp32")
     assert len(loads) == 3
+
+
+def test_app_display_conversion_rounds_exactly_as_the_writer():
+    from mlrn_core.imageio import _float_to_int
+
+    rng = np.random.default_rng(3)
+    x = rng.random((37, 53, 3), dtype=np.float32)
+    x[0, :8, 0] = [0.5 / 255, 1.5 / 255, 2.5 / 255, 254.5 / 255, 1.0, 0.0, 1e-9, 0.999999]
+    np.testing.assert_array_equal(to_uint8(x), _float_to_int(x, np.uint8))  # the fast one-pass path
+    y = x.copy()
+    y[1, 1] = [-0.2, 1.7, np.nan]  # the banded path: negative, above 1, NaN
+    np.testing.assert_array_equal(to_uint8(y), _float_to_int(y, np.uint8))
+    deep = (x * 65535).astype(np.uint16)
+    np.testing.assert_array_equal(to_uint8(deep), _float_to_int(deep.astype(np.float32) / 65535, np.uint8))
