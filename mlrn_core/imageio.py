@@ -1083,14 +1083,17 @@ def _write_tiff(
     h, w, channels = pixels.shape
     bits = 16 if pixels.dtype == np.uint16 else 8
     data = np.ascontiguousarray(pixels.astype("<u2" if bits == 16 else np.uint8, copy=False))
-    pred = data.copy()
-    np.subtract(data[:, 1:], data[:, :-1], out=pred[:, 1:])  # predictor 2, wraps modulo 2**bits
     row_bytes = w * channels * bits // 8
     rows_per_strip = max(1, min(h, _TIFF_STRIP_BYTES // max(row_bytes, 1)))
     level = _DEFLATE_LEVEL[bits]
-    strips = [
-        zlib.compress(pred[y : y + rows_per_strip].tobytes(), level) for y in range(0, h, rows_per_strip)
-    ]
+
+    def strip(y: int) -> bytes:  # predictor 2 strip by strip: no second copy of a big image
+        block = data[y : y + rows_per_strip]
+        pred = block.copy()
+        np.subtract(block[:, 1:], block[:, :-1], out=pred[:, 1:])  # wraps modulo 2**bits
+        return zlib.compress(pred.tobytes(), level)
+
+    strips = [strip(y) for y in range(0, h, rows_per_strip)]
     offsets, pos = [], 0
     for s in strips:
         offsets.append(pos)  # relative: Pillow's IFD writer adds the position after the IFD

@@ -192,3 +192,26 @@ def test_cuda_half_precision_matches_cpu():
     cpu = upscale_array(model, lr, tile=64, device="cpu")
     gpu = upscale_array(model, lr, tile=None, device="cuda")
     assert _psnr(gpu, cpu) > 40  # fp16 rounding only
+
+
+def test_uint8_result_is_written_to_tiff_without_a_full_copy(tmp_path):
+    """An upscaled uint8 picture goes to the TIFF writer as it is: no float32 or predictor copy of the image."""
+    import tracemalloc
+
+    from mlrn_core import imageio
+
+    yy, xx = np.mgrid[0:1500, 0:2000]
+    rgb = np.stack([xx % 256, yy % 256, (xx + yy) % 256], axis=2).astype(np.uint8)  # compresses well
+    picture = imageio.picture_from_array(np.zeros((4, 4, 3), np.uint8)).with_pixels(rgb, None)
+    assert picture.rgb.dtype == np.uint8 and picture.rgb is rgb
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        imageio.write_image(picture, tmp_path / "big.tif")
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    # the compressed strips (small) and one 1 MB strip at a time; a predictor or float copy would be >= 1x
+    assert peak < 0.5 * rgb.nbytes, f"peak {peak / 2**20:.1f} MiB for a {rgb.nbytes / 2**20:.1f} MiB image"
+    np.testing.assert_array_equal(imageio.picture_to_uint8_rgb(imageio.read_image(tmp_path / "big.tif")), rgb)
