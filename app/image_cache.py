@@ -46,23 +46,24 @@ class RenderKey:
     tile: int = 0
     overlap: int = 0
     device: str = ""
+    precision: str = ""  # "auto", "fp32", "bf16", "fp16" for models ("" = auto)
 
 
 @dataclass
 class RenderResult:
-    """One finished render: the display pyramid, plus float pixels when the source had 16 bits."""
+    """One finished render: the display pyramid, plus the uint16 result when the source had 16 bits."""
 
     key: RenderKey
     label: str  # what the viewer caption says, e.g. "Bicubic" or "MLRN mlrn-x2"
     pyramid: Pyramid
-    rgb_float: np.ndarray | None = None
+    rgb16: np.ndarray | None = None
     seconds: float = 0.0
     device_label: str = ""
     info: dict = field(default_factory=dict)
 
     @property
     def nbytes(self) -> int:
-        return self.pyramid.nbytes + (self.rgb_float.nbytes if self.rgb_float is not None else 0)
+        return self.pyramid.nbytes + (self.rgb16.nbytes if self.rgb16 is not None else 0)
 
     @property
     def image(self) -> np.ndarray:

@@ -95,6 +95,7 @@ class MainWindow(WindowActions):
             self.settings.quality,
             self.settings.keep_16bit,
         )
+        self.panel.set_precision(self.settings.precision)
         self._refresh_models(selected=self.settings.model or None)
         self._apply_mode(self.mode)
         self._update_recent()
@@ -163,6 +164,7 @@ class MainWindow(WindowActions):
         self.panel.open_model_requested.connect(self._on_open_model_action_triggered)
         self.panel.device_changed.connect(self._on_panel_device_changed)
         self.panel.tile_changed.connect(self._on_panel_tile_changed)
+        self.panel.precision_changed.connect(self._on_panel_precision_changed)
         self.panel.left_changed.connect(self._on_panel_left_changed)
         self.panel.export_changed.connect(self._on_panel_export_changed)
         self.panel.save_requested.connect(self._on_save_action_triggered)
@@ -311,7 +313,9 @@ class MainWindow(WindowActions):
 
         p = self.panel
         is_auto = p.model is not None and p.model.kind == "auto"
-        return RenderSettings(p.scale, ref(p.model), ref(p.left_choice()), p.left, p.tile, p.device, is_auto)
+        return RenderSettings(
+            p.scale, ref(p.model), ref(p.left_choice()), p.left, p.tile, p.device, is_auto, p.precision
+        )
 
     def _request_renders(self) -> None:
         """Render the current image with the panel's current choices (what the cache has shows at once)."""
@@ -528,6 +532,10 @@ class MainWindow(WindowActions):
 
     def _on_panel_tile_changed(self, tile: int) -> None:
         self.settings.tile = tile
+        self._request_renders()
+
+    def _on_panel_precision_changed(self, precision: str) -> None:
+        self.settings.precision = precision
         self._request_renders()
 
     def _on_panel_left_changed(self, left: str) -> None:

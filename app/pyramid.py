@@ -72,7 +72,11 @@ class Pyramid:
         """Write ``block`` at level-0 position (x, y) and refresh the covered part of every level."""
         bh, bw = block.shape[:2]
         self.levels[0][y : y + bh, x : x + bw] = block
-        x0, y0, x1, y1 = x, y, x + bw, y + bh
+        self.refresh(x, y, bw, bh)
+
+    def refresh(self, x: int, y: int, w: int, h: int) -> None:
+        """Recompute the reductions over the level-0 rectangle (x, y, w, h), e.g. after writing it in place."""
+        x0, y0, x1, y1 = x, y, x + w, y + h
         for k in range(1, len(self.levels)):
             src = self.levels[k - 1]
             x0, y0 = x0 // 2, y0 // 2

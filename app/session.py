@@ -46,7 +46,7 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class RenderSettings:
-    """What the renders depend on: the scale, the MLRN model (right), the left side, tile and device."""
+    """What the renders depend on: the scale, the MLRN model (right), the left side, tile, device, precision."""
 
     scale: int = 2
     model: ModelRef | None = None
@@ -55,6 +55,7 @@ class RenderSettings:
     tile: int = 0  # 0 = interactive "auto" size
     device: str = "auto"
     auto_model: bool = False  # model "Auto": the built-in model :func:`auto_ref` picks for each image
+    precision: str = "auto"  # mlrn_core.tiling.PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -335,7 +336,8 @@ class RenderSession(QObject):
             mtime = 0
         st = self.settings
         key = RenderKey(
-            image_id, f"model:{model.path.resolve()}@{mtime}", st.scale, st.tile, DEFAULT_OVERLAP, device.type
+            image_id, f"model:{model.path.resolve()}@{mtime}", st.scale, st.tile, DEFAULT_OVERLAP, device.type,
+            st.precision,
         )
         return RenderSpec(key, "model", f"MLRN {model.name}", str(model.path))
 

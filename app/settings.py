@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrn_core import atomic, paths
+from mlrn_core.tiling import PRECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Settings:
     model: str = ""  # "auto", a registry name or a model file path; "" = the first choice (Auto when installed)
     device: str = "auto"
     tile: int = 0  # 0 = auto
+    precision: str = "auto"  # "auto" (bf16 on CPUs with native bf16, fp16 on CUDA), "fp32", "bf16", "fp16"
     left: str = "bicubic"  # "bicubic", "nearest" or a model name / path
     compare_mode: str = "side"
     recent_files: list[str] = field(default_factory=list)
@@ -71,6 +73,8 @@ def _valid(name: str, value: Any, default: Any) -> bool:
             return value in COMPARE_MODES
         if name == "export_format":
             return value in EXPORT_FORMATS
+        if name == "precision":
+            return value in PRECISIONS
         if name == "device":
             return value in ("auto", "cpu", "mps") or value.startswith("cuda")
         return True

@@ -4,14 +4,17 @@ Each job is a QObject moved to its own QThread (the superqt/napari wiring in doc
 immutable inputs, reports through signals, catches every exception and emits it, never touches a
 widget or a QPixmap, and stops at the next tile once :meth:`Job.stop` is called. :class:`JobRunner`
 owns the threads on the GUI side and waits for them on shutdown, so closing the window mid-render
-never destroys a running QThread.
+never destroys a running QThread. :data:`MODELS` keeps the prepared models of the last renders, so
+switching images never reloads one: only a new model file, device, scale or precision does.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +26,6 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from app.image_cache import ImageId, RenderKey, RenderResult
 from app.pyramid import Pyramid
 from app.render import (
-    FinalCells,
     VisibleRegion,
     bicubic_uint8,
     interactive_tile,
@@ -32,7 +34,7 @@ from app.render import (
     to_uint8,
 )
 from mlrn_core.imageio import ImageIOError, Picture, read_image, write_image
-from mlrn_core.registry import ModelError, load_model
+from mlrn_core.registry import LoadedModel, ModelError, load_model
 from mlrn_core.tiling import (
     DEFAULT_OVERLAP,
     Cancelled,
@@ -40,6 +42,7 @@ from mlrn_core.tiling import (
     device_label,
     finish_upscaled,
     keep_gray,
+    plan_tiles,
     upscale_array,
 )
 
@@ -56,6 +59,50 @@ def describe_error(exc: BaseException) -> str:
         return "not enough memory for this image at this scale; try a smaller scale or close other images"
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class ModelCache:
+    """The prepared models (weights on the device at their precision) of the last few renders.
+
+    Keyed by the model file (path, size, modification time), scale, device and precision, so an edited
+    or replaced file, or another setting, loads afresh while switching images never does. Two entries
+    cover the usual A/B comparison of two models. ``loads`` counts the files actually loaded.
+    """
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self.loads = 0
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple, tuple[LoadedModel, TileRunner]] = OrderedDict()
+
+    def get(
+        self, path: str, scale: int, device: torch.device, precision: str = "auto"
+    ) -> tuple[LoadedModel, TileRunner]:
+        try:
+            st = os.stat(path)
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = (0, 0)
+        key = (os.path.abspath(path), stamp, scale, str(device), precision)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+            loaded = load_model(path, scale)
+            self.loads += 1
+            entry = (loaded, TileRunner(loaded.model, device, precision=precision))
+            self._entries[key] = entry
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+            return entry
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+#: The app's one cache of prepared models, shared by every render job.
+MODELS = ModelCache()
 
 
 class Job(QObject):
@@ -174,29 +221,36 @@ class RenderJob(Job):
             return
         if spec.model_path is None:
             raise ModelError(f"no model file given for '{spec.label}'")
-        loaded = load_model(spec.model_path, req.scale)
         device = torch.device(spec.key.device or "cpu")
-        runner = TileRunner(loaded.model, device)
+        loaded, runner = MODELS.get(spec.model_path, req.scale, device, spec.key.precision or "auto")
         tile = req.tile or interactive_tile(device, loaded.model)
-        cells = FinalCells(picture.height, picture.width, tile, req.overlap)
         s = req.scale
         # The display canvas is written here and only read by the GUI, inside the rectangles this job has
         # reported final (the queued signal orders the write before the read). Writing it here keeps
-        # the cost of first-touching a 100-megapixel buffer off the GUI thread.
+        # the cost of first-touching a 100-megapixel buffer off the GUI thread. An 8-bit source is
+        # upscaled straight into the canvas; a 16-bit one into a uint16 result kept for saving, whose
+        # final parts are copied to the canvas as uint8. No float32 image of output size is ever made.
         canvas = Pyramid.zeros(picture.height * s, picture.width * s)
-        self.render_started.emit(spec.key, len(cells.tiles), canvas)
+        out = canvas.levels[0] if picture.bit_depth == 8 else np.empty_like(canvas.levels[0], np.uint16)
+        self.render_started.emit(spec.key, len(plan_tiles(picture.height, picture.width, tile, req.overlap)), canvas)
 
-        def on_tile(t, region: np.ndarray) -> None:
+        def on_tile(_t, lr_rects: list[tuple[int, int, int, int]]) -> None:
             rects = []
-            for x0, y0, x1, y1 in cells.finish(t):
-                part = region[(y0 - t.y0) * s : (y1 - t.y0) * s, (x0 - t.x0) * s : (x1 - t.x0) * s]
+            for x0, y0, x1, y1 in lr_rects:
+                x, y, w, h = x0 * s, y0 * s, (x1 - x0) * s, (y1 - y0) * s
+                part = out[y : y + h, x : x + w]
                 # a gray source is shown as it will be saved: gray (the network may tint it slightly)
-                canvas.paste(x0 * s, y0 * s, to_uint8(keep_gray(part, picture.grayscale)))
-                rects.append((x0 * s, y0 * s, (x1 - x0) * s, (y1 - y0) * s))
+                if out is canvas.levels[0]:
+                    if picture.grayscale:
+                        part[:] = keep_gray(part, True)
+                    canvas.refresh(x, y, w, h)
+                else:
+                    canvas.paste(x, y, to_uint8(keep_gray(part, picture.grayscale)))
+                rects.append((x, y, w, h))
             if rects:
                 self.tiles.emit(spec.key, rects)
 
-        hr = upscale_array(
+        upscale_array(
             loaded.model,
             picture.rgb,
             tile=tile,
@@ -208,13 +262,14 @@ class RenderJob(Job):
             if req.visible is not None
             else None,
             on_tile=on_tile,
+            out=out,
         )
         seconds = time.perf_counter() - t0
-        # every cell has been pasted exactly once, final, so the canvas now is to_uint8(hr) and its pyramid
-        keep = hr if picture.bit_depth == 16 else None
-        del hr
-        info = dict(loaded.info, tile=tile, overlap=req.overlap)
-        self.render_done.emit(RenderResult(spec.key, spec.label, canvas, keep, seconds, device_label(device), info))
+        # every cell has been written exactly once, final, so the canvas and its pyramid are complete
+        keep = out if out is not canvas.levels[0] else None
+        info = dict(loaded.info, tile=tile, overlap=req.overlap, precision=runner.precision)
+        label = f"{device_label(device)}, {runner.precision}"
+        self.render_done.emit(RenderResult(spec.key, spec.label, canvas, keep, seconds, label, info))
 
 
 def _thumbnail(lr: Pyramid) -> np.ndarray:
@@ -249,10 +304,8 @@ class SaveJob(Job):
 
     def work(self) -> None:
         req = self.request
-        rgb = req.result.rgb_float
-        if rgb is None:
-            # 8-bit sources keep only the uint8 display pixels; /255 and the writer's rounding give them back
-            rgb = req.result.image.astype(np.float32) / np.float32(255)
+        # 16-bit sources keep a uint16 result; 8-bit ones the uint8 display pixels, which are the result
+        rgb = req.result.rgb16 if req.result.rgb16 is not None else req.result.image
         picture = finish_upscaled(req.source, rgb, req.scale)
         out = write_image(picture, req.path, fmt=req.fmt, quality=req.quality, bit_depth=req.bit_depth)
         self.saved.emit(str(out))

@@ -8,7 +8,8 @@ Measures, and prints as a Markdown table plus one JSON line:
    a bare forward pass on the same image;
 4. the peak resident memory of a ``mlrn upscale`` job of a 1200x800 image at x4.
 
-Usage: ``python benchmarks/speed.py [--threads N] [--repeat R]``. Speed does not depend on the weights,
+Usage: ``python benchmarks/speed.py [--threads N] [--repeat R]``. Everything here is fp32 (the faster default
+precisions are compared in ``benchmarks/precision.py``). Speed does not depend on the weights,
 so a random-initialised model file is used when no built-in model exists. Timings are the best of R
 runs, to reduce the noise of a shared machine; run it on an otherwise idle machine.
 """
@@ -100,7 +101,7 @@ def main() -> None:
     results["matmul_gflops"] = round(matmul_gflops(args.repeat), 1)
 
     model = MLRN(scale=2).eval()
-    runner = TileRunner(model, torch.device("cpu"))
+    runner = TileRunner(model, torch.device("cpu"), precision="fp32")  # the fp32 roofline
     h, w = 192, 192  # the CPU tile size
     lr = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
     flops = conv_flops(model, h, w)
@@ -127,7 +128,7 @@ def main() -> None:
             with torch.inference_mode():
                 bare = best_time(lambda m=loaded.model, x=x: m(x), 1)
             wall, rss = run_cli(["upscale", str(tmp / "in.png"), "-s", str(scale), "--model", spec,
-                                 "-o", str(tmp / f"out{scale}.png"), "--device", "cpu"])
+                                 "-o", str(tmp / f"out{scale}.png"), "--device", "cpu", "--precision", "fp32"])
             results[f"x{scale}_1200x800_bare_forward_s"] = round(bare, 2)
             results[f"x{scale}_1200x800_mlrn_upscale_s"] = round(wall, 2)
             results[f"x{scale}_end_to_end_vs_bare"] = round(wall / bare, 2)

@@ -67,8 +67,9 @@ class BatchOptions:
 
     ``suffix`` None means ``_x{scale}``; ``tile`` None picks a tile size from the device's memory;
     ``quality`` None is the writer's default (95) for JPEG and WebP; ``prefetch`` overlaps reading and
-    writing with compute; ``half`` None uses fp16 on CUDA only. ``model`` "auto" makes the planner pick a
-    built-in model per file (:func:`mlrn_core.auto.choose_model`).
+    writing with compute; ``precision`` is one of :data:`~mlrn_core.tiling.PRECISIONS` ("auto": bf16 on
+    CPUs with native bf16, fp16 on CUDA, else fp32); ``half`` False forces fp32 (the older switch).
+    ``model`` "auto" makes the planner pick a built-in model per file (:func:`mlrn_core.auto.choose_model`).
     """
 
     scale: int = 2
@@ -83,8 +84,11 @@ class BatchOptions:
     prefetch: bool = True
     sidecar: bool = True
     half: bool | None = None
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.precision not in tiling.PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(tiling.PRECISIONS)}, got {self.precision!r}")
         if self.scale not in SCALES:
             raise ValueError(f"scale must be 2, 3 or 4, got {self.scale!r}")
         if self.fmt not in FORMATS:
@@ -627,7 +631,8 @@ def run_batch(
     def model_for(item: BatchItem) -> tuple[torch.nn.Module, tiling.TileRunner]:
         key = item.auto.name if per_file and item.auto is not None else name
         if key not in runners:  # weights move to the device once per model
-            runners[key] = tiling.TileRunner(nets[key], target, half=options.half)
+            precision = "fp32" if options.half is False and options.precision == "auto" else options.precision
+            runners[key] = tiling.TileRunner(nets[key], target, precision=precision)
         return nets[key], runners[key]
 
     sidecar = _Sidecar(

@@ -123,6 +123,14 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
         help="where to run: auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps (default: auto)",
     )
     p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),  # tiling.PRECISIONS (tiling is imported lazily, with torch)
+        help="number precision of the network: auto (bf16 on CPUs with native bf16 kernels, about 2.5x "
+        "faster at the same PSNR; fp16 on CUDA; fp32 elsewhere), fp32 (exact), bf16, fp16 (GPU only) "
+        "(default: auto)",
+    )
+    p.add_argument(
         "--tile",
         type=_tile,
         default=0,
@@ -229,6 +237,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             suffix=args.suffix,
             on_exists=args.on_exists,
             prefetch=not args.no_prefetch,
+            precision=args.precision,
         )
         plan = batch.plan_batch(inputs, args.out_dir, options, output=args.output)
     except (ValueError, batch.BatchError) as exc:
@@ -248,7 +257,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     try:
         device = distributed.device_for(args.device, dist)
-    except tiling.DeviceError as exc:
+        precision = tiling.resolve_precision(device, args.precision)
+    except (tiling.DeviceError, ValueError) as exc:
         return _usage(str(exc))
     mine = plan.shard(rank, world) if world > 1 else plan
     if per_file:  # each process loads the models its own files need
@@ -269,7 +279,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     show_bar = rank == 0
     progress.line(
         f"{prefix}upscaling {len(mine.work)} of {len(mine)} files x{scale} with {model_text} on "
-        f"{tiling.device_label(device)}"
+        f"{tiling.device_label(device)}, {precision}"
         + (f" into {plan.out_dir}" if plan.out_dir else "")
         + (f" ({mine.describe()})" if len(mine.work) != len(mine) else "")
     )

@@ -134,7 +134,9 @@ class Picture:
     ``rgb`` is float32 HxWx3 in [0, 1] (gray sources are replicated to three channels), ``alpha`` float32
     HxW in [0, 1] or None. EXIF orientation has already been applied to the pixels; ``exif`` still holds the
     original bytes (``write_image`` resets the orientation). Values outside [0, 1] are allowed while
-    editing; they are clipped on write.
+    editing; they are clipped on write. An upscaled result may instead hold uint8/uint16 ``rgb`` and
+    ``alpha`` (full scale = 1.0), which the writer encodes without a float copy: a big output then costs
+    its own bytes only.
     """
 
     rgb: np.ndarray
@@ -149,12 +151,12 @@ class Picture:
     path: Path | None = None
 
     def __post_init__(self) -> None:
-        rgb = np.ascontiguousarray(self.rgb, dtype=np.float32)
+        rgb = np.ascontiguousarray(self.rgb, dtype=_pixel_dtype(self.rgb))
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"Picture.rgb must be HxWx3, got shape {rgb.shape}")
         self.rgb = rgb
         if self.alpha is not None:
-            alpha = np.ascontiguousarray(self.alpha, dtype=np.float32)
+            alpha = np.ascontiguousarray(self.alpha, dtype=_pixel_dtype(self.alpha))
             if alpha.shape != rgb.shape[:2]:
                 raise ValueError(f"Picture.alpha must be HxW {rgb.shape[:2]}, got shape {alpha.shape}")
             self.alpha = alpha
@@ -174,6 +176,12 @@ class Picture:
     def with_pixels(self, rgb: np.ndarray, alpha: np.ndarray | None) -> Picture:
         """Same metadata, new pixels (possibly of another size)."""
         return dataclasses.replace(self, rgb=rgb, alpha=alpha)
+
+
+def _pixel_dtype(a: np.ndarray) -> type:
+    """uint8/uint16 pixels are kept as they are (upscaled outputs); anything else becomes float32."""
+    dt = np.asarray(a).dtype
+    return dt.type if dt in (np.dtype(np.uint8), np.dtype(np.uint16)) else np.float32
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -253,8 +261,13 @@ def picture_to_uint8_rgb(
     """HxWx3 uint8 RGB for display/thumbnails. Alpha is ignored unless ``background`` (RGB in [0, 1]) is
     given, in which case the picture is composited over it."""
     rgb = picture.rgb
+    if rgb.dtype.kind == "u" and (background is None or picture.alpha is None):
+        return _float_to_int(rgb, np.uint8)
+    if rgb.dtype.kind == "u":
+        rgb = _int_to_float(rgb)
     if background is not None and picture.alpha is not None:
-        a = np.clip(picture.alpha, 0.0, 1.0)[:, :, None]
+        alpha = picture.alpha if picture.alpha.dtype.kind == "f" else _int_to_float(picture.alpha)
+        a = np.clip(alpha, 0.0, 1.0)[:, :, None]
         rgb = rgb * a + np.asarray(background, dtype=np.float32) * (1.0 - a)
     return _float_to_int(rgb, np.uint8)
 
@@ -715,7 +728,21 @@ def _refuse_source_overwrite(picture: Picture, target: Path) -> None:
         raise ImageIOError(target, "refusing to write: this would overwrite the original", "write")
 
 
-def _float_to_int(f: np.ndarray, dtype: type[np.unsignedinteger]) -> np.ndarray:
+def _float_to_int(f: np.ndarray, dtype: type[np.unsignedinteger], band_pixels: int = 4_000_000) -> np.ndarray:
+    """float [0, 1] (clipped, rounded) or uint8/uint16 pixels -> ``dtype``; integers need no float copy."""
+    f = np.asarray(f)
+    if f.dtype == np.dtype(dtype):
+        return f
+    if f.dtype.kind == "u":  # 8 <-> 16 bit, converted in bands of rows
+        out = np.empty(f.shape, dtype)
+        rows = max(1, band_pixels // max(1, int(np.prod(f.shape[1:]))))
+        for y in range(0, f.shape[0], rows):
+            band = f[y : y + rows]
+            if dtype == np.uint16:
+                out[y : y + rows] = band.astype(np.uint16) * np.uint16(257)
+            else:
+                out[y : y + rows] = np.rint(band.astype(np.float32) / np.float32(257)).astype(np.uint8)
+        return out
     maxv = float(np.iinfo(dtype).max)
     x = np.asarray(f, dtype=np.float32)
     if not np.isfinite(x).all():
@@ -733,6 +760,8 @@ def _output_pixels(
     gray = picture.grayscale
     if gray:
         spread = float(np.max(rgb.max(axis=2) - rgb.min(axis=2))) if rgb.size else 0.0
+        if rgb.dtype.kind == "u":
+            spread /= float(np.iinfo(rgb.dtype).max)
         if spread > 1.0 / 255.0:
             log.info("%s: grayscale source now has colour; writing RGB", target.name)
             gray = False
@@ -748,6 +777,14 @@ def _output_pixels(
         gray = False
     icc, gray = _icc_for_output(picture.icc_profile, gray, fmt, target)
     dtype = np.uint16 if depth == 16 else np.uint8
+    if rgb.dtype.kind == "u":  # an upscaled result: convert plane by plane, never through float32
+        if gray:
+            rgb = np.rint(rgb.mean(axis=2, dtype=np.float32)).astype(rgb.dtype)[:, :, None]
+        planes = [_float_to_int(rgb, dtype)]
+        if has_alpha:
+            planes.append(_float_to_int(picture.alpha, dtype)[:, :, None])  # type: ignore[index]
+        stacked = planes[0] if len(planes) == 1 else np.concatenate(planes, axis=2)
+        return stacked, gray, has_alpha, icc
     planes = [rgb.mean(axis=2, dtype=np.float32)[:, :, None] if gray else rgb]
     if has_alpha:
         planes.append(picture.alpha[:, :, None])  # type: ignore[index]
@@ -1045,15 +1082,18 @@ def _write_tiff(
     """Baseline little-endian TIFF: one IFD, Deflate strips with horizontal predictor."""
     h, w, channels = pixels.shape
     bits = 16 if pixels.dtype == np.uint16 else 8
-    data = np.ascontiguousarray(pixels.astype("<u2" if bits == 16 else np.uint8))
-    pred = data.copy()
-    np.subtract(data[:, 1:], data[:, :-1], out=pred[:, 1:])  # predictor 2, wraps modulo 2**bits
+    data = np.ascontiguousarray(pixels.astype("<u2" if bits == 16 else np.uint8, copy=False))
     row_bytes = w * channels * bits // 8
     rows_per_strip = max(1, min(h, _TIFF_STRIP_BYTES // max(row_bytes, 1)))
     level = _DEFLATE_LEVEL[bits]
-    strips = [
-        zlib.compress(pred[y : y + rows_per_strip].tobytes(), level) for y in range(0, h, rows_per_strip)
-    ]
+
+    def strip(y: int) -> bytes:  # predictor 2 strip by strip: no second copy of a big image
+        block = data[y : y + rows_per_strip]
+        pred = block.copy()
+        np.subtract(block[:, 1:], block[:, :-1], out=pred[:, 1:])  # wraps modulo 2**bits
+        return zlib.compress(pred.tobytes(), level)
+
+    strips = [strip(y) for y in range(0, h, rows_per_strip)]
     offsets, pos = [], 0
     for s in strips:
         offsets.append(pos)  # relative: Pillow's IFD writer adds the position after the IFD

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sys
 import time
 import types
@@ -27,7 +28,7 @@ from app.image_cache import ImageCache, ImageId, RenderKey, RenderResult
 from app.main import configure_torch_threads
 from app.main_window import MainWindow
 from app.pyramid import Pyramid
-from app.render import FinalCells, VisibleRegion, make_priority, to_uint8
+from app.render import VisibleRegion, make_priority, to_uint8
 from app.settings import Settings, load_settings, save_settings, settings_path
 from app.viewer import ViewState
 from app.worker import RenderJob, RenderRequest, RenderSpec
@@ -490,7 +491,7 @@ def test_app_save_carries_metadata_and_sixteen_bits(qtbot, tiny_model, window, h
         window.save_result(out16)
     back = read_image(out16)
     assert back.bit_depth == 16 and (back.width, back.height) == (192, 128)
-    # the float result was kept: values between the 8-bit steps survive
+    # the uint16 result was kept: values between the 8-bit steps survive
     assert not np.allclose(back.rgb * 255, np.round(back.rgb * 255), atol=1e-3)
 
 
@@ -611,23 +612,6 @@ def test_app_main_opens_files_from_the_command_line(qtbot, home, tiny_model, pho
 # --------------------------------------------------------------------------------------------------
 
 
-def test_app_final_cells_cover_every_pixel_once():
-    h, w, tile, overlap = 150, 230, 64, 16
-    cells = FinalCells(h, w, tile, overlap)
-    covered = np.zeros((h, w), np.int32)
-    for t in reversed(plan_tiles(h, w, tile, overlap)):
-        for x0, y0, x1, y1 in cells.finish(t):
-            covered[y0:y1, x0:x1] += 1
-    assert (covered == 1).all()
-
-
-def test_app_final_cells_follow_a_restart_with_smaller_tiles():
-    cells = FinalCells(100, 100, 128, 16)
-    small = plan_tiles(100, 100, 64, 16)
-    rects = [r for t in small for r in cells.finish(t)]
-    assert cells.tile == 64 and sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in rects) == 100 * 100
-
-
 def test_app_priority_puts_visible_tiles_first():
     region = VisibleRegion()
     tiles = plan_tiles(600, 800, 128, 16)
@@ -701,3 +685,56 @@ def test_app_view_state_zooms_about_the_cursor():
     assert (anchor.y() - oy) / state.zoom == pytest.approx(150, abs=1)
     state.set_image_size(1200, 900)  # x2 -> x3: same part of the picture stays on screen
     assert state.zoom == pytest.approx(2.0 / 1.5)
+
+
+def test_app_switching_images_does_not_reload_the_model(home, tiny_model, monkeypatch):
+    """Issue 15: the prepared model stays across render jobs; only a new model, scale or precision loads."""
+    from app import worker
+
+    cache = worker.ModelCache()
+    monkeypatch.setattr(worker, "MODELS", cache)
+    loads = []
+    real = worker.load_model
+    monkeypatch.setattr(worker, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
+
+    def render(path, precision="auto"):
+        picture = read_image(path)
+        image_id = ImageId.of(path)
+        key = RenderKey(image_id, "model:tiny", 2, 64, 16, "cpu", precision)
+        request = RenderRequest(
+            path, image_id, 2, (RenderSpec(key, "model", "MLRN tiny", str(tiny_model)),), tile=64,
+            picture=picture, lr=Pyramid.build(to_uint8(picture.rgb)),
+        )
+        job = RenderJob(request)
+        done, failed = [], []
+        job.render_done.connect(done.append)
+        job.render_failed.connect(lambda _k, msg: failed.append(msg))
+        job.run()
+        assert not failed and len(done) == 1
+        return done[0]
+
+    photos = [_photo(home / f"p{i}.png", 90, 70) for i in range(3)]
+    for p in photos + photos[:1]:
+        render(p)
+    assert len(loads) == 1 and cache.loads == 1
+    exact = render(photos[0], "fp32")
+    assert len(loads) == 2 and exact.info["precision"] == "fp32"
+    render(photos[1], "fp32")
+    assert len(loads) == 2
+    os.utime(tiny_model, ns=(0, 1))  # a replaced model file is read again
+    render(photos[1], "fp32")
+    assert len(loads) == 3
+
+
+def test_app_display_conversion_rounds_exactly_as_the_writer():
+    from mlrn_core.imageio import _float_to_int
+
+    rng = np.random.default_rng(3)
+    x = rng.random((37, 53, 3), dtype=np.float32)
+    x[0, :8, 0] = [0.5 / 255, 1.5 / 255, 2.5 / 255, 254.5 / 255, 1.0, 0.0, 1e-9, 0.999999]
+    np.testing.assert_array_equal(to_uint8(x), _float_to_int(x, np.uint8))  # the fast one-pass path
+    y = x.copy()
+    y[1, 1] = [-0.2, 1.7, np.nan]  # the banded path: negative, above 1, NaN
+    np.testing.assert_array_equal(to_uint8(y), _float_to_int(y, np.uint8))
+    deep = (x * 65535).astype(np.uint16)
+    np.testing.assert_array_equal(to_uint8(deep), _float_to_int(deep.astype(np.float32) / 65535, np.uint8))

@@ -565,3 +565,17 @@ def test_the_record_is_kept_out_of_the_photos_and_the_summary_says_where(tmp_pat
     assert f"record: {record}" in capsys.readouterr().err
     # another folder of the same name elsewhere gets its own record
     assert batch.record_path(tmp_path / "x" / "client delivery") != record
+
+
+def test_cli_precision_is_forced_or_refused_with_a_reason(tmp_path, model_file, capsys):
+    src = small_folder(tmp_path / "in", ("a.png",), size=40) / "a.png"
+    assert cli(src, "-o", tmp_path / "exact.png", "--model", model_file, "--device", "cpu", "--precision", "fp32") == 0
+    assert "fp32" in capsys.readouterr().err
+    loaded = registry.load_model(str(model_file), 2)
+    expected = tiling.upscale_array(
+        loaded.model, imageio.read_image(src).rgb, device="cpu", precision="fp32", dtype=np.uint8
+    )
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "exact.png")), expected)
+    rc = cli(src, "-o", tmp_path / "half.png", "--model", model_file, "--device", "cpu", "--precision", "fp16")
+    assert rc != 0 and "fp16 is for GPUs" in capsys.readouterr().err
+    assert not (tmp_path / "half.png").exists()

@@ -52,13 +52,87 @@ def test_progress_priority_and_on_tile():
         return abs((t.y0 + t.y1) / 2 - target[0]) + abs((t.x0 + t.x1) / 2 - target[1])
 
     out = upscale_array(model, lr, tile=32, overlap=8, device="cpu", progress=lambda d, n: seen.append((d, n)),
-                        priority=prio, on_tile=lambda t, region: order.append((t, region.shape)))
+                        priority=prio, on_tile=lambda t, rects: order.append((t, rects)))
     n = len(plan_tiles(64, 64, 32, 8))
     assert seen[0] == (0, n) and seen[-1] == (n, n)
-    first = order[0][0]
+    first, rects = order[0]
     assert first.y0 > 0 and first.x0 > 0  # the tile nearest (40, 40) came first, not the top-left one
-    assert order[0][1] == ((first.y1 - first.y0) * 2, (first.x1 - first.x0) * 2, 3)
+    # what the first tile made final lies inside it and excludes its overlaps with tiles still pending
+    for x0, y0, x1, y1 in rects:
+        assert first.x0 <= x0 < x1 <= first.x1 and first.y0 <= y0 < y1 <= first.y1
+    assert sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in rects) < (first.y1 - first.y0) * (first.x1 - first.x0)
     assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_final_rects_cover_every_pixel_once_in_any_order(reverse):
+    model = tiny_model(2)
+    lr = textured_image(75, 115).astype(np.float32) / 255
+    tiles = plan_tiles(75, 115, 32, 8)
+    rank = {t.index: (-t.index if reverse else t.index) for t in tiles}
+    covered = np.zeros((75, 115), np.int32)
+
+    def on_tile(t, rects):
+        for x0, y0, x1, y1 in rects:
+            covered[y0:y1, x0:x1] += 1
+
+    upscale_array(model, lr, tile=32, overlap=8, device="cpu", priority=lambda t: rank[t.index], on_tile=on_tile)
+    assert (covered == 1).all()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_integer_output_is_the_float_output_rounded_as_the_writer_rounds(dtype):
+    from mlrn_core.imageio import _float_to_int
+
+    model = tiny_model(3)
+    lr = textured_image(50, 70).astype(np.float32) / 255
+    f = upscale_array(model, lr, tile=32, overlap=8, device="cpu")
+    q = upscale_array(model, lr, tile=32, overlap=8, device="cpu", dtype=dtype)
+    assert q.dtype == dtype and q.shape == f.shape
+    np.testing.assert_array_equal(q, _float_to_int(f, dtype))
+    canvas = np.zeros(f.shape, dtype)
+    assert upscale_array(model, lr, tile=32, overlap=8, device="cpu", out=canvas) is canvas
+    np.testing.assert_array_equal(canvas, q)
+    with pytest.raises(ValueError, match="shape"):
+        upscale_array(model, lr, tile=32, device="cpu", out=np.zeros((10, 10, 3), dtype))
+
+
+def test_working_memory_is_the_output_plus_a_strip():
+    """A uint8 result of 1200 x 1600 needs its own 5.8 MB plus a strip of overlaps, not a float32 copy (23 MB)."""
+    import tracemalloc
+
+    model = tiny_model(2, features=4, blocks=1)
+    lr = np.random.default_rng(0).random((600, 800, 3), dtype=np.float32)
+    out_bytes = 1200 * 1600 * 3
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        out = upscale_array(model, lr, tile=64, overlap=8, device="cpu", dtype=np.uint8)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert out.nbytes == out_bytes
+    # the strip: 8 px of overlap x 2 x 1600 px x 3 x float32 = 0.3 MB (plus tiles and their temporaries)
+    assert peak < out_bytes + 3 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_precision_choice_and_bf16_quality():
+    cpu = torch.device("cpu")
+    assert tiling.resolve_precision(cpu, "auto") == ("bf16" if tiling.cpu_bf16_supported() else "fp32")
+    assert tiling.resolve_precision(cpu, "fp32") == "fp32"
+    with pytest.raises(ValueError, match="fp16 is for GPUs"):
+        tiling.resolve_precision(cpu, "fp16")
+    with pytest.raises(ValueError, match="unknown precision"):
+        tiling.resolve_precision(cpu, "int4")
+    assert TileRunner(tiny_model(2), cpu, half=False).precision == "fp32"
+    model = tiny_model(2, features=32, blocks=8)
+    lr = textured_image(64, 64).astype(np.float32) / 255
+    fp32 = upscale_array(model, lr, tile=32, device="cpu", precision="fp32")
+    bf16_runner = TileRunner(model, cpu, precision="bf16")
+    assert bf16_runner.channels_last and bf16_runner.precision == "bf16"
+    bf16 = upscale_array(model, lr, tile=32, runner=bf16_runner)
+    assert 35 < _psnr(bf16, fp32) < float("inf")  # bf16 rounding only, and really not fp32
 
 
 def test_cancel_raises_and_stops_early():
@@ -118,3 +192,26 @@ def test_cuda_half_precision_matches_cpu():
     cpu = upscale_array(model, lr, tile=64, device="cpu")
     gpu = upscale_array(model, lr, tile=None, device="cuda")
     assert _psnr(gpu, cpu) > 40  # fp16 rounding only
+
+
+def test_uint8_result_is_written_to_tiff_without_a_full_copy(tmp_path):
+    """An upscaled uint8 picture goes to the TIFF writer as it is: no float32 or predictor copy of the image."""
+    import tracemalloc
+
+    from mlrn_core import imageio
+
+    yy, xx = np.mgrid[0:1500, 0:2000]
+    rgb = np.stack([xx % 256, yy % 256, (xx + yy) % 256], axis=2).astype(np.uint8)  # compresses well
+    picture = imageio.picture_from_array(np.zeros((4, 4, 3), np.uint8)).with_pixels(rgb, None)
+    assert picture.rgb.dtype == np.uint8 and picture.rgb is rgb
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        imageio.write_image(picture, tmp_path / "big.tif")
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    # the compressed strips (small) and one 1 MB strip at a time; a predictor or float copy would be >= 1x
+    assert peak < 0.5 * rgb.nbytes, f"peak {peak / 2**20:.1f} MiB for a {rgb.nbytes / 2**20:.1f} MiB image"
+    np.testing.assert_array_equal(imageio.picture_to_uint8_rgb(imageio.read_image(tmp_path / "big.tif")), rgb)
