@@ -67,6 +67,7 @@ class StatusFields:
         else:
             self.size_label.setText("")
         self.time_label.setText(session.right_timing())
+        self.time_label.setToolTip(session.right_image.label if session.right_key is not None else "")
         self.device_label.setText(device_label(session.device()))
 
     def update_memory(self, session: RenderSession) -> None:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
@@ -30,7 +30,7 @@ from PySide6.QtGui import (
     QTransform,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from app.pyramid import Pyramid
 
@@ -192,6 +192,7 @@ class ImageView(QWidget):
         self.tags: tuple[str, str] = ("", "")
         self.divider = 0.5
         self._drag: str | None = None  # "pan" or "divider"
+        self._captions: list[tuple[QRectF, str]] = []  # painted captions too narrow for their text, in full
         self._last_pos = QPointF()
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(160, 120)
@@ -281,7 +282,23 @@ class ImageView(QWidget):
 
     # --- painting ------------------------------------------------------------------------------
 
+    def caption_tip(self, pos: QPointF) -> str:
+        """The whole caption under ``pos`` when it was painted shortened ('…'), else ''."""
+        return next((text for rect, text in self._captions if rect.contains(pos)), "")
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip:  # a shortened caption shows in full on hover
+            tip = self.caption_tip(QPointF(event.pos()))
+            if tip:
+                QToolTip.showText(event.globalPos(), tip, self)
+            else:
+                QToolTip.hideText()
+                event.ignore()
+            return True
+        return super().event(event)
+
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        self._captions = []
         p = QPainter(self)
         pal = self.palette()
         p.fillRect(self.rect(), pal.color(QPalette.ColorRole.Window).darker(125))
@@ -350,7 +367,8 @@ class ImageView(QWidget):
     def _paint_caption(self, p: QPainter, image: ViewerImage | None, tag: str, left: bool) -> None:
         if image is None or not image.label:
             return
-        text = (f"{tag} · " if tag else "") + image.label + (f"  ·  {image.progress}" if image.progress else "")
+        caption = (f"{tag} · " if tag else "") + image.label
+        text = caption + (f"  ·  {image.progress}" if image.progress else "")
         font = QFont(self.font())
         font.setBold(True)
         fm = QFontMetrics(font)
@@ -361,6 +379,8 @@ class ImageView(QWidget):
         h = fm.height() + pad
         x = 8 if left else self.width() - w - 8
         rect = QRectF(x, 8, w, h)
+        if fm.horizontalAdvance(caption) + 2 * pad + 4 > w:
+            self._captions.append((rect, caption))
         bg = QColor(self.palette().color(QPalette.ColorRole.Window))
         bg.setAlpha(215)
         p.save()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPointF, Qt
 
 from app.batch_dialog import COL_MODEL, BatchExportDialog
 from app.main import configure_torch_threads
@@ -108,7 +108,14 @@ def test_caption_says_when_the_photo_model_is_missing(qtbot, window, install_bui
     assert window.panel.model.spec == "auto"
     assert "not installed" in window.panel.model.tooltip
     _show(qtbot, window, _save(_home / "camera.jpg", "JPEG"))
-    assert window.right_image.label == f"MLRN {PAPER} (Auto: JPEG input; {PHOTO} is not installed)"
+    caption = f"MLRN {PAPER} (Auto: JPEG input; {PHOTO} is not installed)"
+    assert window.right_image.label == caption
+    assert window.status_fields.time_label.toolTip() == caption
+    window.resize(900, 700)  # the caption no longer fits its view: shortened, and in full on hover
+    qtbot.waitUntil(lambda: window.view_b.width() < 400)
+    window.view_b.grab()  # paint
+    assert window.view_b.caption_tip(QPointF(20, 14)) == f"B · {caption}"
+    assert window.view_a.caption_tip(QPointF(20, 14)) == ""  # "A · Bicubic" fits
 
     install_builtin(PHOTO, seed=1)  # installed while the window is open: Auto picks it up
     window._on_watch_timer_timeout()
