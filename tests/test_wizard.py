@@ -197,7 +197,7 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert rp.result is not None and set(rp.result.scores[CLEAN]) == {BICUBIC, BASE, TUNED}
     assert rp.table.rowCount() == 3 and rp.verdict_label.text()
     assert rp.result.comparison is not None and not rp.compare.isHidden()
-    assert rp.result.comparison.photo == Path(config["val"][0]).name
+    assert rp.result.comparison.photo == Path(holdout[0]).name  # the photo, not its hold-out crop
     # the trainer's own hold-out numbers and the wizard's agree (same images, same protocol)
     best_val = max(e["psnr"] for e in runs.read_events(run_dir) if e.get("event") == "validation")
     assert rp.result.scores[CLEAN][TUNED].psnr == pytest.approx(best_val, abs=1e-3)
