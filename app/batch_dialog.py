@@ -410,6 +410,7 @@ class BatchExportDialog(QDialog):
             self._set_plan_text(f"nothing to upscale: {plan.describe()}", error=False)
             return False
         self._summary = None
+        self._reported: set[int] = set()  # plan items whose outcome the job has reported
         self.failures_list.clear()
         self.failures_box.setVisible(False)
         self.summary_label.clear()
@@ -473,6 +474,7 @@ class BatchExportDialog(QDialog):
             )
 
     def _on_job_item_done(self, r: ItemResult) -> None:
+        self._reported.add(r.item.index)
         if r.status == batch.OK:
             note = f" ({'; '.join(r.warnings)})" if r.warnings else ""
             self._set_status(r.item.index, f"done in {r.seconds:.1f} s{note}")
@@ -494,6 +496,10 @@ class BatchExportDialog(QDialog):
         self.summary_label.setText(summary.describe() + where)  # said once, here; not again in the progress line
         self.summary_label.setStyleSheet(_ERROR_STYLE if summary.failed else "")
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        if summary.cancelled and self._plan is not None:  # files the batch never reached say so too
+            for item in self._plan.work:
+                if item.index not in self._reported:
+                    self._set_status(item.index, "cancelled (not started)")
         if not summary.cancelled:
             self.file_bar.setValue(100)
             self.overall_bar.setValue(1000)

@@ -154,6 +154,8 @@ def test_cancel_stops_and_leaves_nothing_partial(
             assert im.size == (192, 192)
     assert not list(tmp_path.rglob("*.part"))
     assert any(r[COL_STATUS].startswith("cancelled") for r in dlg.preview_rows())
+    # every file says what happened to it: written, or cancelled (while running or before it started)
+    assert all(r[COL_STATUS].startswith(("done", "cancelled")) for r in dlg.preview_rows())
     assert "cancelled" in dlg.summary_label.text()
 
 
