@@ -152,6 +152,7 @@ def card_text(scale: int, photo: bool, results: dict, history: list[dict], hpara
 
     name = model_name(scale, photo)
     new_rounds = any(h.get("val_psnr") is not None for h in history)  # rounds selected on the validation split
+    set5_rounds = [i for i, h in enumerate(history, 1) if h.get("val_psnr") is None]
     has_photo = (REPO / "resources" / "models" / f"{model_name(scale, True)}.pt").exists()
     s14 = results["Set14"]
     gain14 = s14["model"]["psnr"] - s14["bicubic"]["psnr"]
@@ -179,8 +180,10 @@ def card_text(scale: int, photo: bool, results: dict, history: list[dict], hpara
               "docs/EVALUATION.md), measured by `scripts/train_weights.py` when it installed (or, with `--recard`, "
               f"re-measured) these weights, the same as `mlrn bench ../shared/data/bench/SetN -s {scale} --model "
               f"{name}`. "
-              + ("Set5 and Set14 are never used for training or selection." if new_rounds else
-                 "Set14 was never used for training or selection; Set5 selected the checkpoints of these rounds."),
+              + ("Set5 and Set14 are never used for training or selection." if not set5_rounds else
+                 "Set14 was never used for training or selection; Set5 selected the checkpoints of round"
+                 + ("s " if len(set5_rounds) > 1 else " ") + ", ".join(map(str, set5_rounds))
+                 + " (before the validation split existed)."),
               ""]
     lines += ["| set | bicubic | this model | gain | paper (Table 2) | IMDN |", "|---|---|---|---|---|---|"]
     for set_name in ("Set5", "Set14"):

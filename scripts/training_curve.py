@@ -33,6 +33,9 @@ def main() -> None:
           f"{before_h + float(last['minutes']) / 60:.2f} h in total; last round: `{last['command']}`\n")
     print("| training hours (total) | steps (total) | validation PSNR (dB) | gain over bicubic |")
     print("|---|---|---|---|")
+    if vals and vals[0].get("base_psnr") is not None:  # where the last round started: its warm-start model
+        base = vals[0]["base_psnr"]
+        print(f"| {before_h:.2f} | {before_steps:,} | {base:.3f} | {base - vals[0]['bicubic_psnr']:+.2f} |")
     for e in vals:
         # hours of this round at this validation: the closest logged time at or before its step
         t = max((s for s in elapsed if s <= e["step"]), default=None)
