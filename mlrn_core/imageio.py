@@ -38,6 +38,7 @@ import errno
 import io
 import logging
 import os
+import re
 import struct
 import threading
 import warnings
@@ -66,8 +67,6 @@ try:
     import pyexiv2
 
     pyexiv2.set_log_level(4)  # exiv2 prints warnings on stderr otherwise; failures still raise
-    with contextlib.suppress(Exception):
-        pyexiv2.enableBMFF()  # HEIC/AVIF metadata
 except ImportError:  # pragma: no cover - a dependency; without it XMP/IPTC are not carried over
     pyexiv2 = None
 
@@ -357,11 +356,15 @@ def read_image(path: str | os.PathLike[str]) -> Picture:
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its limit: a warning would let a memory bomb through
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Photoshop/exiv2 store IPTC (tag 33723) as LONGs; Pillow warns about that, harmlessly
+            warnings.filterwarnings("ignore", message="Metadata Warning, tag 33723")
             picture = _decode(p, data)
     except ImageIOError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageIOError(p, _too_large_reason(None)) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        match = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = int(match.group(1)) if match else None
+        raise ImageIOError(p, _too_large_reason(None, pixels)) from None
     except MemoryError:
         raise ImageIOError(p, "not enough memory to decode the image") from None
     except Exception as exc:  # noqa: BLE001 - never leak raw Pillow/OpenCV exceptions
@@ -398,10 +401,11 @@ def _read_file_bytes(p: Path) -> bytes:
     return data
 
 
-def _too_large_reason(size: tuple[int, int] | None) -> str:
+def _too_large_reason(size: tuple[int, int] | None, pixels: int | None = None) -> str:
     limit = f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
     if size is None:
-        return f"image is too large (more than {limit}); nothing was decoded. Split or downscale it first"
+        what = f"{pixels / 1e6:.0f} megapixels, the limit is {limit}" if pixels else f"more than {limit}"
+        return f"image is too large ({what}); nothing was decoded. Split or downscale it first"
     w, h = size
     return (
         f"image is too large ({w} x {h} = {w * h / 1e6:.0f} megapixels, the limit is {limit}); nothing was "
@@ -1122,8 +1126,41 @@ def _iptc_as_xmp(iptc: dict[str, object], xmp_keys: set[str]) -> dict[str, objec
     return {k: v for k, v in mapped.items() if k not in xmp_keys}
 
 
+_BLANK_PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x00\x00\x00\x00:~\x9bU"
+    b"\x00\x00\x00\nIDATx\x9cc`\x00\x00\x00\x02\x00\x01H\xaf\xa4q\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+def _merged_xmp(picture: Picture) -> bytes | None:
+    """One XMP packet holding the picture's XMP plus its IPTC fields (for HEIC/AVIF, written by the encoder:
+    exiv2 cannot write those containers)."""
+    if not (picture.xmp or picture.iptc):
+        return None
+    if pyexiv2 is None or not picture.iptc:
+        return picture.xmp.encode("utf-8") if picture.xmp else None
+    try:
+        with _exiv2_lock:
+            meta = pyexiv2.ImageData(_BLANK_PNG)
+            try:
+                if picture.xmp:
+                    meta.modify_raw_xmp(picture.xmp)
+                extra = _iptc_as_xmp(picture.iptc, set(meta.read_xmp()))
+                if extra:
+                    meta.modify_xmp(extra)
+                packet = meta.read_raw_xmp()
+            finally:
+                meta.close()
+    except Exception as exc:  # noqa: BLE001
+        log.warning("IPTC fields could not be added to the XMP (%s)", exc)
+        return picture.xmp.encode("utf-8") if picture.xmp else None
+    return packet.encode("utf-8") if packet else None
+
+
 def _write_xmp_iptc(tmp: Path, fmt: str, picture: Picture) -> None:
     """Add the picture's XMP and IPTC to the encoded file ``tmp`` (in place)."""
+    if fmt in ("heic", "avif"):
+        return  # written by the encoder (_merged_xmp)
     if not (picture.xmp or picture.iptc) or fmt == "bmp":
         if fmt == "bmp" and (picture.xmp or picture.iptc):
             log.warning("%s: BMP cannot hold XMP/IPTC metadata; they are not written", tmp.name)
@@ -1222,6 +1259,9 @@ def _encode_heif_avif(fp: BinaryIO, job: _Job, pil_format: str) -> None:
     exif_data = _exif_payload(job.exif, "webp", job.target)
     if exif_data:
         kw["exif"] = exif_data
+    xmp = _merged_xmp(job.picture)
+    if xmp:
+        kw["xmp"] = xmp
     image = _pillow_image(job.pixels)
     if image.mode == "LA":
         image = image.convert("RGBA")
