@@ -132,7 +132,7 @@ def test_models_dialog_import_of_a_foreign_file_names_it(qtbot, user_models, tmp
         qtbot.mouseClick(dlg.import_button, Qt.MouseButton.LeftButton)
     assert len(warnings) == 2
     assert str(foreign) in warnings[0] and "not an MLRN Studio model file" in warnings[0]
-    assert str(text) in warnings[1] and "not a readable MLRN model file" in warnings[1]
+    assert str(text) in warnings[1] and "not a PyTorch model file at all" in warnings[1]
     assert changed == [] and dlg.names("user") == user_models
 
 
