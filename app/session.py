@@ -272,10 +272,11 @@ class RenderSession(QObject):
             )
         )
 
-    def save(self, target: Path, fmt: str, quality: int | None, bit_depth: int) -> bool:
+    def save(self, target: Path, fmt: str, quality: int | None, bit_depth: int, overwrite: bool = False) -> bool:
         """Save the MLRN result of the current image to ``target`` now, or once its render has finished.
 
-        False (with a message) when there is nothing to save or ``target`` is the original photo.
+        False (with a message) when there is nothing to save or ``target`` is the original photo. Without
+        ``overwrite`` the file is created only if absent: one that appears meanwhile is never replaced.
         """
         if self.current is None:
             self.error.emit("Nothing to save yet: open a photo first")
@@ -294,7 +295,7 @@ class RenderSession(QObject):
             )
             return False
         result = self._results.get(key) or self.cache.get(key)
-        request = SaveRequest(self.current.picture, result, key.scale, target, fmt, quality, bit_depth)
+        request = SaveRequest(self.current.picture, result, key.scale, target, fmt, quality, bit_depth, overwrite)
         if result is None:
             self._pending_save = (key, request)
             if self._job is None or key not in self._job_keys:

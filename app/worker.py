@@ -291,6 +291,7 @@ class SaveRequest:
     fmt: str | None = None
     quality: int | None = None
     bit_depth: int | None = None
+    overwrite: bool = False  # True only for a file the user chose to replace
 
 
 class SaveJob(Job):
@@ -307,7 +308,9 @@ class SaveJob(Job):
         # 16-bit sources keep a uint16 result; 8-bit ones the uint8 display pixels, which are the result
         rgb = req.result.rgb16 if req.result.rgb16 is not None else req.result.image
         picture = finish_upscaled(req.source, rgb, req.scale)
-        out = write_image(picture, req.path, fmt=req.fmt, quality=req.quality, bit_depth=req.bit_depth)
+        out = write_image(
+            picture, req.path, fmt=req.fmt, quality=req.quality, bit_depth=req.bit_depth, overwrite=req.overwrite
+        )
         self.saved.emit(str(out))
 
 

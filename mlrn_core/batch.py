@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 SIDECAR_NAME = "mlrn-batch.jsonl"  # the record's name in output folders of earlier versions (still skipped as input)
 SCALES = (2, 3, 4)
-FORMATS = ("same", "png", "jpg", "tiff", "webp")
+FORMATS = ("same", "png", "jpg", "tiff", "webp", "heic", "avif")
 ON_EXISTS = ("skip", "rename", "overwrite")
 
 # What the planner decided for an item (ERROR: it cannot be done, ``note`` says why).
