@@ -207,6 +207,13 @@ def _load_failure(path: Path, exc: BaseException) -> str:
     """A whole, readable reason for a torch.load failure (torch's own text is long, with the reason last)."""
     text = str(exc)
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as os_exc:
+        return f"it cannot be read ({os_exc.strerror or os_exc})"
+    if not head or (head[:2] != b"PK" and head[:1] != b"\x80"):  # neither a zip nor a pickle
+        return "it is not a PyTorch model file at all (random or foreign bytes); pick an MLRN model file (.pt)"
     unsafe = next((ln for ln in lines if "Unsupported global" in ln or "WeightsUnpickler error" in ln), None)
     if unsafe is not None:
         detail = unsafe.split("WeightsUnpickler error:", 1)[-1].strip()
@@ -217,15 +224,8 @@ def _load_failure(path: Path, exc: BaseException) -> str:
             "(loading it could run that code). Use model files only from sources you trust, or export the "
             "model again from MLRN Studio"
         )
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError as os_exc:
-        return f"it cannot be read ({os_exc.strerror or os_exc})"
     if head[:2] == b"PK":
         return "the file is damaged or incomplete (a broken archive); copy or download it again"
-    if not head or head[:1] != b"\x80":
-        return "it is not a PyTorch model file at all (random or foreign bytes); pick an MLRN model file (.pt)"
     last = lines[-1] if lines else type(exc).__name__
     return f"it is not a readable MLRN model file ({type(exc).__name__}: {last[:160]})"
 
@@ -349,9 +349,13 @@ def _entry_for(path: Path, kind: str, problems: list[tuple[Path, str]] | None = 
 
 def model_problems() -> list[tuple[Path, str]]:
     """Files in the model folders that cannot be used, with the reason: (path, message)."""
+    return scan_models()[1]
+
+
+def scan_models(scale: int | None = None) -> tuple[list[ModelEntry], list[tuple[Path, str]]]:
+    """:func:`list_models` and :func:`model_problems` in one pass over the files."""
     problems: list[tuple[Path, str]] = []
-    _scan(None, problems)
-    return problems
+    return _scan(scale, problems), problems
 
 
 def list_models(scale: int | None = None) -> list[ModelEntry]:
