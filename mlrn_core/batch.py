@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mlrn_core import atomic, imageio, tiling
+from mlrn_core import atomic, edges, imageio, tiling
 from mlrn_core.auto import AutoChoice, ModelCache, choose_model, is_auto, photo_name
 from mlrn_core.imageio import ImageIOError, Picture
 from mlrn_core.registry import ModelError
@@ -845,6 +845,14 @@ def _run_work(
         return result(FAILED, None, f"output '{job.item.output}': no free name found")
 
     folder_ok: dict[Path, str | None] = {}
+    finite: dict[int, bool] = {}
+
+    def probe_ok(runner: tiling.TileRunner) -> bool:
+        """Whether the network gives finite values (tried once per runner on a small gray square)."""
+        if id(runner) not in finite:
+            probe = runner.run(np.full((8, 8, 3), 0.5, np.float32))
+            finite[id(runner)] = bool(np.isfinite(probe).all())
+        return finite[id(runner)]
 
     def output_problem(item: BatchItem) -> str | None:
         assert item.output is not None
@@ -925,6 +933,11 @@ def _run_work(
             t0 = time.monotonic()
             try:
                 net, runner = model_for(job.item)
+                if not probe_ok(runner):  # a broken model would write black images (its NaN become 0)
+                    raise _InvalidOutput
+                rgb, alpha, box = edges.pad_thin(picture.rgb, picture.alpha)  # 1-2 px images keep their colours
+                if box is not None:
+                    picture = picture.with_pixels(rgb, alpha)
                 up = tiling.upscale_picture(
                     net,
                     picture,
@@ -933,6 +946,9 @@ def _run_work(
                     cancel=cancel,
                     progress=lambda d, t, job=job, k=k: emit(job, k + 1, d, t),
                 )
+                if box is not None:
+                    up_alpha = None if up.alpha is None else edges.crop_upscaled(up.alpha, box, options.scale)
+                    up = up.with_pixels(edges.crop_upscaled(up.rgb, box, options.scale), up_alpha)
                 if _non_finite(up):
                     raise _InvalidOutput
             except _InvalidOutput:
