@@ -433,7 +433,10 @@ def _decode_reason(exc: BaseException) -> str:
 
 def _open_pillow(p: Path, data: bytes) -> Image.Image:
     try:
-        img = Image.open(io.BytesIO(data), formats=_PIL_OPEN_FORMATS)
+        with warnings.catch_warnings():
+            # between 1x and 2x its limit Pillow only warns: check_pixel_limit below refuses with the size
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=_PIL_OPEN_FORMATS)
     except UnidentifiedImageError:
         pass
     else:
@@ -517,7 +520,9 @@ def _decode(p: Path, data: bytes) -> Picture:
 
 
 def _tiff_header_size(data: bytes) -> tuple[int, int, int, int] | None:
-    """(width, height, bits per sample, sample format) from the first IFD of a classic TIFF, or None."""
+    """(width, height, bits per sample, sample format) from the first IFD of a classic TIFF, or None.
+
+    Tags with one value per sample (BitsPerSample, SampleFormat) give their first value."""
     try:
         order = "<" if data[:2] == b"II" else ">"
         (offset,) = struct.unpack(order + "I", data[4:8])
@@ -525,14 +530,16 @@ def _tiff_header_size(data: bytes) -> tuple[int, int, int, int] | None:
         values: dict[int, int] = {}
         for k in range(min(count, 512)):
             entry = data[offset + 2 + 12 * k : offset + 14 + 12 * k]
-            tag, typ = struct.unpack(order + "HH", entry[:4])
-            if typ == 3:
-                (v,) = struct.unpack(order + "H", entry[8:10])
-            elif typ == 4:
-                (v,) = struct.unpack(order + "I", entry[8:12])
-            else:
+            tag, typ, n = struct.unpack(order + "HHI", entry[:8])
+            if typ not in (3, 4) or n < 1:
                 continue
-            values[tag] = v
+            size = 2 if typ == 3 else 4
+            if n * size <= 4:
+                raw = entry[8 : 8 + size]
+            else:
+                (where,) = struct.unpack(order + "I", entry[8:12])
+                raw = data[where : where + size]
+            (values[tag],) = struct.unpack(order + ("H" if typ == 3 else "I"), raw)
         return values[256], values[257], values.get(258, 8), values.get(339, 1)
     except (struct.error, KeyError, IndexError):
         return None

@@ -198,8 +198,8 @@ def _check_archive(path: Path) -> None:
         return  # torch.load reports the damage
     if declared > MAX_MODEL_BYTES:
         raise ModelError(
-            f"'{path.name}' cannot be used: it declares {declared / 1e9:.1f} GB of data, far more than any "
-            f"MLRN model (limit {MAX_MODEL_BYTES / 1e9:.1f} GB); it is damaged or not a model file"
+            f"'{path.name}' cannot be used: it declares {declared / 1e6:,.0f} MB of data, far more than any "
+            f"MLRN model (limit {MAX_MODEL_BYTES / 1e6:,.0f} MB); it is damaged or not a model file"
         )
 
 
