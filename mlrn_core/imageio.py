@@ -392,8 +392,8 @@ def _read_file_bytes(p: Path) -> bytes:
         raise ImageIOError(p, "file not found") from None
     except IsADirectoryError:
         raise ImageIOError(p, "is a directory, not an image file") from None
-    except PermissionError:
-        raise ImageIOError(p, "permission denied") from None
+    except PermissionError as exc:
+        raise ImageIOError(p, _os_reason(exc, "input")) from None
     except OSError as exc:
         raise ImageIOError(p, f"cannot open file ({exc.strerror or exc})") from None
     if not data:
