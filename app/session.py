@@ -29,7 +29,7 @@ from app.render import VisibleRegion
 from app.viewer import ViewerImage
 from app.worker import JobRunner, LoadedImage, RenderJob, RenderRequest, RenderSpec, SaveJob, SaveRequest
 from mlrn_core import auto
-from mlrn_core.imageio import SUPPORTED_EXTENSIONS, is_supported
+from mlrn_core.imageio import RAW_ADVICE, SUPPORTED_EXTENSIONS, is_camera_raw, is_supported
 from mlrn_core.registry import ModelError
 from mlrn_core.tiling import DEFAULT_OVERLAP, DeviceError, pick_device
 
@@ -91,6 +91,8 @@ def sort_inputs(items: list[str | Path]) -> tuple[list[Path], list[Path], str]:
             rejected.append(f"'{p.name}' does not exist")
         elif is_supported(p):
             files.append(p.absolute())
+        elif is_camera_raw(p):
+            rejected.append(f"'{p.name}': {RAW_ADVICE}")
         else:
             kinds = ", ".join(sorted(e.lstrip(".").upper() for e in SUPPORTED_EXTENSIONS))
             rejected.append(f"'{p.name}' is not a supported image type (use {kinds})")

@@ -347,6 +347,10 @@ def test_app_broken_and_unsupported_files_show_a_message(qtbot, tiny_model, wind
     notes.write_text("hello")
     _drop(window, notes)
     assert "notes.txt" in window.messages.current and "not a supported image type" in window.messages.current
+    raw = home / "DSC_0001.NEF"
+    raw.write_bytes(b"II*\x00 a camera RAW file")
+    _drop(window, raw)
+    assert "DSC_0001.NEF" in window.messages.current and "as a 16-bit TIFF" in window.messages.current
     window.open_paths([broken])
     qtbot.waitUntil(lambda: any("broken.jpg" in e for e in window.messages.errors), timeout=RENDER_TIMEOUT_MS)
     _wait_idle(qtbot, window)
