@@ -165,7 +165,7 @@ class ModelsDialog(QDialog):
             self._entries = []
             self._show_status(f"Cannot read the models folder: {exc}", error=True)
         self.problems_label.setText(
-            "\n".join(f"Not usable: {path.name} — {reason}" for path, reason in problems)
+            "\n".join(reason for _path, reason in problems)
         )
         self.problems_label.setVisible(bool(problems))
         self.list.blockSignals(True)
