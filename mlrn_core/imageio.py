@@ -484,6 +484,7 @@ def _decode(p: Path, data: bytes) -> Picture:
         icc = img.info.get("icc_profile") or None
         dpi = _read_dpi(img)
         exif_bytes = _read_exif_bytes(img, fmt, data)
+        has_xmp_iptc = _may_hold_xmp_iptc(img)
         orientation = _orientation_of(exif_bytes)
 
         pixels: np.ndarray | None = None
@@ -502,7 +503,7 @@ def _decode(p: Path, data: bytes) -> Picture:
 
     floats = _apply_orientation(floats, orientation)
     rgb, alpha = _split_channels(floats, gray)
-    xmp, iptc = _read_xmp_iptc(p, data)
+    xmp, iptc = _read_xmp_iptc(p, data) if has_xmp_iptc else (None, None)
     return Picture(
         rgb=rgb,
         alpha=alpha,
@@ -566,6 +567,18 @@ def _decode_float_tiff(p: Path, data: bytes) -> Picture | None:
     rgb, alpha = _split_channels(floats, gray)
     xmp, iptc = _read_xmp_iptc(p, data)
     return Picture(rgb, alpha, 16, gray, None, None, None, "tiff", "F", p, xmp, iptc)
+
+
+def _may_hold_xmp_iptc(img: Image.Image) -> bool:
+    """Whether the file has an XMP or IPTC block (from what Pillow already parsed), so that files without
+    any (most training images) are not opened a second time by libexiv2."""
+    info = img.info
+    if info.get("xmp") or "photoshop" in info:
+        return True
+    if any("xmp" in str(k).lower() or "iptc" in str(k).lower() for k in info):
+        return True  # PNG text chunks: 'XML:com.adobe.xmp', 'Raw profile type iptc'
+    tags = getattr(img, "tag_v2", None)
+    return bool(tags) and any(t in tags for t in (700, 33723, 34377))
 
 
 def _exiv2_path_ok(p: Path) -> bool:

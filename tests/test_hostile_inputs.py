@@ -583,8 +583,11 @@ def test_xmp_and_iptc_survive_mlrn_upscale(tmp_path: Path, model_file: Path, ext
     else:  # no IPTC block in these formats: its fields are in the XMP (the XMP's own values win)
         assert xmp["Xmp.dc.creator"] == corpus.IPTC_BYLINE
         assert xmp["Xmp.dc.description"] == {'lang="x-default"': corpus.IPTC_CAPTION}
+    back = imageio.read_image(out)  # and read back, so a second upscale keeps them too
+    assert back.xmp is not None and "places|beach" in back.xmp
+    assert (back.iptc is not None) == (ext in (".jpg", ".tif", ".png"))
     exif = Image.Exif()
-    exif.load(imageio.read_image(out).exif)
+    exif.load(back.exif)
     assert exif.get(0x013B) == ARTIST
 
 
