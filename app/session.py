@@ -29,6 +29,7 @@ from app.render import VisibleRegion
 from app.viewer import ViewerImage
 from app.worker import JobRunner, LoadedImage, RenderJob, RenderRequest, RenderSpec, SaveJob, SaveRequest
 from mlrn_core import auto
+from mlrn_core.batch import output_folder_problem
 from mlrn_core.imageio import RAW_ADVICE, SUPPORTED_EXTENSIONS, is_camera_raw, is_supported
 from mlrn_core.registry import ModelError
 from mlrn_core.tiling import DEFAULT_OVERLAP, DeviceError, pick_device
@@ -295,6 +296,10 @@ class RenderSession(QObject):
                 f"Not saved: '{target.name}' is the original photo; choose another name (originals are never "
                 "overwritten)"
             )
+            return False
+        problem = output_folder_problem(target.parent)  # found now, not after waiting for the render
+        if problem is not None:
+            self.error.emit(f"Not saved: {problem}")
             return False
         result = self._results.get(key) or self.cache.get(key)
         request = SaveRequest(self.current.picture, result, key.scale, target, fmt, quality, bit_depth, overwrite)

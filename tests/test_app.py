@@ -778,3 +778,24 @@ def test_app_save_never_replaces_a_file_that_appears_while_saving(qtbot, tiny_mo
     with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
         assert window.save_result(target)
     assert read_image(target).width == 2 * read_image(photo).width
+
+
+def test_app_save_checks_the_folder_before_waiting_for_the_render(qtbot, tiny_model, window, photo, home, monkeypatch):
+    import os
+
+    window.open_paths([photo])
+    _wait_right_done(qtbot, window)
+    locked = home / "locked"
+    locked.mkdir()
+    real_open = os.open
+
+    def read_only_folder(path, flags, mode=0o777, **kw):  # as a read-only folder answers (root ignores chmod)
+        if Path(path).parent == locked and flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", read_only_folder)
+    assert not window.save_result(locked / "out.png")
+    assert f"output folder '{locked}'" in window.messages.current
+    assert "not writable; choose another output folder" in window.messages.current
+    assert list(locked.iterdir()) == []
