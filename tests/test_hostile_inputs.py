@@ -237,7 +237,7 @@ def test_batch_never_replaces_an_output_another_run_wrote_meanwhile(
     monkeypatch.setattr(tiling, "upscale_picture", other_run_finishes_first)
     summary = run_batch(plan, options, loaded)
     assert (out / "a_x2.png").read_bytes() == b"the other run's result"  # never replaced
-    rows = [json.loads(s) for s in (out / batch.SIDECAR_NAME).read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(s) for s in batch.record_path(out).read_text(encoding="utf-8").splitlines()]
     oks = [r["output"] for r in rows if r["status"] == "ok"]
     assert len(oks) == len(set(oks))
     a = next(r for r in summary.results if r.item.source.name == "a.png")
@@ -251,13 +251,13 @@ def test_batch_never_replaces_an_output_another_run_wrote_meanwhile(
 def test_two_overlapping_cli_runs_never_lose_an_output(tmp_path: Path, model_file: Path) -> None:
     src = small_folder(tmp_path / "in", tuple(f"p{k}.png" for k in range(4)))
     out = tmp_path / "out"
-    env = dict(os.environ, PYTHONPATH=str(REPO), MLRN_HOME=str(tmp_path / "home"), OMP_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")  # this MLRN_HOME: the record is found
     cmd = [sys.executable, "-m", "mlrn_core.cli", "upscale", str(src), "--out-dir", str(out), "--model",
            str(model_file), "--device", "cpu"]  # fmt: skip
     runs = [subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     errs = [r.communicate(timeout=300)[1] for r in runs]
     assert [r.returncode for r in runs] == [0, 0], errs
-    rows = [json.loads(s) for s in (out / batch.SIDECAR_NAME).read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(s) for s in batch.record_path(out).read_text(encoding="utf-8").splitlines()]
     oks = [r["output"] for r in rows if r["status"] == "ok"]
     assert sorted(oks) == sorted(str(out / f"p{k}_x2.png") for k in range(4))  # each output once: no loss
     for k in range(4):
@@ -277,7 +277,7 @@ def test_an_over_long_output_name_fails_alone_and_the_rest_runs(
     rc = main(["upscale", str(src), "--out-dir", str(out), "--model", str(model_file), "--device", "cpu"])
     err = capsys.readouterr().err
     assert rc == 1
-    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "c_x2.png", batch.SIDECAR_NAME]
+    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "c_x2.png"]
     assert "file name too long for the file system: use a shorter name, suffix or folder" in err
     assert f"{long_stem}.png" in err and "Traceback" not in err
     # a rerun (the documented way to resume) skips what is done and reports the same one file
@@ -372,12 +372,13 @@ def test_a_record_that_cannot_be_written_is_said_so(
 ) -> None:
     src = small_folder(tmp_path / "in", ("a.png",))
     out = tmp_path / "out"
-    (out / batch.SIDECAR_NAME).mkdir(parents=True)  # the record's name is taken by a folder
+    record = batch.record_path(out)
+    record.mkdir(parents=True)  # the record's name is taken by a folder
     rc = main(["upscale", str(src), "--out-dir", str(out), "--model", str(model_file), "--device", "cpu"])
     err = capsys.readouterr().err
     assert rc == 0 and (out / "a_x2.png").exists()
-    assert f"the batch record '{out / batch.SIDECAR_NAME}' cannot be written" in err
-    assert f"record: {out / batch.SIDECAR_NAME}" not in err
+    assert f"the batch record '{record}' cannot be written" in err
+    assert f"record: {record}" not in err
 
 
 def test_write_failure_names_the_output_and_what_to_do(
@@ -537,7 +538,7 @@ def test_camera_raw_files_get_advice(tmp_path: Path, model_file: Path, capsys: p
     assert main(["upscale", str(folder), "--out-dir", str(out), "--model", str(model_file), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "1 camera RAW file(s) not upscaled" in err and "16-bit TIFF" in err
-    assert sorted(p.name for p in out.iterdir()) == ["a.jpg_x2.png", batch.SIDECAR_NAME]
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg_x2.png"]
 
 
 @pytest.mark.parametrize("ext", [".heic", ".avif"])
