@@ -166,7 +166,7 @@ class BatchExportDialog(QDialog):
         self.quality_spin = QSpinBox()
         self.quality_spin.setRange(1, 100)
         self.quality_spin.setValue(95)
-        self.quality_spin.setToolTip("JPEG and WebP quality")
+        self.quality_spin.setToolTip("JPEG, WebP, HEIC and AVIF quality")
         self.recursive_check = QCheckBox("Include subfolders (structure mirrored)")
         self.suffix_edit = QLineEdit()
         self.suffix_edit.setToolTip("Added to each output name before the extension; may be empty")

@@ -179,15 +179,17 @@ class ControlsPanel(QWidget):
             ("jpg", "JPEG"),
             ("tiff", "TIFF"),
             ("webp", "WebP"),
+            ("heic", "HEIC"),
+            ("avif", "AVIF"),
         ):
             self.format_combo.addItem(label, value)
         self.quality_spin = QSpinBox()
         self.quality_spin.setRange(1, 100)
-        self.quality_spin.setToolTip("JPEG and WebP quality (1-100)")
+        self.quality_spin.setToolTip("JPEG, WebP, HEIC and AVIF quality (1-100)")
         self.keep16_check = QCheckBox("Keep 16 bits per channel")
         self.keep16_check.setToolTip("For 16-bit sources saved as PNG or TIFF")
         self.save_button = QPushButton("Save result…")
-        self.save_button.setToolTip("Save the MLRN result (Ctrl+S); EXIF, ICC profile and DPI are kept")
+        self.save_button.setToolTip("Save the MLRN result (Ctrl+S); EXIF, XMP, IPTC, ICC profile and DPI are kept")
         eform.addRow("Format", self.format_combo)
         eform.addRow("Quality", self.quality_spin)
         eform.addRow("", self.keep16_check)

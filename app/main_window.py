@@ -56,7 +56,10 @@ SAVE_FILTERS = {
     "tiff": "TIFF image (*.tif *.tiff)",
     "webp": "WebP image (*.webp)",
     "bmp": "BMP image (*.bmp)",
+    "heic": "HEIC image (*.heic)",
+    "avif": "AVIF image (*.avif)",
 }
+_QUALITY_FORMATS = ("jpg", "webp", "heic", "avif")
 
 
 class MainWindow(WindowActions):
@@ -560,7 +563,7 @@ class MainWindow(WindowActions):
     def _update_export_state(self) -> None:
         fmt = self._export_format()
         sixteen = self.current is not None and self.current.picture.bit_depth == 16
-        self.panel.set_export_state(fmt in ("jpg", "webp"), sixteen and fmt in ("png", "tiff"))
+        self.panel.set_export_state(fmt in _QUALITY_FORMATS, sixteen and fmt in ("png", "tiff"))
 
     # ---------------------------------------------------------------------------------------------
     # saving
@@ -635,9 +638,11 @@ class MainWindow(WindowActions):
         except ImageIOError as exc:
             self.messages.show_error(str(exc))
             return False
-        quality = self.panel.quality_spin.value() if fmt in ("jpg", "webp") else None
+        quality = self.panel.quality_spin.value() if fmt in _QUALITY_FORMATS else None
         keep16 = self.panel.keep16_check.isChecked() and self.current.picture.bit_depth == 16 and fmt in ("png", "tiff")
-        return self.session.save(target, fmt, quality, 16 if keep16 else 8)
+        # Replace only a file the user agreed to replace (the save dialog asks); one that appears later, from
+        # another program, is never overwritten (create-if-absent).
+        return self.session.save(target, fmt, quality, 16 if keep16 else 8, overwrite=target.exists())
 
     # ---------------------------------------------------------------------------------------------
     # status, recent files, settings

@@ -3,17 +3,20 @@
 Lists :func:`mlrn_core.registry.list_models` (built-in models first and read-only, then the user's),
 shows the selected model's Markdown card, and calls the registry for every change, so the files on
 disk stay the single source of truth. Imports are validated by the registry before anything is
-copied; a foreign file (another project's weights, a random file) gets an error that names it.
-``modelsChanged`` is emitted after every change so the main window can refresh its model list.
+copied, on a background thread (a large or hostile file never freezes the window); a foreign file
+(another project's weights, a random file) gets an error that names it; files in the user models folder
+that cannot be used are listed under the models with the reason. ``modelsChanged`` is emitted after
+every change so the main window can refresh its model list; ``importFinished(bool)`` ends every import.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QFont
+from PySide6.QtCore import Qt, QThread, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QFont
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -31,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.worker import Job
 from mlrn_core import model_summary, paths, registry
 from mlrn_core.registry import ModelEntry, ModelError
 
@@ -54,10 +58,44 @@ def _card_markdown(entry: ModelEntry) -> str:
     return "\n".join(lines)
 
 
+class ImportJob(Job):
+    """Validates a model file (``name`` None: reads it and builds its network) or copies it in as ``name``."""
+
+    checked = Signal(str)  # the source, valid
+    imported = Signal(object)  # the new ModelEntry
+
+    def __init__(self, source: Path, name: str | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.name = name
+
+    def work(self) -> None:
+        if self.name is None:
+            registry.build_model(registry.read_model_file(self.source))
+            self.checked.emit(str(self.source))
+        else:
+            self.imported.emit(registry.import_user_model(self.source, self.name))
+
+
+# Import threads live here, not in a dialog: a dialog deleted while its import runs must not take the
+# running QThread with it. Finished ones are dropped when the next import starts.
+_IMPORT_THREADS: list[tuple[QThread, ImportJob]] = []
+
+
+def _wait_for_import_threads() -> None:
+    for thread, _job in _IMPORT_THREADS:
+        thread.wait()
+    _IMPORT_THREADS.clear()
+
+
+atexit.register(_wait_for_import_threads)  # never leave Python with a running QThread
+
+
 class ModelsDialog(QDialog):
     """Browse models and their cards; rename, delete, export and import user models."""
 
     modelsChanged = Signal()  # noqa: N815 - Qt signal naming
+    importFinished = Signal(bool)  # noqa: N815 - True when a model was imported
 
     def __init__(self, parent: QWidget | None = None, select: str | None = None) -> None:
         super().__init__(parent)
@@ -82,6 +120,11 @@ class ModelsDialog(QDialog):
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problems_label = QLabel()  # model files that cannot be used, and why
+        self.problems_label.setWordWrap(True)
+        self.problems_label.setStyleSheet(ERROR_STYLE)
+        self.problems_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._import_source: Path | None = None
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -92,6 +135,7 @@ class ModelsDialog(QDialog):
             buttons.addWidget(b)
         left_layout.addLayout(buttons)
         left_layout.addWidget(self.read_only_label)
+        left_layout.addWidget(self.problems_label)
         splitter = QSplitter()
         splitter.addWidget(left)
         splitter.addWidget(self.card_view)
@@ -113,12 +157,17 @@ class ModelsDialog(QDialog):
     # -- listing
     def refresh(self, select: str | None = None) -> None:
         """Re-read the registry and select ``select`` (or the first model)."""
+        problems: list[tuple[Path, str]] = []
         try:
-            self._entries = registry.list_models()
+            self._entries, problems = registry.scan_models()
         except OSError as exc:
             log.warning("cannot list models: %s", exc)
             self._entries = []
             self._show_status(f"Cannot read the models folder: {exc}", error=True)
+        self.problems_label.setText(
+            "\n".join(reason for _path, reason in problems)
+        )
+        self.problems_label.setVisible(bool(problems))
         self.list.blockSignals(True)
         self.list.clear()
         groups = (("user", "Your models"), ("built-in", "Built-in models (read-only)"))
@@ -246,13 +295,41 @@ class ModelsDialog(QDialog):
             self.import_file(Path(source))
 
     def import_file(self, source: Path) -> bool:
-        """Validate and copy a model file into the user models; asks for a name when its own is taken."""
-        try:
-            mf = registry.read_model_file(source)
-            registry.build_model(mf)
-        except ModelError as exc:
-            QMessageBox.warning(self, "Cannot import", f"'{source}' cannot be imported.\n\n{exc}")
+        """Validate (in the background) and copy a model file into the user models; asks for a name when its
+        own is taken. Returns False when an import is already running; ``importFinished`` tells the end."""
+        if self._import_source is not None:
+            self._show_status("An import is already running.", error=True)
             return False
+        self.import_button.setEnabled(False)
+        self._show_status(f"Checking '{source}'…")
+        self._import_source = source
+        job = ImportJob(source)
+        # bound slots of this GUI-thread object, so Qt queues the calls here (a lambda would run in the job's
+        # thread and build message boxes there)
+        job.checked.connect(self._on_import_job_checked)
+        job.failed.connect(self._on_import_job_failed)
+        self._start(job)
+        return True
+
+    @staticmethod
+    def _start(job: ImportJob) -> None:
+        for entry in [t for t in _IMPORT_THREADS if t[0].isFinished()]:
+            entry[0].wait()
+            _IMPORT_THREADS.remove(entry)
+        thread = QThread()
+        job.moveToThread(thread)
+        thread.started.connect(job.run)
+        job.finished.connect(thread.quit)
+        _IMPORT_THREADS.append((thread, job))
+        thread.start()
+
+    @staticmethod
+    def _wait_for_imports() -> None:
+        _wait_for_import_threads()
+
+    @Slot(str)
+    def _on_import_job_checked(self, source_text: str) -> None:
+        source = Path(source_text)
         name = source.stem
         problem = self._name_problem(name)
         while problem is not None:
@@ -260,17 +337,43 @@ class ModelsDialog(QDialog):
                                             text=f"{source.stem} (imported)")
             name = name.strip()
             if not ok or not name:
-                return False
+                self._show_status("Import cancelled.")
+                self._import_done(False)
+                return
             problem = self._name_problem(name)
-        try:
-            entry = registry.import_user_model(source, name)
-        except (ModelError, OSError) as exc:
-            QMessageBox.warning(self, "Cannot import", f"'{source}' cannot be imported.\n\n{exc}")
-            return False
+        self._show_status(f"Importing '{source}' as '{name}'…")
+        job = ImportJob(source, name)
+        job.imported.connect(self._on_import_job_imported)
+        job.failed.connect(self._on_import_job_failed)
+        self._start(job)
+
+    @Slot(object)
+    def _on_import_job_imported(self, entry: ModelEntry) -> None:
+        source = self._import_source
         self._show_status(f"Imported '{source}' as '{entry.name}' (x{entry.scale}).")
         self.refresh(entry.name)
         self.modelsChanged.emit()
-        return True
+        self._import_done(True)
+
+    @Slot(str)
+    def _on_import_job_failed(self, message: str) -> None:
+        source = self._import_source
+        self._show_status(f"'{source}' was not imported.", error=True)
+        QMessageBox.warning(self, "Cannot import", f"'{source}' cannot be imported.\n\n{message}")
+        self._import_done(False)
+
+    def _import_done(self, ok: bool) -> None:
+        self._import_source = None
+        self.import_button.setEnabled(True)
+        self.importFinished.emit(ok)
+
+    def done(self, result: int) -> None:  # closing waits for a running import (it only copies a file)
+        self._wait_for_imports()
+        super().done(result)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self._wait_for_imports()
+        super().closeEvent(event)
 
     @staticmethod
     def _name_problem(name: str) -> str | None:

@@ -29,7 +29,8 @@ from app.render import VisibleRegion
 from app.viewer import ViewerImage
 from app.worker import JobRunner, LoadedImage, RenderJob, RenderRequest, RenderSpec, SaveJob, SaveRequest
 from mlrn_core import auto
-from mlrn_core.imageio import SUPPORTED_EXTENSIONS, is_supported
+from mlrn_core.batch import output_folder_problem
+from mlrn_core.imageio import RAW_ADVICE, SUPPORTED_EXTENSIONS, is_camera_raw, is_supported
 from mlrn_core.registry import ModelError
 from mlrn_core.tiling import DEFAULT_OVERLAP, DeviceError, pick_device
 
@@ -91,6 +92,8 @@ def sort_inputs(items: list[str | Path]) -> tuple[list[Path], list[Path], str]:
             rejected.append(f"'{p.name}' does not exist")
         elif is_supported(p):
             files.append(p.absolute())
+        elif is_camera_raw(p):
+            rejected.append(f"'{p.name}': {RAW_ADVICE}")
         else:
             kinds = ", ".join(sorted(e.lstrip(".").upper() for e in SUPPORTED_EXTENSIONS))
             rejected.append(f"'{p.name}' is not a supported image type (use {kinds})")
@@ -272,10 +275,11 @@ class RenderSession(QObject):
             )
         )
 
-    def save(self, target: Path, fmt: str, quality: int | None, bit_depth: int) -> bool:
+    def save(self, target: Path, fmt: str, quality: int | None, bit_depth: int, overwrite: bool = False) -> bool:
         """Save the MLRN result of the current image to ``target`` now, or once its render has finished.
 
-        False (with a message) when there is nothing to save or ``target`` is the original photo.
+        False (with a message) when there is nothing to save or ``target`` is the original photo. Without
+        ``overwrite`` the file is created only if absent: one that appears meanwhile is never replaced.
         """
         if self.current is None:
             self.error.emit("Nothing to save yet: open a photo first")
@@ -293,8 +297,12 @@ class RenderSession(QObject):
                 "overwritten)"
             )
             return False
+        problem = output_folder_problem(target.parent)  # found now, not after waiting for the render
+        if problem is not None:
+            self.error.emit(f"Not saved: {problem}")
+            return False
         result = self._results.get(key) or self.cache.get(key)
-        request = SaveRequest(self.current.picture, result, key.scale, target, fmt, quality, bit_depth)
+        request = SaveRequest(self.current.picture, result, key.scale, target, fmt, quality, bit_depth, overwrite)
         if result is None:
             self._pending_save = (key, request)
             if self._job is None or key not in self._job_keys:

@@ -291,6 +291,7 @@ class SaveRequest:
     fmt: str | None = None
     quality: int | None = None
     bit_depth: int | None = None
+    overwrite: bool = False  # True only for a file the user chose to replace
 
 
 class SaveJob(Job):
@@ -307,8 +308,24 @@ class SaveJob(Job):
         # 16-bit sources keep a uint16 result; 8-bit ones the uint8 display pixels, which are the result
         rgb = req.result.rgb16 if req.result.rgb16 is not None else req.result.image
         picture = finish_upscaled(req.source, rgb, req.scale)
-        out = write_image(picture, req.path, fmt=req.fmt, quality=req.quality, bit_depth=req.bit_depth)
+        out = write_image(
+            picture, req.path, fmt=req.fmt, quality=req.quality, bit_depth=req.bit_depth, overwrite=req.overwrite
+        )
         self.saved.emit(str(out))
+
+
+class _ThreadEnd(QObject):
+    """Tells a :class:`JobRunner` (in the GUI thread) which of its threads has finished."""
+
+    def __init__(self, runner: JobRunner, job_id: int) -> None:
+        super().__init__(runner)
+        self._runner = runner
+        self._job_id = job_id
+
+    @Slot()
+    def fire(self) -> None:
+        self._runner._on_thread_finished(self._job_id)
+        self.deleteLater()
 
 
 class JobRunner(QObject):
@@ -326,9 +343,12 @@ class JobRunner(QObject):
         self._next_id += 1
         thread.started.connect(job.run)
         job.finished.connect(thread.quit)
-        # a bound method of this GUI-thread object, so Qt queues the call here (a lambda or partial would
-        # run in the finishing thread itself)
-        thread.finished.connect(self._on_thread_finished)
+        # a bound method of a GUI-thread object, so Qt queues the call here (a lambda or partial would run in
+        # the finishing thread itself); one per thread, holding its id: QObject.sender() of a queued call can
+        # name another thread, when the finished one was deleted and a new one took its address, and that
+        # running thread would then be dropped and destroyed ("QThread: Destroyed while thread is still running")
+        end = _ThreadEnd(self, job_id)
+        thread.finished.connect(end.fire)
         self._running[job_id] = (thread, job)
         thread.start()
 
@@ -339,13 +359,10 @@ class JobRunner(QObject):
     def busy(self) -> bool:
         return bool(self._running)
 
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        thread = self.sender()
-        for job_id, (t, _job) in list(self._running.items()):
-            if t is thread:
-                del self._running[job_id]
-                t.wait()  # finished is emitted just before the thread really ends
+    def _on_thread_finished(self, job_id: int) -> None:
+        entry = self._running.pop(job_id, None)
+        if entry is not None:
+            entry[0].wait()  # finished is emitted just before the thread really ends
 
     def stop_all(self, wait: bool = True, keep: tuple[type[Job], ...] = ()) -> None:
         """Ask every job except those of the ``keep`` types to stop; with ``wait``, block until all ended."""

@@ -3,21 +3,26 @@
 :func:`plan_batch` turns input files and folders into a :class:`BatchPlan`: one :class:`BatchItem` per
 file found, saying what will happen to it (write, skip because the output exists, rename to
 ``name (1).ext``, overwrite, or unsupported) and where its output goes (subfolders mirrored under the
-output folder). Planning refuses anything that would write over an input. :func:`run_batch` then
+output folder). Planning refuses anything that would write over an input; a problem with one file or
+folder (a name too long for the file system, a folder that cannot be searched, a camera RAW file) becomes
+that item's error or note, so the rest of the batch runs. :func:`run_batch` then
 upscales the plan with one model on one device (one :class:`~mlrn_core.tiling.TileRunner`, so the
 weights are moved once), overlapping work: a reader thread decodes the next picture and a writer
 thread encodes the previous one while the network runs (numpy, Pillow and torch release the GIL).
-Each output is written atomically by :func:`mlrn_core.imageio.write_image`; a file that fails is
-reported with its reason and the batch goes on; cancelling stops after the current tile and leaves
-nothing partial. Every file gets one line in the JSON-lines record of its output folder, kept in the
-per-user records folder (:func:`record_path`), not among the user's photos. Progress, cancel and
-per-file results are plain callables, so the CLI and the GUI share it.
+Each output is written atomically by :func:`mlrn_core.imageio.write_image`, created only if absent
+(unless overwriting was asked for), so two runs writing the same name never lose either result; every
+output folder is checked for writing before its first picture is upscaled, and unfinished files left by a
+killed run are removed; a file that fails is reported with its reason and the batch goes on; cancelling
+stops after the current tile and leaves nothing partial. Every file gets one line in the JSON-lines record
+of its output folder, kept in the per-user records folder (:func:`record_path`), not among the user's
+photos. Progress, cancel and per-file results are plain callables, so the CLI and the GUI share it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import logging
 import os
@@ -29,9 +34,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
-from mlrn_core import imageio, tiling
+from mlrn_core import atomic, edges, imageio, tiling
 from mlrn_core.auto import AutoChoice, ModelCache, choose_model, is_auto, photo_name
 from mlrn_core.imageio import ImageIOError, Picture
 from mlrn_core.registry import ModelError
@@ -44,11 +50,11 @@ log = logging.getLogger(__name__)
 
 SIDECAR_NAME = "mlrn-batch.jsonl"  # the record's name in output folders of earlier versions (still skipped as input)
 SCALES = (2, 3, 4)
-FORMATS = ("same", "png", "jpg", "tiff", "webp")
+FORMATS = ("same", "png", "jpg", "tiff", "webp", "heic", "avif")
 ON_EXISTS = ("skip", "rename", "overwrite")
 
-# What the planner decided for an item.
-WRITE, SKIP, RENAME, OVERWRITE, UNSUPPORTED = "write", "skip", "rename", "overwrite", "unsupported"
+# What the planner decided for an item (ERROR: it cannot be done, ``note`` says why).
+WRITE, SKIP, RENAME, OVERWRITE, UNSUPPORTED, ERROR = "write", "skip", "rename", "overwrite", "unsupported", "error"
 WORK_ACTIONS = frozenset({WRITE, RENAME, OVERWRITE})
 
 # What happened to an item.
@@ -137,6 +143,8 @@ class BatchItem:
             return f"rename -> {self.output.name}"
         if self.action == UNSUPPORTED:
             return f"unsupported ({self.note})" if self.note else "unsupported"
+        if self.action == ERROR:
+            return f"error ({self.note})"
         return self.action
 
 
@@ -159,7 +167,7 @@ class BatchPlan:
         return [i for i in self.items if i.is_work]
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys((WRITE, RENAME, OVERWRITE, SKIP, UNSUPPORTED), 0)
+        out = dict.fromkeys((WRITE, RENAME, OVERWRITE, SKIP, UNSUPPORTED, ERROR), 0)
         for item in self.items:
             out[item.action] += 1
         return out
@@ -176,7 +184,14 @@ class BatchPlan:
             parts.append(f"{c[SKIP]} skip (exist)")
         if c[UNSUPPORTED]:
             parts.append(f"{c[UNSUPPORTED]} unsupported")
+        if c[ERROR]:
+            parts.append(f"{c[ERROR]} cannot be done")
         return ", ".join(parts)
+
+    @property
+    def raw_files(self) -> list[BatchItem]:
+        """Camera RAW files found (skipped, with advice)."""
+        return [i for i in self.items if i.action == UNSUPPORTED and imageio.is_camera_raw(i.source)]
 
     def shard(self, rank: int, world_size: int) -> BatchPlan:
         """Items ``rank::world_size`` (by plan index), for one process of a multi-process run."""
@@ -232,6 +247,7 @@ class BatchSummary:
     model: str = ""
     device: str = ""
     scale: int = 0
+    record_error: str | None = None  # why the batch record (sidecar) could not be written, if it could not
 
     def _with(self, status: str) -> list[ItemResult]:
         return [r for r in self.results if r.status == status]
@@ -292,10 +308,20 @@ def _inode(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def _scan_folder(folder: Path, recursive: bool, exclude: Path | None) -> list[Path]:
-    """Files in ``folder`` (sorted, hidden files and folders left out), never descending into ``exclude``."""
+def _scan_folder(
+    folder: Path, recursive: bool, exclude: Path | None, errors: list[tuple[Path, str]] | None = None
+) -> list[Path]:
+    """Files in ``folder`` (sorted, hidden files and folders left out), never descending into ``exclude``.
+
+    Folders that cannot be listed are added to ``errors`` as (folder, reason), never skipped silently."""
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+
+    def on_error(exc: OSError) -> None:
+        if errors is not None:
+            where = Path(exc.filename) if exc.filename else folder
+            errors.append((where, f"cannot read this input folder ({imageio._os_reason(exc, 'input')})"))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=on_error):
         here = Path(dirpath)
         if recursive:
             dirnames[:] = sorted(
@@ -348,7 +374,9 @@ def plan_batch(
     if out is None and out_file is None and (len(sources_in) > 1 or sources_in[0].is_dir()):
         raise BatchError("an output folder is needed to upscale a folder or several files")
     if out is not None and out.exists() and not out.is_dir():
-        raise BatchError(f"output folder '{out}' is a file")
+        raise BatchError(f"output folder '{out}' is a file: choose a folder")
+    if out_file is not None and out_file.is_dir():
+        raise BatchError(f"output file '{out_file}' is a folder: give a file name, or use --out-dir for a folder")
     for p in sources_in:
         if out is not None and p.is_dir() and _key(p) == _key(out):
             raise BatchError(
@@ -359,9 +387,10 @@ def plan_batch(
     # (source, root) pairs, each file once (a file may be given by name and found in a folder too)
     seen: set[str] = set()
     sources: list[tuple[Path, Path | None]] = []
+    scan_errors: list[tuple[Path, str]] = []
     for p in sources_in:
         if p.is_dir():
-            found = [(f, p) for f in _scan_folder(p, options.recursive, out)]
+            found = [(f, p) for f in _scan_folder(p, options.recursive, out, scan_errors)]
         else:
             found = [(p, None)]
         for f, root in found:
@@ -381,44 +410,84 @@ def plan_batch(
     claimed: set[str] = set()
     items: list[BatchItem] = []
     for index, (src, root) in enumerate(sources):
+        if imageio.is_camera_raw(src):
+            items.append(BatchItem(index, src, None, UNSUPPORTED, root, f"camera RAW file: {imageio.RAW_ADVICE}"))
+            continue
         if not imageio.is_supported(src):
             note = f"'{src.suffix}' files" if src.suffix else "no extension"
             items.append(BatchItem(index, src, None, UNSUPPORTED, root, note))
             continue
         target = _target_for(src, root, out, out_file, options)
-        if is_an_input(target):
-            raise BatchError(
-                f"the output for '{src}' would be written over the input '{target}': "
-                "choose another output folder, file name or suffix"
-            )
-        n = 0
-        candidate = target
-        while _key(candidate) in claimed:  # two sources, one name (a.jpg and a.png into PNG)
-            n += 1
-            candidate = _numbered(target, n)
-        note = f"name taken by another file of this batch: written as {candidate.name}" if n else ""
-        action = WRITE
-        if candidate.exists():
-            if options.on_exists == "skip":
-                action = SKIP
-            elif options.on_exists == "overwrite":
-                action = OVERWRITE
-            else:
-                action = RENAME
-                base, k = candidate, 0
-                while candidate.exists() or _key(candidate) in claimed or is_an_input(candidate):
-                    k += 1
-                    candidate = _numbered(base, k)
-        claimed.add(_key(candidate))
-        choice, error = None, ""
-        if is_auto(options.model) and action != SKIP:
-            try:
-                choice = choose_model(src, options.scale)
-            except ModelError as exc:
-                error = str(exc)
-        items.append(BatchItem(index, src, candidate, action, root, note, choice, error))
+        try:
+            items.append(_plan_item(index, src, root, target, options, claimed, is_an_input))
+        except OSError as exc:  # a name too long, an output folder that cannot be searched...
+            reason = f"output '{target}': {imageio._os_reason(exc)}"
+            items.append(BatchItem(index, src, target, ERROR, root, reason))
+    for k, (folder, reason) in enumerate(scan_errors):
+        items.append(BatchItem(len(sources) + k, folder, None, ERROR, None, reason))
     sidecar = record_path(out) if out is not None and options.sidecar else None
     return BatchPlan(items=tuple(items), out_dir=out, sidecar=sidecar)
+
+
+def _plan_item(
+    index: int,
+    src: Path,
+    root: Path | None,
+    target: Path,
+    options: BatchOptions,
+    claimed: set[str],
+    is_an_input: Callable[[Path], bool],
+) -> BatchItem:
+    """What happens to one source whose output would be ``target``; OSError for a target the file system
+    refuses (raised by the existence checks)."""
+    if is_an_input(target):
+        raise BatchError(
+            f"the output for '{src}' would be written over the input '{target}': "
+            "choose another output folder, file name or suffix"
+        )
+    n = 0
+    candidate = target
+    while _key(candidate) in claimed:  # two sources, one name (a.jpg and a.png into PNG)
+        n += 1
+        candidate = _numbered(target, n)
+    note = f"name taken by another file of this batch: written as {candidate.name}" if n else ""
+    action = WRITE
+    if candidate.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder", str(candidate))
+    if candidate.exists():
+        if options.on_exists == "skip":
+            action = SKIP
+        elif options.on_exists == "overwrite":
+            action = OVERWRITE
+        else:
+            action = RENAME
+            base, k = candidate, 0
+            while candidate.exists() or _key(candidate) in claimed or is_an_input(candidate):
+                k += 1
+                candidate = _numbered(base, k)
+    else:
+        _check_name_length(candidate)
+    claimed.add(_key(candidate))
+    choice, error = None, ""
+    if is_auto(options.model) and action != SKIP:
+        try:
+            choice = choose_model(src, options.scale)
+        except ModelError as exc:
+            error = str(exc)
+    return BatchItem(index, src, candidate, action, root, note, choice, error)
+
+
+def _check_name_length(path: Path) -> None:
+    """ENAMETOOLONG for a name the output folder's file system cannot hold (the folder may not exist yet)."""
+    limit = 255
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    for part in (path.name, atomic.part_name(path, "0" * 12)):
+        if len(os.fsencode(part)) > limit:
+            raise OSError(errno.ENAMETOOLONG, "File name too long", str(path))
 
 
 def _target_for(src: Path, root: Path | None, out: Path | None, out_file: Path | None, options: BatchOptions) -> Path:
@@ -499,6 +568,23 @@ class _Sidecar:
         self.common = common
         self.per_file = per_file  # Auto: each line names the model that ran and why
         self._warned = False
+        self.error: str | None = None  # why the record could not be written
+
+    def check(self) -> None:
+        """Find out before the work whether the record can be written (``error`` says why not)."""
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self.error = f"'{self.path}' cannot be written ({imageio._os_reason(exc)})"
+        if not self._warned:
+            log.warning("the batch record %s", self.error)
+            self._warned = True
 
     def record(self, result: ItemResult) -> None:
         if self.path is None:
@@ -526,9 +612,7 @@ class _Sidecar:
             finally:
                 os.close(fd)
         except OSError as exc:
-            if not self._warned:
-                log.warning("cannot write the batch record %s: %s", self.path, exc.strerror or exc)
-                self._warned = True
+            self._fail(exc)
 
 
 _OOM_TYPES = (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))
@@ -647,15 +731,21 @@ def run_batch(
         if on_item is not None:
             on_item(result)
 
+    sidecar.check()
+    summary.record_error = sidecar.error
     for item in plan.items:
         if item.action == SKIP:
             report(ItemResult(item, SKIPPED, item.output, error="output exists"))
         elif item.action == UNSUPPORTED:
             report(ItemResult(item, SKIPPED, None, error=f"unsupported file type ({item.note})"))
+        elif item.action == ERROR:
+            report(ItemResult(item, FAILED, None, error=item.note))
     for item in unserved:
         report(ItemResult(item, FAILED, None, error=item.auto_error or "Auto picked no model"))
 
     if work:
+        for folder in {i.output.parent for i in work if i.output is not None}:
+            atomic.remove_stale_parts(folder)
         capture = _ItemLog()
         io_log = logging.getLogger(imageio.__name__)
         io_log.addHandler(capture)
@@ -664,7 +754,33 @@ def run_batch(
         finally:
             io_log.removeHandler(capture)
     summary.elapsed_s = time.monotonic() - start
+    summary.record_error = sidecar.error
     return summary
+
+
+def output_folder_problem(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (created if missing), or None when they can.
+
+    Tried for real (a probe file is created and removed): permissions, read-only disks, ACLs and full
+    quota all answer the same way as the write itself would."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".mlrn-probe-{os.getpid()}-{threading.get_ident()}{atomic.PART_SUFFIX}"
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        return f"output folder '{folder}': {imageio._os_reason(exc)}"
+    return None
+
+
+def _non_finite(picture: Picture) -> bool:
+    rgb = picture.rgb
+    return rgb.dtype.kind == "f" and not bool(np.isfinite(rgb).all())
+
+
+class _InvalidOutput(Exception):
+    """The network's output holds NaN or infinite values."""
 
 
 @dataclass
@@ -698,17 +814,52 @@ def _run_work(
     def write(job: _Job, picture: Picture) -> ItemResult:
         t0 = time.monotonic()
         assert job.item.output is not None
-        try:
-            with capture.collecting(job.warnings):
-                path = imageio.write_image(
-                    picture, job.item.output, fmt=output_format(job.item, options), quality=options.quality
-                )
-            return ItemResult(job.item, OK, path, job.seconds + time.monotonic() - t0, None, job.warnings)
-        except ImageIOError as exc:
-            return ItemResult(job.item, FAILED, None, job.seconds + time.monotonic() - t0, exc.reason, job.warnings)
-        except Exception as exc:  # noqa: BLE001 - one file's failure never stops the batch
-            reason = f"cannot write ({type(exc).__name__}: {exc})"
-            return ItemResult(job.item, FAILED, None, job.seconds + time.monotonic() - t0, reason, job.warnings)
+
+        def result(status: str, path: Path | None, error: str | None) -> ItemResult:
+            return ItemResult(job.item, status, path, job.seconds + time.monotonic() - t0, error, job.warnings)
+
+        for _attempt in range(1000):
+            target = job.item.output
+            try:
+                with capture.collecting(job.warnings):
+                    path = imageio.write_image(
+                        picture,
+                        target,
+                        fmt=output_format(job.item, options),
+                        quality=options.quality,
+                        overwrite=job.item.action == OVERWRITE,
+                    )
+                return result(OK, path, None)
+            except imageio.OutputExistsError:
+                # another program or run created this name while we worked: never replace it
+                if options.on_exists != "rename":
+                    return result(SKIPPED, target, "output exists (it appeared while this file was upscaled)")
+                retry = _now_free(replace(job.item, action=RENAME), options)
+                if retry is None:
+                    break
+                job.item = retry
+            except ImageIOError as exc:
+                return result(FAILED, None, f"output '{target}': {exc.reason}")
+            except Exception as exc:  # noqa: BLE001 - one file's failure never stops the batch
+                return result(FAILED, None, f"output '{target}': cannot write ({type(exc).__name__}: {exc})")
+        return result(FAILED, None, f"output '{job.item.output}': no free name found")
+
+    folder_ok: dict[Path, str | None] = {}
+    finite: dict[int, bool] = {}
+
+    def probe_ok(runner: tiling.TileRunner) -> bool:
+        """Whether the network gives finite values (tried once per runner on a small gray square)."""
+        if id(runner) not in finite:
+            probe = runner.run(np.full((8, 8, 3), 0.5, np.float32))
+            finite[id(runner)] = bool(np.isfinite(probe).all())
+        return finite[id(runner)]
+
+    def output_problem(item: BatchItem) -> str | None:
+        assert item.output is not None
+        folder = item.output.parent
+        if folder not in folder_ok:
+            folder_ok[folder] = output_folder_problem(folder)
+        return folder_ok[folder]
 
     def failed(job: _Job, reason: str) -> None:
         log.info("%s failed: %s", job.item.source, reason)
@@ -753,6 +904,13 @@ def _run_work(
                 done += 1
                 continue
             job.item = checked
+            problem = output_problem(job.item)
+            if problem is not None:  # found before the picture is read and upscaled
+                reads.pop(k, None)
+                finish_pending()
+                failed(job, problem)
+                done += 1
+                continue
             emit(job, k + 1, 0, 0)
             try:
                 picture = reads.pop(k).result() if k in reads else read(job)
@@ -775,6 +933,11 @@ def _run_work(
             t0 = time.monotonic()
             try:
                 net, runner = model_for(job.item)
+                if not probe_ok(runner):  # a broken model would write black images (its NaN become 0)
+                    raise _InvalidOutput
+                rgb, alpha, box = edges.pad_thin(picture.rgb, picture.alpha)  # 1-2 px images keep their colours
+                if box is not None:
+                    picture = picture.with_pixels(rgb, alpha)
                 up = tiling.upscale_picture(
                     net,
                     picture,
@@ -783,6 +946,21 @@ def _run_work(
                     cancel=cancel,
                     progress=lambda d, t, job=job, k=k: emit(job, k + 1, d, t),
                 )
+                if box is not None:
+                    up_alpha = None if up.alpha is None else edges.crop_upscaled(up.alpha, box, options.scale)
+                    up = up.with_pixels(edges.crop_upscaled(up.rgb, box, options.scale), up_alpha)
+                if _non_finite(up):
+                    raise _InvalidOutput
+            except _InvalidOutput:
+                job.seconds += time.monotonic() - t0
+                finish_pending()
+                failed(
+                    job,
+                    "the model produced invalid values (NaN or infinity), so nothing was written: the model "
+                    "file is broken; use another model",
+                )
+                done += 1
+                continue
             except tiling.Cancelled:
                 job.seconds += time.monotonic() - t0
                 summary.cancelled = True

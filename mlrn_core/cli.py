@@ -74,6 +74,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     from mlrn_core import paths, registry
 
     entries = registry.list_models()
+    problems = registry.model_problems()
+    for path, reason in problems:  # never hidden: a file the user put there and cannot pick
+        print(f"mlrn models: cannot use {path}: {reason}", file=sys.stderr)
     if args.json:
         print(json.dumps([{"name": e.name, "kind": e.kind, "scale": e.scale, "path": str(e.path),
                            "metrics": e.info.get("metrics", {})} for e in entries]))

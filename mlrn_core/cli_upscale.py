@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from mlrn_core.batch import FORMATS, ON_EXISTS, SCALES
+from mlrn_core.imageio import RAW_ADVICE
 from mlrn_core.terminal import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Progress, bar, fmt_duration
 
 _DESCRIPTION = """\
@@ -35,8 +36,11 @@ WebP, JPEG-compressed TIFF), the paper model mlrn-x2 for lossless files (PNG, TI
 Without the photo model for the scale, every file uses the paper model and the run says so. --dry-run
 shows the model for each file; the record names the model per file.
 
-Outputs keep EXIF (orientation reset, pixel size updated), the ICC profile, DPI, 16 bit (PNG/TIFF),
-alpha and grayscale. Each file is written to a temporary name and renamed when complete; a file that
+Outputs keep EXIF (orientation reset, pixel size updated), XMP and IPTC (keywords, ratings, copyright),
+the ICC profile, DPI, 16 bit (PNG/TIFF), alpha and grayscale. Reads PNG, JPEG, TIFF (also 32-bit float),
+WebP, BMP, HEIC/HEIF and AVIF; camera RAW files are skipped with advice (export a 16-bit TIFF first).
+Each file is written to a temporary name and given its final name when complete, never over a file that
+exists by then (not even one another run wrote meanwhile, unless --on-exists overwrite); a file that
 fails is reported with the reason and the batch goes on. With --out-dir every file gets a line in
 the folder's record (input, output, status, model, scale, device, seconds, error; with --model auto
 also auto: why that model), kept in the per-user data folder, not among the photos: the summary line
@@ -67,6 +71,16 @@ def _tile(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a tile size in pixels, got '{text}'") from None
     if value != 0 and value < MIN_TILE:
         raise argparse.ArgumentTypeError(f"tile size must be 0 (automatic) or at least {MIN_TILE} px, got {value}")
+    return value
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"threads must be 0 (automatic) or a positive number, got '{text}'")
     return value
 
 
@@ -140,7 +154,7 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     )
     p.add_argument(
         "--threads",
-        type=int,
+        type=_threads,
         default=0,
         metavar="N",
         help="CPU threads for the network (default: 0, torch's choice); fewer can be faster on a "
@@ -254,6 +268,10 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         hint = "" if args.recursive else " (use --recursive for subfolders)"
         print(f"{prefix}nothing to do: no files found{hint}", file=sys.stderr)
         return EXIT_OK
+    if len(plan) == 1 and plan.items[0].action == batch.UNSUPPORTED:  # the one file asked for cannot be done
+        item = plan.items[0]
+        print(f"mlrn upscale: cannot upscale '{item.source}': {item.describe()}", file=sys.stderr)
+        return EXIT_FAILED
 
     try:
         device = distributed.device_for(args.device, dist)
@@ -347,7 +365,12 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
     where = f"; record: {mine.sidecar}" if mine.sidecar and mine.items else ""
+    if summary.record_error:
+        where = f"; the batch record {summary.record_error}"
     progress.line(f"{prefix}{summary.describe()}{where}")
+    raws = mine.raw_files
+    if raws:
+        progress.line(f"{prefix}{len(raws)} camera RAW file(s) not upscaled: {RAW_ADVICE}")
     if summary.failed:
         progress.line(f"{prefix}{len(summary.failed)} failed:")
         for r in summary.failed:

@@ -89,7 +89,7 @@ def write_holdout_crop(src: str | Path, dst: Path, scale: int, side: int) -> Pat
         y, x, s = detail_box(hr, side, scale)
         hr = hr[y : y + s, x : x + s]
     dst.parent.mkdir(parents=True, exist_ok=True)
-    return imageio.write_image(imageio.picture_from_array(np.ascontiguousarray(hr)), dst, fmt="png")
+    return imageio.write_image(imageio.picture_from_array(np.ascontiguousarray(hr)), dst, fmt="png", overwrite=True)
 
 
 @dataclass(frozen=True)

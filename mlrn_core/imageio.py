@@ -17,7 +17,17 @@ and 4:4:4 chroma by default) keeps ICC, DPI and EXIF but drops alpha; WebP (8 bi
 EXIF but has no DPI field and no grayscale mode; BMP (8 bit) keeps DPI only (no alpha, ICC or EXIF).
 On write, EXIF Orientation is reset to 1 (pixels are already upright), PixelXDimension/PixelYDimension
 (and IFD0 ImageWidth/ImageLength when present) are set to the written size, and the embedded EXIF
-thumbnail (IFD1) is dropped because it would be stale. XMP and IPTC blocks are not carried over.
+thumbnail (IFD1) is dropped because it would be stale. XMP (Lightroom keywords, ratings, copyright...) and
+IPTC are read and written with pyexiv2 (libexiv2) into JPEG, PNG, TIFF, WebP, HEIC and AVIF outputs; WebP,
+HEIC and AVIF have no IPTC block, so there IPTC fields that the XMP lacks are added to the XMP (as exiv2
+maps them). HEIC/HEIF (through pillow-heif) and AVIF (Pillow) open and save in 8 bit.
+
+Hostile inputs: the pixel count is checked from the header before anything is decoded (images over
+:data:`MAX_IMAGE_PIXELS` are refused, never just warned about); camera RAW files are refused with what to
+do; animated files say that only the first frame is used. Outputs are created only if absent unless
+``overwrite=True`` (the finished temporary file is hard-linked to the final name, which fails when a file
+appeared there meanwhile), so two runs writing one name never lose either result. While it is written, a
+temporary file is locked; :func:`remove_stale_parts` deletes those left by a killed run.
 """
 
 from __future__ import annotations
@@ -28,7 +38,10 @@ import errno
 import io
 import logging
 import os
+import re
 import struct
+import threading
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,18 +53,50 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, UnidentifiedImageError
 
-from mlrn_core.atomic import atomic_open
+from mlrn_core.atomic import atomic_open, remove_stale_parts  # noqa: F401 - remove_stale_parts is public here
+
+try:  # HEIC/HEIF (phones): an optional plug-in; without it such files get a message saying what to install
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF_AVAILABLE = True
+except ImportError:  # pragma: no cover - it is a dependency; kept optional for minimal installs
+    HEIF_AVAILABLE = False
+
+try:
+    import pyexiv2
+
+    pyexiv2.set_log_level(4)  # exiv2 prints warnings on stderr otherwise; failures still raise
+except ImportError:  # pragma: no cover - a dependency; without it XMP/IPTC are not carried over
+    pyexiv2 = None
 
 log = logging.getLogger(__name__)
+_exiv2_lock = threading.Lock()  # libexiv2's XMP toolkit is not safe to use from two threads at once
 
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
+    {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".heic", ".heif", ".avif"}
+)
 FORMAT_EXTENSIONS: dict[str, str] = {
     "png": ".png",
     "jpg": ".jpg",
     "tiff": ".tif",
     "webp": ".webp",
     "bmp": ".bmp",
+    "heic": ".heic",
+    "avif": ".avif",
 }
+#: Camera RAW files: refused with a message saying how to get an image MLRN can upscale.
+RAW_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".3fr", ".ari", ".arw", ".bay", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf", ".fff", ".iiq",
+        ".k25", ".kdc", ".mef", ".mos", ".mrw", ".nef", ".nrw", ".orf", ".pef", ".raf", ".raw", ".rw2",
+        ".rwl", ".sr2", ".srf", ".srw", ".x3f",
+    }
+)  # fmt: skip
+RAW_ADVICE = (
+    "camera RAW files are not developed here: export it from your RAW developer (Lightroom, Capture One, "
+    "darktable, RawTherapee...) as a 16-bit TIFF and upscale that"
+)
 
 #: Largest image (in pixels) we agree to decode; photographers have big panoramas and scans.
 MAX_IMAGE_PIXELS = 400_000_000
@@ -69,6 +114,9 @@ _FORMAT_ALIASES: dict[str, str] = {
     "tiff": "tiff",
     "webp": "webp",
     "bmp": "bmp",
+    "heic": "heic",
+    "heif": "heic",
+    "avif": "avif",
 }
 _PIL_FORMATS: dict[str, str] = {
     "PNG": "png",
@@ -77,10 +125,14 @@ _PIL_FORMATS: dict[str, str] = {
     "TIFF": "tiff",
     "WEBP": "webp",
     "BMP": "bmp",
+    "HEIF": "heic",
+    "AVIF": "avif",
 }
-_PIL_OPEN_FORMATS = ["PNG", "JPEG", "TIFF", "WEBP", "BMP"]  # JPEG's opener also returns MPO files
+# JPEG's opener also returns MPO files
+_PIL_OPEN_FORMATS = ["PNG", "JPEG", "TIFF", "WEBP", "BMP", "AVIF"] + (["HEIF"] if HEIF_AVAILABLE else [])
 _SIXTEEN_BIT_FORMATS = frozenset({"png", "tiff"})
-_ALPHA_FORMATS = frozenset({"png", "tiff", "webp"})
+_ALPHA_FORMATS = frozenset({"png", "tiff", "webp", "heic", "avif"})
+_NO_IPTC_FORMATS = frozenset({"webp", "heic", "avif"})  # IPTC goes into the XMP there
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
 
 _TAG_ORIENTATION = 0x0112
@@ -122,9 +174,19 @@ class ImageIOError(Exception):
         self.action = action
         super().__init__(f"cannot {action} '{self.path.name}': {reason}")
 
+    @property
+    def side(self) -> str:
+        """'input' for a file being read, 'output' for one being written."""
+        return "output" if self.action == "write" else "input"
+
+
     def __reduce__(self) -> tuple[type[ImageIOError], tuple[Path, str, str]]:
         # Keeps the exception picklable (multiprocessing workers) despite the custom __init__.
         return (type(self), (self.path, self.reason, self.action))
+
+
+class OutputExistsError(ImageIOError):
+    """The output name was taken (by another program or run) while this one was being written."""
 
 
 @dataclass(eq=False)
@@ -149,6 +211,8 @@ class Picture:
     source_format: str
     source_mode: str
     path: Path | None = None
+    xmp: str | None = None  # the raw XMP packet
+    iptc: dict[str, object] | None = None  # IPTC-IIM datasets as pyexiv2 reads them ('Iptc.Application2.X')
 
     def __post_init__(self) -> None:
         rgb = np.ascontiguousarray(self.rgb, dtype=_pixel_dtype(self.rgb))
@@ -192,6 +256,11 @@ def _pixel_dtype(a: np.ndarray) -> type:
 def is_supported(path: str | os.PathLike[str]) -> bool:
     """True when the file extension is one we read and write (case-insensitive)."""
     return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
+
+
+def is_camera_raw(path: str | os.PathLike[str]) -> bool:
+    """True for camera RAW extensions (.CR2, .NEF, .ARW, .DNG...), which are refused with :data:`RAW_ADVICE`."""
+    return Path(path).suffix.lower() in RAW_EXTENSIONS
 
 
 def output_format_for(path_or_fmt: str | os.PathLike[str]) -> str:
@@ -280,15 +349,22 @@ def picture_to_uint8_rgb(
 def read_image(path: str | os.PathLike[str]) -> Picture:
     """Read an image file into a :class:`Picture` (EXIF orientation applied). Raises ImageIOError."""
     p = Path(path)
+    if is_camera_raw(p):
+        raise ImageIOError(p, RAW_ADVICE)
     data = _read_file_bytes(p)
     try:
-        picture = _decode(p, data)
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x its limit: a warning would let a memory bomb through
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Photoshop/exiv2 store IPTC (tag 33723) as LONGs; Pillow warns about that, harmlessly
+            warnings.filterwarnings("ignore", message="Metadata Warning, tag 33723")
+            picture = _decode(p, data)
     except ImageIOError:
         raise
-    except Image.DecompressionBombError:
-        raise ImageIOError(
-            p, f"image is too large (more than {MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
-        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        match = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = int(match.group(1)) if match else None
+        raise ImageIOError(p, _too_large_reason(None, pixels)) from None
     except MemoryError:
         raise ImageIOError(p, "not enough memory to decode the image") from None
     except Exception as exc:  # noqa: BLE001 - never leak raw Pillow/OpenCV exceptions
@@ -316,13 +392,33 @@ def _read_file_bytes(p: Path) -> bytes:
         raise ImageIOError(p, "file not found") from None
     except IsADirectoryError:
         raise ImageIOError(p, "is a directory, not an image file") from None
-    except PermissionError:
-        raise ImageIOError(p, "permission denied") from None
+    except PermissionError as exc:
+        raise ImageIOError(p, _os_reason(exc, "input")) from None
     except OSError as exc:
         raise ImageIOError(p, f"cannot open file ({exc.strerror or exc})") from None
     if not data:
         raise ImageIOError(p, "file is empty (0 bytes)")
     return data
+
+
+def _too_large_reason(size: tuple[int, int] | None, pixels: int | None = None) -> str:
+    limit = f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
+    if size is None:
+        what = f"{pixels / 1e6:.0f} megapixels, the limit is {limit}" if pixels else f"more than {limit}"
+        return f"image is too large ({what}); nothing was decoded. Split or downscale it first"
+    w, h = size
+    return (
+        f"image is too large ({w} x {h} = {w * h / 1e6:.0f} megapixels, the limit is {limit}); nothing was "
+        "decoded. Split or downscale it first"
+    )
+
+
+def check_pixel_limit(p: Path, width: int, height: int) -> None:
+    """Refuse (ImageIOError) a declared size over :data:`MAX_IMAGE_PIXELS` before anything is allocated."""
+    if width <= 0 or height <= 0:
+        raise ImageIOError(p, f"the file declares an empty image ({width} x {height} pixels)")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageIOError(p, _too_large_reason((width, height)))
 
 
 def _decode_reason(exc: BaseException) -> str:
@@ -337,9 +433,21 @@ def _decode_reason(exc: BaseException) -> str:
 
 def _open_pillow(p: Path, data: bytes) -> Image.Image:
     try:
-        return Image.open(io.BytesIO(data), formats=_PIL_OPEN_FORMATS)
+        with warnings.catch_warnings():
+            # between 1x and 2x its limit Pillow only warns: check_pixel_limit below refuses with the size
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=_PIL_OPEN_FORMATS)
     except UnidentifiedImageError:
         pass
+    else:
+        try:
+            check_pixel_limit(p, img.width, img.height)  # from the header: nothing is decoded yet
+        except ImageIOError:
+            img.close()
+            raise
+        return img
+    if p.suffix.lower() in (".heic", ".heif") and not HEIF_AVAILABLE:
+        raise ImageIOError(p, "HEIC/HEIF support is not installed: pip install pillow-heif")
     try:  # Name the format in the message if Pillow knows it but we do not support it.
         other = Image.open(io.BytesIO(data))
         name = other.format
@@ -354,15 +462,29 @@ def _open_pillow(p: Path, data: bytes) -> Image.Image:
 
 
 def _decode(p: Path, data: bytes) -> Picture:
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        picture = _decode_float_tiff(p, data)
+        if picture is not None:
+            return picture
     img = _open_pillow(p, data)
     with img:
         fmt = _PIL_FORMATS[img.format or ""]
         source_mode = img.mode
-        if getattr(img, "n_frames", 1) > 1:
-            log.info("%s has %d frames/pages; only the first one is read", p.name, img.n_frames)
+        frames = getattr(img, "n_frames", 1)
+        if frames > 1:
+            if getattr(img, "is_animated", False) and fmt != "tiff":
+                log.warning(
+                    "%s is animated (%d frames): only the first frame is upscaled; export the frames as "
+                    "still images to upscale them all",
+                    p.name,
+                    frames,
+                )
+            else:
+                log.warning("%s has %d pages: only the first one is upscaled", p.name, frames)
         icc = img.info.get("icc_profile") or None
         dpi = _read_dpi(img)
         exif_bytes = _read_exif_bytes(img, fmt, data)
+        has_xmp_iptc = _may_hold_xmp_iptc(img)
         orientation = _orientation_of(exif_bytes)
 
         pixels: np.ndarray | None = None
@@ -381,6 +503,7 @@ def _decode(p: Path, data: bytes) -> Picture:
 
     floats = _apply_orientation(floats, orientation)
     rgb, alpha = _split_channels(floats, gray)
+    xmp, iptc = _read_xmp_iptc(p, data) if has_xmp_iptc else (None, None)
     return Picture(
         rgb=rgb,
         alpha=alpha,
@@ -392,7 +515,97 @@ def _decode(p: Path, data: bytes) -> Picture:
         source_format=fmt,
         source_mode=source_mode,
         path=p,
+        xmp=xmp,
+        iptc=iptc,
     )
+
+
+def _tiff_header_size(data: bytes) -> tuple[int, int, int, int] | None:
+    """(width, height, bits per sample, sample format) from the first IFD of a classic TIFF, or None.
+
+    Tags with one value per sample (BitsPerSample, SampleFormat) give their first value."""
+    try:
+        order = "<" if data[:2] == b"II" else ">"
+        (offset,) = struct.unpack(order + "I", data[4:8])
+        (count,) = struct.unpack(order + "H", data[offset : offset + 2])
+        values: dict[int, int] = {}
+        for k in range(min(count, 512)):
+            entry = data[offset + 2 + 12 * k : offset + 14 + 12 * k]
+            tag, typ, n = struct.unpack(order + "HHI", entry[:8])
+            if typ not in (3, 4) or n < 1:
+                continue
+            size = 2 if typ == 3 else 4
+            if n * size <= 4:
+                raw = entry[8 : 8 + size]
+            else:
+                (where,) = struct.unpack(order + "I", entry[8:12])
+                raw = data[where : where + size]
+            (values[tag],) = struct.unpack(order + ("H" if typ == 3 else "I"), raw)
+        return values[256], values[257], values.get(258, 8), values.get(339, 1)
+    except (struct.error, KeyError, IndexError):
+        return None
+
+
+def _decode_float_tiff(p: Path, data: bytes) -> Picture | None:
+    """32-bit floating-point TIFFs (HDR merges, scientific exports), which Pillow cannot open in colour.
+
+    Values are clipped to [0, 1] and kept as 16 bit. None -> not such a file (Pillow reads it)."""
+    header = _tiff_header_size(data)
+    if header is None or header[3] != 3:  # SampleFormat 3 = IEEE float
+        return None
+    check_pixel_limit(p, header[0], header[1])
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype.kind != "f":
+        return None  # e.g. one float channel: Pillow's mode F
+    if arr.ndim == 3:
+        arr = arr[:, :, ::-1] if arr.shape[2] == 3 else arr[:, :, [2, 1, 0, 3]] if arr.shape[2] == 4 else arr
+    floats = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    if float(floats.max(initial=0.0)) > 1.0:
+        log.warning("%s: floating-point values above 1.0 are clipped (tone-map HDR images first)", p.name)
+    np.clip(floats, 0.0, 1.0, out=floats)
+    gray = floats.ndim == 2
+    rgb, alpha = _split_channels(floats, gray)
+    xmp, iptc = _read_xmp_iptc(p, data)
+    return Picture(rgb, alpha, 16, gray, None, None, None, "tiff", "F", p, xmp, iptc)
+
+
+def _may_hold_xmp_iptc(img: Image.Image) -> bool:
+    """Whether the file has an XMP or IPTC block (from what Pillow already parsed), so that files without
+    any (most training images) are not opened a second time by libexiv2."""
+    info = img.info
+    if info.get("xmp") or "photoshop" in info:
+        return True
+    if any("xmp" in str(k).lower() or "iptc" in str(k).lower() for k in info):
+        return True  # PNG text chunks: 'XML:com.adobe.xmp', 'Raw profile type iptc'
+    tags = getattr(img, "tag_v2", None)
+    return bool(tags) and any(t in tags for t in (700, 33723, 34377))
+
+
+def _exiv2_path_ok(p: Path) -> bool:
+    """pyexiv2 opens files by UTF-8 name (avoids a copy of the bytes); odd byte names go through memory."""
+    try:
+        str(p).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return p.is_file()
+
+
+def _read_xmp_iptc(p: Path, data: bytes) -> tuple[str | None, dict[str, object] | None]:
+    """The XMP packet and the IPTC datasets of a file (None, None without pyexiv2 or when absent)."""
+    if pyexiv2 is None:
+        return None, None
+    try:
+        with _exiv2_lock:
+            meta = pyexiv2.Image(str(p)) if _exiv2_path_ok(p) else pyexiv2.ImageData(data)
+            try:
+                xmp = meta.read_raw_xmp() or None
+                iptc = meta.read_iptc() or None
+            finally:
+                meta.close()
+    except Exception as exc:  # noqa: BLE001 - damaged metadata must not make the photo unreadable
+        log.warning("%s: XMP/IPTC metadata could not be read and is not kept (%s)", p.name, exc)
+        return None, None
+    return xmp, iptc
 
 
 def _read_dpi(img: Image.Image) -> tuple[float, float] | None:
@@ -656,12 +869,15 @@ def write_image(
     fmt: str | None = None,
     quality: int | None = None,
     bit_depth: int | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``picture`` atomically to ``path`` and return the final Path.
 
     ``fmt`` defaults to the path's extension. ``bit_depth`` defaults to the picture's when the format can
-    hold it (16 bit only for PNG and TIFF). ``quality`` (1-100, default 95) applies to JPEG and WebP.
-    Parent folders are created. Every failure raises ImageIOError and leaves no partial file behind.
+    hold it (16 bit only for PNG and TIFF). ``quality`` (1-100, default 95) applies to JPEG, WebP, HEIC
+    and AVIF. Parent folders are created. Without ``overwrite`` the file is created only if absent: an
+    existing file (even one that appears while this one is encoded) raises :class:`OutputExistsError`
+    and is left untouched. Every failure raises ImageIOError and leaves no partial file behind.
     """
     target = Path(path)
     try:
@@ -675,6 +891,10 @@ def write_image(
     ):
         log.warning("writing %s data into %s (extension does not match the format)", out_fmt, target.name)
     _refuse_source_overwrite(picture, target)
+    if target.is_dir():
+        raise ImageIOError(target, "a folder with this name exists: choose a file name", "write")
+    if not overwrite and os.path.lexists(target):
+        raise OutputExistsError(target, _EXISTS_REASON, "write")
 
     if quality is None:
         quality = DEFAULT_QUALITY
@@ -710,7 +930,11 @@ def write_image(
     except OSError as exc:
         reason = f"cannot create folder '{target.parent}' ({_os_reason(exc)})"
         raise ImageIOError(target, reason, "write") from None
-    _atomic_write(target, encode)
+
+    def add_metadata(tmp: Path) -> None:
+        _write_xmp_iptc(tmp, out_fmt, picture)
+
+    _atomic_write(target, encode, overwrite=overwrite, finish=add_metadata)
     log.debug("wrote %s (%s, %d-bit, %dx%d)", target, out_fmt, depth, picture.width, picture.height)
     return target
 
@@ -765,8 +989,8 @@ def _output_pixels(
         if spread > 1.0 / 255.0:
             log.info("%s: grayscale source now has colour; writing RGB", target.name)
             gray = False
-    if gray and fmt == "webp":
-        gray = False  # WebP has no grayscale mode
+    if gray and fmt in ("webp", "heic", "avif"):
+        gray = False  # no grayscale mode in these encoders
     has_alpha = picture.alpha is not None
     if has_alpha and fmt not in _ALPHA_FORMATS:
         log.warning("%s: %s has no transparency; the alpha channel is dropped", target.name, fmt.upper())
@@ -860,33 +1084,129 @@ def _exif_payload(exif: Image.Exif | None, fmt: str, target: Path) -> bytes | No
     return data
 
 
-def _os_reason(exc: BaseException) -> str:
-    if isinstance(exc, PermissionError):
-        return "permission denied"
+_EXISTS_REASON = "a file with this name already exists (it was not replaced): choose another name or folder"
+
+
+def _os_reason(exc: BaseException, side: str = "output") -> str:
+    """The reason for an OS error and what to do about it, for a file on ``side`` ('input'/'output')."""
+    folder = "output folder" if side == "output" else "folder"
+    if isinstance(exc, PermissionError) or (isinstance(exc, OSError) and exc.errno == errno.EACCES):
+        if side == "output":
+            return "permission denied: the output folder is not writable; choose another output folder"
+        return "permission denied: the file is not readable; check its permissions"
     if isinstance(exc, OSError):
         if exc.errno == errno.ENOSPC:
-            return "disk is full"
+            return f"disk is full: free some space or choose an {folder} on another disk"
+        if exc.errno == errno.EDQUOT:
+            return f"disk quota exceeded: free some space or choose an {folder} on another disk"
         if exc.errno == errno.EROFS:
-            return "read-only file system"
+            return f"read-only file system: choose an {folder} on a writable disk"
         if exc.errno == errno.ENAMETOOLONG:
-            return "file name too long"
+            return "file name too long for the file system: use a shorter name, suffix or folder"
         if exc.errno == errno.EISDIR or isinstance(exc, IsADirectoryError):
-            return "a folder with that name exists"
+            return "a folder with that name exists: choose a file name"
+        if exc.errno == errno.EEXIST or isinstance(exc, FileExistsError):
+            return _EXISTS_REASON
         return exc.strerror or str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
-def _atomic_write(target: Path, encode: Callable[[BinaryIO], None]) -> None:
-    """Run ``encode`` through the one atomic writer; errors become :class:`ImageIOError` naming ``target``."""
+def _atomic_write(
+    target: Path,
+    encode: Callable[[BinaryIO], None],
+    *,
+    overwrite: bool = True,
+    finish: Callable[[Path], None] | None = None,
+) -> None:
+    """Run ``encode`` through the one atomic writer (create-if-absent unless ``overwrite``; ``finish`` edits
+    the finished temporary file); errors become :class:`ImageIOError` naming ``target``."""
     try:
-        with atomic_open(target, "wb") as fp:
+        with atomic_open(target, "wb", overwrite=overwrite, finish=finish) as fp:
             encode(fp)
     except BaseException as exc:
         if isinstance(exc, ImageIOError) or not isinstance(exc, Exception):
             raise  # ImageIOError already names the file; KeyboardInterrupt/SystemExit pass through
+        if isinstance(exc, FileExistsError):
+            raise OutputExistsError(target, _EXISTS_REASON, "write") from None
         if isinstance(exc, MemoryError):
             raise ImageIOError(target, "not enough memory to encode the image", "write") from None
         raise ImageIOError(target, _os_reason(exc), "write") from exc
+
+
+# --- XMP / IPTC -----------------------------------------------------------------------------------------
+
+
+def _iptc_as_xmp(iptc: dict[str, object], xmp_keys: set[str]) -> dict[str, object]:
+    """IPTC fields exiv2 maps to XMP, for formats without an IPTC block; XMP values already there win."""
+    try:
+        mapped = pyexiv2.convert_iptc_to_xmp(iptc)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("IPTC fields could not be converted to XMP (%s)", exc)
+        return {}
+    return {k: v for k, v in mapped.items() if k not in xmp_keys}
+
+
+_BLANK_PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x00\x00\x00\x00:~\x9bU"
+    b"\x00\x00\x00\nIDATx\x9cc`\x00\x00\x00\x02\x00\x01H\xaf\xa4q\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+def _merged_xmp(picture: Picture) -> bytes | None:
+    """One XMP packet holding the picture's XMP plus its IPTC fields (for HEIC/AVIF, written by the encoder:
+    exiv2 cannot write those containers)."""
+    if not (picture.xmp or picture.iptc):
+        return None
+    if pyexiv2 is None or not picture.iptc:
+        return picture.xmp.encode("utf-8") if picture.xmp else None
+    try:
+        with _exiv2_lock:
+            meta = pyexiv2.ImageData(_BLANK_PNG)
+            try:
+                if picture.xmp:
+                    meta.modify_raw_xmp(picture.xmp)
+                extra = _iptc_as_xmp(picture.iptc, set(meta.read_xmp()))
+                if extra:
+                    meta.modify_xmp(extra)
+                packet = meta.read_raw_xmp()
+            finally:
+                meta.close()
+    except Exception as exc:  # noqa: BLE001
+        log.warning("IPTC fields could not be added to the XMP (%s)", exc)
+        return picture.xmp.encode("utf-8") if picture.xmp else None
+    return packet.encode("utf-8") if packet else None
+
+
+def _write_xmp_iptc(tmp: Path, fmt: str, picture: Picture) -> None:
+    """Add the picture's XMP and IPTC to the encoded file ``tmp`` (in place)."""
+    if fmt in ("heic", "avif"):
+        return  # written by the encoder (_merged_xmp)
+    if not (picture.xmp or picture.iptc) or fmt == "bmp":
+        if fmt == "bmp" and (picture.xmp or picture.iptc):
+            log.warning("%s: BMP cannot hold XMP/IPTC metadata; they are not written", tmp.name)
+        return
+    if pyexiv2 is None:
+        log.warning("XMP/IPTC metadata not written: the pyexiv2 package is not installed")
+        return
+    try:
+        with _exiv2_lock:
+            meta = pyexiv2.Image(str(tmp))
+            try:
+                xmp_keys: set[str] = set()
+                if picture.xmp:
+                    meta.modify_raw_xmp(picture.xmp)
+                    xmp_keys = set(meta.read_xmp())
+                if picture.iptc:
+                    if fmt in _NO_IPTC_FORMATS:
+                        extra = _iptc_as_xmp(picture.iptc, xmp_keys)
+                        if extra:
+                            meta.modify_xmp(extra)
+                    else:
+                        meta.modify_iptc(picture.iptc)
+            finally:
+                meta.close()
+    except Exception as exc:  # noqa: BLE001 - the pixels are fine; say what is missing
+        log.warning("XMP/IPTC metadata could not be written (%s); the image is saved without it", exc)
 
 
 # --- encoders -------------------------------------------------------------------------------------------
@@ -952,6 +1272,32 @@ def _encode_webp(fp: BinaryIO, job: _Job) -> None:
     _pillow_image(job.pixels).save(fp, format="WEBP", **kw)
 
 
+def _encode_heif_avif(fp: BinaryIO, job: _Job, pil_format: str) -> None:
+    kw: dict[str, object] = {"quality": job.quality}
+    if job.picture.icc_profile:
+        kw["icc_profile"] = job.picture.icc_profile
+    exif_data = _exif_payload(job.exif, "webp", job.target)
+    if exif_data:
+        kw["exif"] = exif_data
+    xmp = _merged_xmp(job.picture)
+    if xmp:
+        kw["xmp"] = xmp
+    image = _pillow_image(job.pixels)
+    if image.mode == "LA":
+        image = image.convert("RGBA")
+    image.save(fp, format=pil_format, **kw)
+
+
+def _encode_heic(fp: BinaryIO, job: _Job) -> None:
+    if not HEIF_AVAILABLE:
+        raise ImageIOError(job.target, "HEIC support is not installed: pip install pillow-heif", "write")
+    _encode_heif_avif(fp, job, "HEIF")
+
+
+def _encode_avif(fp: BinaryIO, job: _Job) -> None:
+    _encode_heif_avif(fp, job, "AVIF")
+
+
 def _encode_bmp(fp: BinaryIO, job: _Job) -> None:
     if job.picture.icc_profile or job.exif is not None:
         log.info("%s: BMP cannot hold ICC/EXIF metadata; they are not written", job.target.name)
@@ -976,6 +1322,8 @@ _ENCODERS: dict[str, Callable[[BinaryIO, _Job], None]] = {
     "webp": _encode_webp,
     "bmp": _encode_bmp,
     "tiff": _encode_tiff,
+    "heic": _encode_heic,
+    "avif": _encode_avif,
 }
 
 

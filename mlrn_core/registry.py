@@ -4,16 +4,24 @@ A model file describes itself (nanoGPT keeps ``model_args`` in its checkpoints):
 name, its hyper-parameters, the scale, the weights and the provenance (data, steps, metrics), so the
 file alone rebuilds its network. Files are read with ``torch.load(weights_only=True)`` and loaded with
 strict key checking; anything that does not fit raises :class:`ModelError` naming the file and the
-problem. Built-in models ship in ``resources/models`` as ``mlrn-x{scale}.pt`` with a Markdown model
-card beside each; user models live in the per-user data folder (see :mod:`mlrn_core.paths`).
+problem. The memory a file can make us spend is decided before anything is built: the zip archive's
+declared size is checked before ``torch.load``, and the hyper-parameters are checked against sane bounds
+and against the shapes of the stored weights (on PyTorch's ``meta`` device, which allocates nothing)
+before the network is built, so a header saying ``features=20000`` is refused, not allocated. Weights
+holding NaN or infinity are refused too (they would write black images). Built-in models ship in
+``resources/models`` as ``mlrn-x{scale}.pt`` with a Markdown model card beside each; user models live
+in the per-user data folder (see :mod:`mlrn_core.paths`); :func:`model_problems` lists the files there
+that cannot be used, with the reason, instead of hiding them.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 import re
 import shutil
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +37,14 @@ FORMAT = "mlrn-studio-model"
 FORMAT_VERSION = 1
 MODEL_SUFFIX = ".pt"
 _NAME_RE = re.compile(r"^[\w][\w .+-]{0,63}$")
+
+#: Sane bounds for the hyper-parameters a model file may declare (the shipped models use 32 / 8 / 5x5).
+MAX_FEATURES = 512
+MAX_BLOCKS = 128
+MAX_KERNEL = 15
+MAX_BYPASSES = 8
+#: The most data a model file's archive may declare (the shipped ones hold ~4 MB).
+MAX_MODEL_BYTES = 1 << 30
 
 
 class ModelError(Exception):
@@ -113,11 +129,12 @@ def make_model_payload(
     }
 
 
-def atomic_torch_save(obj: Any, path: Path) -> Path:
-    """``torch.save`` through the one atomic writer (:func:`mlrn_core.atomic.atomic_open`)."""
+def atomic_torch_save(obj: Any, path: Path, overwrite: bool = True) -> Path:
+    """``torch.save`` through the one atomic writer (:func:`mlrn_core.atomic.atomic_open`); with
+    ``overwrite=False`` the file is created only if absent (FileExistsError otherwise)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "wb") as fh:
+    with atomic_open(path, "wb", overwrite=overwrite) as fh:
         torch.save(obj, fh)
     return path
 
@@ -148,13 +165,11 @@ def read_model_file(path: str | os.PathLike) -> ModelFile:
             path = candidate
         else:
             raise ModelError(f"'{path}' is a folder without a model.pt in it")
+    _check_archive(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, zip errors, unsafe globals...
-        text = str(exc)
-        unsafe = [ln.strip() for ln in text.splitlines() if "Unsupported global" in ln]
-        reason = unsafe[0] if unsafe else (text.splitlines()[0] if text else type(exc).__name__)
-        raise ModelError(f"'{path.name}' is not a readable MLRN model file ({reason[:200]})") from exc
+        raise ModelError(f"'{path.name}' cannot be used: {_load_failure(path, exc)}") from exc
     if isinstance(obj, dict) and obj.get("format") == "mlrn-studio-checkpoint" and "model" in obj:
         obj = obj["model"]
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
@@ -172,9 +187,135 @@ def read_model_file(path: str | os.PathLike) -> ModelFile:
     return ModelFile(path=path, hparams=hparams, state_dict=sd, info=dict(obj.get("info") or {}))
 
 
+def _check_archive(path: Path) -> None:
+    """Refuse an archive that declares more data than a model can hold, before torch reads any of it."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # legacy (non-zip) files: torch.load's own checks apply
+        with zipfile.ZipFile(path) as zf:
+            declared = sum(max(0, info.file_size) for info in zf.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load reports the damage
+    if declared > MAX_MODEL_BYTES:
+        raise ModelError(
+            f"'{path.name}' cannot be used: it declares {declared / 1e6:,.0f} MB of data, far more than any "
+            f"MLRN model (limit {MAX_MODEL_BYTES / 1e6:,.0f} MB); it is damaged or not a model file"
+        )
+
+
+def _load_failure(path: Path, exc: BaseException) -> str:
+    """A whole, readable reason for a torch.load failure (torch's own text is long, with the reason last)."""
+    text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as os_exc:
+        return f"it cannot be read ({os_exc.strerror or os_exc})"
+    if not head or (head[:2] != b"PK" and head[:1] != b"\x80"):  # neither a zip nor a pickle
+        return "it is not a PyTorch model file at all (random or foreign bytes); pick an MLRN model file (.pt)"
+    unsafe = next((ln for ln in lines if "Unsupported global" in ln or "WeightsUnpickler error" in ln), None)
+    if unsafe is not None:
+        detail = unsafe.split("WeightsUnpickler error:", 1)[-1].strip()
+        detail = re.sub(r"\s*(was not an allowed global|Please file an issue).*$", "", detail, flags=re.S)
+        detail = detail.split(" This file can still")[0][:160]
+        return (
+            f"it contains program code or objects that are not plain weights ({detail}), so it was not loaded "
+            "(loading it could run that code). Use model files only from sources you trust, or export the "
+            "model again from MLRN Studio"
+        )
+    if head[:2] == b"PK":
+        return "the file is damaged or incomplete (a broken archive); copy or download it again"
+    last = lines[-1] if lines else type(exc).__name__
+    return f"it is not a readable MLRN model file ({type(exc).__name__}: {last[:160]})"
+
+
+_HPARAM_KEYS = frozenset(
+    {"scale", "features", "blocks", "kernels", "gff", "rsc", "image_skip", "x4_two_stages", "rgb_mean"}
+)
+
+
+def check_hparams(hparams: dict[str, Any], name: str = "model") -> None:
+    """Refuse hyper-parameters outside sane bounds (ModelError), before anything is built."""
+
+    def bad(what: str) -> ModelError:
+        return ModelError(f"'{name}' cannot be used: its hyper-parameters are invalid ({what}); the file is damaged")
+
+    unknown = sorted(set(hparams) - _HPARAM_KEYS)
+    if unknown:
+        raise ModelError(f"'{name}' has hyper-parameters this version cannot build: unknown {unknown}")
+
+    def integer(key: str, default: int, low: int, high: int) -> None:
+        value = hparams.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise bad(f"{key}={value!r}, expected an integer from {low} to {high}")
+
+    integer("scale", 2, 2, 4)
+    integer("features", 32, 1, MAX_FEATURES)
+    integer("blocks", 8, 1, MAX_BLOCKS)
+    kernels = hparams.get("kernels", [[3, 3]])
+    if not isinstance(kernels, (list, tuple)) or not 1 <= len(kernels) <= MAX_BYPASSES:
+        raise bad(f"kernels={kernels!r:.60}, expected 1 to {MAX_BYPASSES} kernel sizes")
+    for k in kernels:
+        pair = [k, k] if isinstance(k, int) else k
+        if (
+            not isinstance(pair, (list, tuple))
+            or len(pair) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_KERNEL for v in pair)
+        ):
+            raise bad(f"kernel size {k!r:.40}, expected odd sizes from 1 to {MAX_KERNEL}")
+    for key in ("gff", "rsc", "image_skip", "x4_two_stages"):
+        if key in hparams and not isinstance(hparams[key], bool):
+            raise bad(f"{key}={hparams[key]!r:.40}, expected true or false")
+    mean = hparams.get("rgb_mean", [0.0, 0.0, 0.0])
+    if (
+        not isinstance(mean, (list, tuple))
+        or len(mean) != 3
+        or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in mean)
+    ):
+        raise bad(f"rgb_mean={mean!r:.60}, expected three numbers")
+
+
+def _check_weights(mf: ModelFile, name: str) -> None:
+    """Compare the stored weights with the network the header describes, built on the meta device."""
+    try:
+        with torch.device("meta"):
+            reference = MLRN(**mf.hparams)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"'{name}' has hyper-parameters this version cannot build: {exc}") from exc
+    expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    sd = mf.state_dict
+    missing, unexpected = sorted(set(expected) - set(sd)), sorted(set(sd) - set(expected))
+    if missing or unexpected:
+        raise ModelError(
+            f"'{name}' does not fit the MLRN it describes: missing keys {missing[:5]}"
+            f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
+            f"{'...' if len(unexpected) > 5 else ''}"
+        )
+    for key, shape in expected.items():
+        value = sd[key]
+        if not isinstance(value, torch.Tensor):
+            raise ModelError(f"'{name}' cannot be used: weight '{key}' is not a tensor; the file is damaged")
+        if tuple(value.shape) != shape:
+            raise ModelError(
+                f"'{name}' cannot be used: its header describes a network whose '{key}' is {list(shape)}, "
+                f"but the stored weights are {list(value.shape)}; the file is damaged or was edited"
+            )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ModelError(
+                f"'{name}' cannot be used: its weights contain NaN or infinite values (it would write black or "
+                "broken images); the training diverged or the file is damaged: use another model"
+            )
+
+
 def build_model(mf: ModelFile) -> MLRN:
-    """Build the network a model file describes and load its weights strictly (as float32)."""
+    """Build the network a model file describes and load its weights strictly (as float32).
+
+    The hyper-parameters are checked against bounds and against the weights' shapes first, so a file
+    cannot make this allocate more than its own weights."""
     name = mf.path.name if mf.path else "model"
+    check_hparams(mf.hparams, name)
+    _check_weights(mf, name)
     try:
         model = MLRN(**mf.hparams)
     except (TypeError, ValueError) as exc:
@@ -195,22 +336,40 @@ def build_model(mf: ModelFile) -> MLRN:
     return model.eval()
 
 
-def _entry_for(path: Path, kind: str) -> ModelEntry | None:
+def _entry_for(path: Path, kind: str, problems: list[tuple[Path, str]] | None = None) -> ModelEntry | None:
     try:
         mf = read_model_file(path)
-    except ModelError:
+        check_hparams(mf.hparams, path.name)
+    except ModelError as exc:
+        if problems is not None:
+            problems.append((path, str(exc)))
         return None
     return ModelEntry(name=path.stem, kind=kind, path=path, scale=mf.scale, info=mf.info)
 
 
+def model_problems() -> list[tuple[Path, str]]:
+    """Files in the model folders that cannot be used, with the reason: (path, message)."""
+    return scan_models()[1]
+
+
+def scan_models(scale: int | None = None) -> tuple[list[ModelEntry], list[tuple[Path, str]]]:
+    """:func:`list_models` and :func:`model_problems` in one pass over the files."""
+    problems: list[tuple[Path, str]] = []
+    return _scan(scale, problems), problems
+
+
 def list_models(scale: int | None = None) -> list[ModelEntry]:
     """Built-in models first, then the user's, optionally only those of one scale."""
+    return _scan(scale, None)
+
+
+def _scan(scale: int | None, problems: list[tuple[Path, str]] | None) -> list[ModelEntry]:
     entries: list[ModelEntry] = []
     for kind, folder in (("built-in", paths.builtin_models_dir()), ("user", paths.user_models_dir())):
         if not folder.is_dir():
             continue
         for path in sorted(folder.glob(f"*{MODEL_SUFFIX}")):
-            entry = _entry_for(path, kind)
+            entry = _entry_for(path, kind, problems)
             if entry and (scale is None or entry.scale == scale):
                 entries.append(entry)
     return entries
@@ -243,6 +402,10 @@ def resolve_model_path(spec: str | os.PathLike | None, scale: int | None) -> tup
     path = Path(text).expanduser()
     if path.exists():
         return path.stem if path.is_file() else path.name, path
+    for folder in (paths.user_models_dir(), paths.builtin_models_dir()):
+        broken = folder / f"{text}{MODEL_SUFFIX}"
+        if broken.is_file():  # there, but not listed: say why instead of "no model named"
+            check_hparams(read_model_file(broken).hparams, broken.name)
     known = ", ".join(e.name for e in list_models()) or "none installed"
     raise ModelError(f"no model named or at '{text}' (known models: {known})")
 
@@ -287,7 +450,10 @@ def register_user_model(source: str | os.PathLike, name: str, card: str, overwri
     if dest.exists() and not overwrite:
         raise ModelError(f"a user model named '{name}' already exists")
     info = dict(mf.info, name=name)
-    atomic_torch_save(make_model_payload(mf.hparams, mf.state_dict, info), dest)
+    try:  # created only if absent unless asked: an import running at the same time is never replaced
+        atomic_torch_save(make_model_payload(mf.hparams, mf.state_dict, info), dest, overwrite=overwrite)
+    except FileExistsError:
+        raise ModelError(f"a user model named '{name}' already exists") from None
     atomic.write_text(dest.with_suffix(".md"), card)
     return ModelEntry(name=name, kind="user", path=dest, scale=mf.scale, info=info)
 

@@ -347,6 +347,10 @@ def test_app_broken_and_unsupported_files_show_a_message(qtbot, tiny_model, wind
     notes.write_text("hello")
     _drop(window, notes)
     assert "notes.txt" in window.messages.current and "not a supported image type" in window.messages.current
+    raw = home / "DSC_0001.NEF"
+    raw.write_bytes(b"II*\x00 a camera RAW file")
+    _drop(window, raw)
+    assert "DSC_0001.NEF" in window.messages.current and "as a 16-bit TIFF" in window.messages.current
     window.open_paths([broken])
     qtbot.waitUntil(lambda: any("broken.jpg" in e for e in window.messages.errors), timeout=RENDER_TIMEOUT_MS)
     _wait_idle(qtbot, window)
@@ -461,12 +465,20 @@ def test_app_save_result_waits_for_tiles_and_never_overwrites(qtbot, tiny_model,
 
 
 def test_app_save_carries_metadata_and_sixteen_bits(qtbot, tiny_model, window, home):
+    import pyexiv2
+
+    from tests import hostile_corpus as corpus
     from tests.fixtures_images import ARTIST, exif_bytes, srgb_icc_bytes
 
     jpg = home / "camera.jpg"
     Image.fromarray(to_uint8(read_image(_photo(home / "src.png", 120, 80)).rgb)).save(
         jpg, quality=95, exif=exif_bytes(), icc_profile=srgb_icc_bytes(), dpi=(300, 300)
     )
+    meta = pyexiv2.ImageData(jpg.read_bytes())  # Lightroom's keywords, rating, copyright and IPTC
+    meta.modify_xmp({"Xmp.dc.subject": corpus.KEYWORDS, "Xmp.xmp.Rating": corpus.RATING})
+    meta.modify_iptc({"Iptc.Application2.Keywords": corpus.IPTC_KEYWORDS, "Iptc.Application2.Byline": ["Ada"]})
+    jpg.write_bytes(meta.get_bytes())
+    meta.close()
     window.open_paths([jpg])
     _wait_right_done(qtbot, window)
     out = home / "camera_x2.png"
@@ -477,6 +489,9 @@ def test_app_save_carries_metadata_and_sixteen_bits(qtbot, tiny_model, window, h
     assert saved.dpi is not None and round(saved.dpi[0]) == 300
     exif = Image.open(out).getexif()
     assert exif.get(0x013B) == ARTIST
+    xmp, iptc = corpus.read_xmp_iptc(out)
+    assert xmp["Xmp.dc.subject"] == corpus.KEYWORDS and xmp["Xmp.xmp.Rating"] == corpus.RATING
+    assert iptc == {"Iptc.Application2.Keywords": corpus.IPTC_KEYWORDS, "Iptc.Application2.Byline": ["Ada"]}
 
     deep = np.clip(np.linspace(0, 65535, 96 * 64 * 3), 0, 65535).astype(np.uint16).reshape(64, 96, 3)
     src16 = home / "deep.png"
@@ -738,3 +753,49 @@ def test_app_display_conversion_rounds_exactly_as_the_writer():
     np.testing.assert_array_equal(to_uint8(y), _float_to_int(y, np.uint8))
     deep = (x * 65535).astype(np.uint16)
     np.testing.assert_array_equal(to_uint8(deep), _float_to_int(deep.astype(np.float32) / 65535, np.uint8))
+
+
+def test_app_save_never_replaces_a_file_that_appears_while_saving(qtbot, tiny_model, window, photo, home, monkeypatch):
+    from mlrn_core import imageio
+
+    window.open_paths([photo])
+    _wait_right_done(qtbot, window)
+    target = home / "race.png"
+    real = imageio._ENCODERS["png"]
+
+    def another_program_saves_first(fp, job):
+        target.write_bytes(b"saved by another program meanwhile")
+        real(fp, job)
+
+    monkeypatch.setitem(imageio._ENCODERS, "png", another_program_saves_first)
+    assert window.save_result(target)  # the name was free when Save was asked for
+    qtbot.waitUntil(lambda: any("race.png" in e for e in window.messages.errors), timeout=RENDER_TIMEOUT_MS)
+    assert "already exists (it was not replaced)" in window.messages.errors[-1]
+    assert target.read_bytes() == b"saved by another program meanwhile"
+    assert not [p for p in home.iterdir() if p.name.endswith(".part")]
+    # a file the user chose to replace (the save dialog asked) is replaced
+    monkeypatch.setitem(imageio._ENCODERS, "png", real)
+    with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
+        assert window.save_result(target)
+    assert read_image(target).width == 2 * read_image(photo).width
+
+
+def test_app_save_checks_the_folder_before_waiting_for_the_render(qtbot, tiny_model, window, photo, home, monkeypatch):
+    import os
+
+    window.open_paths([photo])
+    _wait_right_done(qtbot, window)
+    locked = home / "locked"
+    locked.mkdir()
+    real_open = os.open
+
+    def read_only_folder(path, flags, mode=0o777, **kw):  # as a read-only folder answers (root ignores chmod)
+        if Path(path).parent == locked and flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(os, "open", read_only_folder)
+    assert not window.save_result(locked / "out.png")
+    assert f"output folder '{locked}'" in window.messages.current
+    assert "not writable; choose another output folder" in window.messages.current
+    assert list(locked.iterdir()) == []

@@ -397,7 +397,7 @@ def test_failures_while_upscaling_and_writing_do_not_stop_the_batch(
     summary = run_batch(plan_batch([src], tmp_path / "out", options), options, loaded)
     assert [(r.item.source.name, r.status, r.error) for r in summary.results] == [
         ("a.png", "failed", "out of memory while upscaling (try a smaller tile size)"),
-        ("b.png", "failed", "disk is full"),
+        ("b.png", "failed", f"output '{tmp_path / 'out' / 'b_x2.png'}': disk is full"),
         ("c.png", "ok", None),
     ]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c_x2.png"]

@@ -537,8 +537,11 @@ def test_failures_in_own_encoders_and_rename(monkeypatch: pytest.MonkeyPatch, tm
 
     with monkeypatch.context() as m:
         m.setattr(imageio.os, "replace", full_disk)
+        m.setattr(imageio.os, "link", full_disk)
         with pytest.raises(ImageIOError, match="disk is full"):
             write_image(pic16, tmp_path / "full.png")
+        with pytest.raises(ImageIOError, match="disk is full"):
+            write_image(pic16, tmp_path / "full.png", overwrite=True)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -562,12 +565,15 @@ def test_output_format_for_and_is_supported() -> None:
         "png": "png",
         "photo.WebP": "webp",
         "a/b/c.bmp": "bmp",
+        "IMG_0001.HEIC": "heic",
+        "x.heif": "heic",
+        "y.avif": "avif",
         Path("x.tif"): "tiff",
         Path("dir.v2/y.jpg"): "jpg",
     }
     for given, expected in cases.items():
         assert imageio.output_format_for(given) == expected, given
-    for bad in ("gif", "x.heic", Path("noext")):
+    for bad in ("gif", "x.cr2", Path("noext")):
         with pytest.raises(ImageIOError):
             imageio.output_format_for(bad)
     assert imageio.is_supported("A.JPEG") and imageio.is_supported(Path("b.tif"))

@@ -115,7 +115,9 @@ def test_models_dialog_export_and_import_back(qtbot, user_models, tmp_path, monk
     assert "Fine-tuned on **portraits**" in registry.find_model("for a friend").card
     # a second import of the same file asks for another name
     monkeypatch.setattr(QInputDialog, "getText", staticmethod(lambda *a, **k: ("from a friend", True)))
-    qtbot.mouseClick(dlg.import_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(dlg.importFinished, timeout=5000) as done:
+        qtbot.mouseClick(dlg.import_button, Qt.MouseButton.LeftButton)
+    assert done.args == [True]
     assert registry.find_model("from a friend") is not None and dlg.current_entry().name == "from a friend"
 
 
@@ -129,10 +131,12 @@ def test_models_dialog_import_of_a_foreign_file_names_it(qtbot, user_models, tmp
     dlg.modelsChanged.connect(lambda: changed.append(True))
     for bad in (foreign, text):
         monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, f=bad, **k: (str(f), "")))
-        qtbot.mouseClick(dlg.import_button, Qt.MouseButton.LeftButton)
+        with qtbot.waitSignal(dlg.importFinished, timeout=5000) as done:
+            qtbot.mouseClick(dlg.import_button, Qt.MouseButton.LeftButton)
+        assert done.args == [False]
     assert len(warnings) == 2
     assert str(foreign) in warnings[0] and "not an MLRN Studio model file" in warnings[0]
-    assert str(text) in warnings[1] and "not a readable MLRN model file" in warnings[1]
+    assert str(text) in warnings[1] and "not a PyTorch model file at all" in warnings[1]
     assert changed == [] and dlg.names("user") == user_models
 
 
@@ -155,3 +159,37 @@ def test_list_shows_gains_on_named_images_never_psnrs_of_different_images(qtbot,
         width = max(dlg.list.fontMetrics().horizontalAdvance(line) for line in row.text().splitlines())
         assert width < dlg.list.viewport().width()
     assert "51.83" in rows["train5 x2"].toolTip() and "cannot be compared" in rows["train5 x2"].toolTip()
+
+
+def test_models_dialog_import_runs_off_the_gui_thread_and_reports_unusable_files(
+    qtbot, user_models, tmp_path, monkeypatch, warnings
+):
+    import threading
+
+    dlg = make_dialog(qtbot)
+    # a file in the user models folder that cannot be used is listed with its reason, not hidden
+    (paths.user_models_dir() / "broken.pt").write_bytes(b"not a model")
+    dlg.refresh()
+    assert "broken.pt" in dlg.problems_label.text() and "not a PyTorch model file" in dlg.problems_label.text()
+    # the check (torch.load + building the network) runs on another thread: the event loop stays free
+    threads: list[str] = []
+    real_build = registry.build_model
+
+    def build(mf):
+        threads.append(threading.current_thread().name)
+        return real_build(mf)
+
+    monkeypatch.setattr(registry, "build_model", build)
+    hostile = tmp_path / "huge.pt"
+    good = registry.user_model_path(user_models[0])
+    payload = torch.load(good, weights_only=True)
+    payload["hparams"]["features"] = 20000
+    torch.save(payload, hostile)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(hostile), "")))
+    with qtbot.waitSignal(dlg.importFinished, timeout=5000) as done:
+        qtbot.mouseClick(dlg.import_button, Qt.MouseButton.LeftButton)
+        assert not dlg.import_button.isEnabled()  # the click returned at once: the check is running
+    assert done.args == [False]
+    assert threads and threads[0] != threading.main_thread().name
+    assert "features=20000" in warnings[-1] and "huge.pt" in warnings[-1]
+    assert dlg.import_button.isEnabled()
