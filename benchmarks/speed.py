@@ -6,12 +6,13 @@ Measures, and prints as a Markdown table plus one JSON line:
    fraction of (1);
 3. end-to-end ``mlrn upscale`` (process start, model load, read, tiled inference, atomic write) against
    the same tiled inference in-process (same tile size, same runner: like with like, so the ratio is
-   the overhead of everything around the network); the untiled forward pass is reported beside it, and
-   ``--tiles`` times the tiled inference at other tile sizes too;
+   the overhead of everything around the network); ``--untiled`` also times one untiled forward pass
+   and ``--tiles`` the tiled inference at other tile sizes;
 4. the peak resident memory of a ``mlrn upscale`` job of a 1200x800 image at x4.
 
-Usage: ``python benchmarks/speed.py [--threads N] [--repeat R] [--tiles 128,192,256]``. Speed does not
-depend on the weights, so a random-initialised model file is used when no built-in model exists.
+Usage: ``python benchmarks/speed.py [--threads N] [--repeat R] [--scales 2,4] [--tiles 128,192,256]
+[--untiled]``. Speed does not depend on the weights, so a random-initialised model file is used when no
+built-in model exists.
 Timings are the best of R runs (the peak memory the largest), to reduce the noise of a shared machine;
 run it on an otherwise idle machine.
 """
@@ -94,6 +95,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--untiled", action="store_true", help="also time one untiled forward pass (slow, memory-hungry)")
+    ap.add_argument("--scales", default="2,4", help="comma-separated scales of the end-to-end runs (default 2,4)")
+    ap.add_argument("--size", default="1200x800", help="WxH of the end-to-end test image (small to check the script)")
     ap.add_argument("--tiles", default=str(CPU_TILE),
                     help=f"comma-separated LR tile sizes for the tiled inference (the CLI runs at {CPU_TILE})")
     args = ap.parse_args()
@@ -102,6 +106,8 @@ def main() -> None:
     threads = torch.get_num_threads()
     results: dict[str, float | int | str] = {"threads": threads, "torch": str(torch.__version__)}
     tiles = sorted({int(t) for t in args.tiles.split(",")} | {CPU_TILE})
+    iw, ih = (int(v) for v in args.size.lower().split("x"))
+    size = f"{iw}x{ih}"
 
     results["matmul_gflops"] = round(matmul_gflops(args.repeat), 1)
 
@@ -120,18 +126,20 @@ def main() -> None:
         from PIL import Image
 
         rng = np.random.default_rng(1)
-        img = (rng.random((800, 1200, 3)) * 255).astype(np.uint8)
+        img = (rng.random((ih, iw, 3)) * 255).astype(np.uint8)
         Image.fromarray(img).save(tmp / "in.png")
-        for scale in (2, 4):
+        for scale in sorted({int(s) for s in args.scales.split(",")}):
             try:
                 registry.load_model(None, scale)
                 spec = f"mlrn-x{scale}"
             except registry.ModelError:
                 spec = str(registry.save_model(tmp / f"random-x{scale}.pt", MLRN(scale=scale)))
             loaded = registry.load_model(spec, scale)
-            x = torch.from_numpy(img.astype(np.float32).transpose(2, 0, 1) / 255)[None]
-            with torch.inference_mode():
-                bare = best_time(lambda m=loaded.model, x=x: m(x), 1)
+            if args.untiled:
+                x = torch.from_numpy(img.astype(np.float32).transpose(2, 0, 1) / 255)[None]
+                with torch.inference_mode():
+                    bare = best_time(lambda m=loaded.model, x=x: m(x), 1)
+                results[f"x{scale}_{size}_untiled_forward_s"] = round(bare, 2)
             rgb = img.astype(np.float32) / 255
             net_runner = TileRunner(loaded.model, torch.device("cpu"))  # what mlrn upscale uses on the CPU
             tiled = {}
@@ -144,12 +152,11 @@ def main() -> None:
                    "-o", str(tmp / f"out{scale}.png"), "--device", "cpu", "--on-exists", "overwrite"]
             runs = [run_cli(cli) for _ in range(args.repeat)]
             wall, rss = min(r[0] for r in runs), max(r[1] for r in runs)
-            results[f"x{scale}_1200x800_untiled_forward_s"] = round(bare, 2)
             for t in tiles:
-                results[f"x{scale}_1200x800_tiled_{t}px_s"] = round(tiled[t], 2)
-            results[f"x{scale}_1200x800_mlrn_upscale_s"] = round(wall, 2)
+                results[f"x{scale}_{size}_tiled_{t}px_s"] = round(tiled[t], 2)
+            results[f"x{scale}_{size}_mlrn_upscale_s"] = round(wall, 2)
             results[f"x{scale}_end_to_end_vs_tiled_{CPU_TILE}px"] = round(wall / tiled[CPU_TILE], 2)
-            results[f"x{scale}_1200x800_peak_rss_gb"] = round(rss / 1e9, 2)
+            results[f"x{scale}_{size}_peak_rss_gb"] = round(rss / 1e9, 2)
 
     print("| measure | value |\n|---|---|")
     for k, v in results.items():
