@@ -11,8 +11,9 @@ Measures, and prints as a Markdown table plus one JSON line:
 4. the peak resident memory of a ``mlrn upscale`` job of a 1200x800 image at x4.
 
 Usage: ``python benchmarks/speed.py [--threads N] [--repeat R] [--scales 2,4] [--tiles 128,192,256]
-[--untiled]``. Speed does not depend on the weights, so a random-initialised model file is used when no
-built-in model exists.
+[--untiled]``. Everything here is fp32 (the faster default precisions are compared in
+``benchmarks/precision.py``). Speed does not depend on the weights, so a random-initialised model file is
+used when no built-in model exists.
 Timings are the best of R runs (the peak memory the largest), to reduce the noise of a shared machine;
 run it on an otherwise idle machine.
 """
@@ -141,7 +142,7 @@ def main() -> None:
                     bare = best_time(lambda m=loaded.model, x=x: m(x), 1)
                 results[f"x{scale}_{size}_untiled_forward_s"] = round(bare, 2)
             rgb = img.astype(np.float32) / 255
-            net_runner = TileRunner(loaded.model, torch.device("cpu"))  # what mlrn upscale uses on the CPU
+            net_runner = TileRunner(loaded.model, torch.device("cpu"), precision="fp32")  # as the CLI below
             tiled = {}
             for t in tiles:
                 tiled[t] = best_time(
@@ -149,7 +150,8 @@ def main() -> None:
                     args.repeat,
                 )
             cli = ["upscale", str(tmp / "in.png"), "-s", str(scale), "--model", spec, "--tile", str(CPU_TILE),
-                   "-o", str(tmp / f"out{scale}.png"), "--device", "cpu", "--on-exists", "overwrite"]
+                   "-o", str(tmp / f"out{scale}.png"), "--device", "cpu", "--precision", "fp32",
+                   "--on-exists", "overwrite"]
             runs = [run_cli(cli) for _ in range(args.repeat)]
             wall, rss = min(r[0] for r in runs), max(r[1] for r in runs)
             for t in tiles:
