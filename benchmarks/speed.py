@@ -5,13 +5,17 @@ Measures, and prints as a Markdown table plus one JSON line:
 2. the MLRN forward pass in GFLOP/s (FLOPs counted exactly from the convolutions' shapes) and as a
    fraction of (1);
 3. end-to-end ``mlrn upscale`` (process start, model load, read, tiled inference, atomic write) against
-   a bare forward pass on the same image;
+   the same tiled inference in-process (same tile size, same runner: like with like, so the ratio is
+   the overhead of everything around the network); ``--untiled`` also times one untiled forward pass
+   and ``--tiles`` the tiled inference at other tile sizes;
 4. the peak resident memory of a ``mlrn upscale`` job of a 1200x800 image at x4.
 
-Usage: ``python benchmarks/speed.py [--threads N] [--repeat R]``. Everything here is fp32 (the faster default
-precisions are compared in ``benchmarks/precision.py``). Speed does not depend on the weights,
-so a random-initialised model file is used when no built-in model exists. Timings are the best of R
-runs, to reduce the noise of a shared machine; run it on an otherwise idle machine.
+Usage: ``python benchmarks/speed.py [--threads N] [--repeat R] [--scales 2,4] [--tiles 128,192,256]
+[--untiled]``. Everything here is fp32 (the faster default precisions are compared in
+``benchmarks/precision.py``). Speed does not depend on the weights, so a random-initialised model file is
+used when no built-in model exists.
+Timings are the best of R runs (the peak memory the largest), to reduce the noise of a shared machine;
+run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mlrn_core import MLRN, registry  # noqa: E402
-from mlrn_core.tiling import TileRunner  # noqa: E402
+from mlrn_core.tiling import CPU_TILE, TileRunner, upscale_array  # noqa: E402
 
 
 def best_time(fn, repeat: int) -> float:
@@ -92,11 +96,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--untiled", action="store_true", help="also time one untiled forward pass (slow, memory-hungry)")
+    ap.add_argument("--scales", default="2,4", help="comma-separated scales of the end-to-end runs (default 2,4)")
+    ap.add_argument("--size", default="1200x800", help="WxH of the end-to-end test image (small to check the script)")
+    ap.add_argument("--tiles", default=str(CPU_TILE),
+                    help=f"comma-separated LR tile sizes for the tiled inference (the CLI runs at {CPU_TILE})")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     results: dict[str, float | int | str] = {"threads": threads, "torch": str(torch.__version__)}
+    tiles = sorted({int(t) for t in args.tiles.split(",")} | {CPU_TILE})
+    iw, ih = (int(v) for v in args.size.lower().split("x"))
+    size = f"{iw}x{ih}"
 
     results["matmul_gflops"] = round(matmul_gflops(args.repeat), 1)
 
@@ -115,24 +127,38 @@ def main() -> None:
         from PIL import Image
 
         rng = np.random.default_rng(1)
-        img = (rng.random((800, 1200, 3)) * 255).astype(np.uint8)
+        img = (rng.random((ih, iw, 3)) * 255).astype(np.uint8)
         Image.fromarray(img).save(tmp / "in.png")
-        for scale in (2, 4):
+        for scale in sorted({int(s) for s in args.scales.split(",")}):
             try:
                 registry.load_model(None, scale)
                 spec = f"mlrn-x{scale}"
             except registry.ModelError:
                 spec = str(registry.save_model(tmp / f"random-x{scale}.pt", MLRN(scale=scale)))
             loaded = registry.load_model(spec, scale)
-            x = torch.from_numpy(img.astype(np.float32).transpose(2, 0, 1) / 255)[None]
-            with torch.inference_mode():
-                bare = best_time(lambda m=loaded.model, x=x: m(x), 1)
-            wall, rss = run_cli(["upscale", str(tmp / "in.png"), "-s", str(scale), "--model", spec,
-                                 "-o", str(tmp / f"out{scale}.png"), "--device", "cpu", "--precision", "fp32"])
-            results[f"x{scale}_1200x800_bare_forward_s"] = round(bare, 2)
-            results[f"x{scale}_1200x800_mlrn_upscale_s"] = round(wall, 2)
-            results[f"x{scale}_end_to_end_vs_bare"] = round(wall / bare, 2)
-            results[f"x{scale}_1200x800_peak_rss_gb"] = round(rss / 1e9, 2)
+            if args.untiled:
+                x = torch.from_numpy(img.astype(np.float32).transpose(2, 0, 1) / 255)[None]
+                with torch.inference_mode():
+                    bare = best_time(lambda m=loaded.model, x=x: m(x), 1)
+                results[f"x{scale}_{size}_untiled_forward_s"] = round(bare, 2)
+            rgb = img.astype(np.float32) / 255
+            net_runner = TileRunner(loaded.model, torch.device("cpu"), precision="fp32")  # as the CLI below
+            tiled = {}
+            for t in tiles:
+                tiled[t] = best_time(
+                    lambda t=t, m=loaded.model, x=rgb, r=net_runner: upscale_array(m, x, tile=t, runner=r),
+                    args.repeat,
+                )
+            cli = ["upscale", str(tmp / "in.png"), "-s", str(scale), "--model", spec, "--tile", str(CPU_TILE),
+                   "-o", str(tmp / f"out{scale}.png"), "--device", "cpu", "--precision", "fp32",
+                   "--on-exists", "overwrite"]
+            runs = [run_cli(cli) for _ in range(args.repeat)]
+            wall, rss = min(r[0] for r in runs), max(r[1] for r in runs)
+            for t in tiles:
+                results[f"x{scale}_{size}_tiled_{t}px_s"] = round(tiled[t], 2)
+            results[f"x{scale}_{size}_mlrn_upscale_s"] = round(wall, 2)
+            results[f"x{scale}_end_to_end_vs_tiled_{CPU_TILE}px"] = round(wall / tiled[CPU_TILE], 2)
+            results[f"x{scale}_{size}_peak_rss_gb"] = round(rss / 1e9, 2)
 
     print("| measure | value |\n|---|---|")
     for k, v in results.items():

@@ -253,6 +253,20 @@ def _pixel_dtype(a: np.ndarray) -> type:
 # --------------------------------------------------------------------------------------------------------
 
 
+def jpeg_roundtrip(rgb: np.ndarray, quality: int, chroma_420: bool = True) -> np.ndarray:
+    """Encode a uint8 RGB image as JPEG in memory at ``quality`` (4:2:0 chroma unless told) and decode it again.
+
+    The training degradation's JPEG step (:class:`mlrn_core.data.Degradation`); here because this module is
+    the only one that knows OpenCV's BGR order.
+    """
+    sampling = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420 if chroma_420 else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), params)
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed at quality {quality}")
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
+
 def is_supported(path: str | os.PathLike[str]) -> bool:
     """True when the file extension is one we read and write (case-insensitive)."""
     return Path(path).suffix.lower() in SUPPORTED_EXTENSIONS
