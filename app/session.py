@@ -466,10 +466,13 @@ class RenderSession(QObject):
     @Slot(object, int, int)
     def _on_job_render_progress(self, key: RenderKey, done: int, total: int) -> None:
         image = self._images.get(key)
-        if image is not None and image.pending:
+        counted = image is not None and image.pending
+        if counted:
             image.progress = f"{done}/{total} tiles"
         if key == self._progress_key and total:
             self.progress.emit(Progress(done, total, "%v/%m tiles"))
+        if counted:  # the view's caption counts with the status bar (the tile's own repaint came before)
+            self.repaint.emit()
         self.status_changed.emit()
 
     @Slot(object)

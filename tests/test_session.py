@@ -165,3 +165,18 @@ def test_a_save_after_a_cancel_restarts_the_upscale_without_the_stale_cancel_not
     assert session.busy and infos[-1].startswith("Will save 'a_out.png' when the upscale has finished")
     assert "cancelled" not in infos[-1] and "F5" not in infos[-1]
     qtbot.waitUntil(lambda: (tmp_path / "a_out.png").exists(), timeout=TIMEOUT_MS)
+
+
+def test_the_views_tile_count_is_repainted_with_the_status_bars(qtbot, tmp_path, session, model_file):
+    """A tile's pixels arrive (and repaint) just before its count: the count must repaint the view too, or its
+    caption stays one tile behind the status bar's until the next tile arrives."""
+    a = _photo(tmp_path / "a.png", size=(160, 200))
+    _open(qtbot, session, _settings(model_file, tile=32), a)
+    session.cancel()
+    qtbot.waitUntil(lambda: not session.busy, timeout=TIMEOUT_MS)
+    assert session.right_image.pending
+    painted: list[str] = []
+    session.repaint.connect(lambda: painted.append(session.right_image.progress))
+    session._on_job_render_progress(session.right_key, 5, 12)  # the job's signal, as it arrives after a tile
+    session.repaint.disconnect()
+    assert painted == ["5/12 tiles"]
