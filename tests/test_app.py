@@ -403,7 +403,8 @@ def test_app_event_loop_stays_responsive_during_a_real_mlrn_render(qtbot, home):
     _wait_right_done(qtbot, w)
     timer.stop()
     assert len(gaps) > 20
-    assert max(gaps) < 0.100, f"event loop blocked for {max(gaps) * 1000:.0f} ms"
+    # a render on the GUI thread would block it for seconds; 0.4 s leaves room for a loaded CI machine
+    assert max(gaps) < 0.400, f"event loop blocked for {max(gaps) * 1000:.0f} ms"
 
 
 def test_app_cache_makes_switching_back_instant(qtbot, tiny_model, window, photo):
