@@ -165,7 +165,11 @@ def main() -> None:
             tiling.upscale_array(model, lr, tile=args.tile, runner=runner, dtype=np.uint8)
             return time.perf_counter() - t
 
-        row["first_s"] = round(once(), 2)  # includes compilation for compiled variants
+        try:
+            row["first_s"] = round(once(), 2)  # includes compilation for compiled variants
+        except Exception as exc:  # noqa: BLE001 - e.g. torch.compile without a C++ compiler: say so, go on
+            print(f"{variant}: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})", flush=True)
+            continue
         row["seconds"] = round(min(once() for _ in range(args.repeat)), 2)
         row["out_mp_per_s"] = round(out_mp / row["seconds"], 3)
         if not args.no_psnr:
