@@ -83,8 +83,12 @@ _IMPORT_THREADS: list[tuple[QThread, ImportJob]] = []
 
 
 def _wait_for_import_threads() -> None:
+    # The job's end asks its thread to quit through the GUI event loop (job.finished -> thread.quit, queued);
+    # when that loop no longer runs (closing, interpreter exit) the thread would idle forever: quit it here,
+    # again until it has ended (a quit before its event loop started would be lost).
     for thread, _job in _IMPORT_THREADS:
-        thread.wait()
+        while not thread.wait(50):
+            thread.quit()
     _IMPORT_THREADS.clear()
 
 
