@@ -26,7 +26,6 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
-    QMessageBox,
     QScrollArea,
     QStackedWidget,
     QStyle,
@@ -37,30 +36,20 @@ from PySide6.QtWidgets import (
 from app.controls import ControlsPanel, ModelChoice
 from app.image_cache import ImageCache
 from app.main_actions import MODES, WindowActions
-from app.session import ModelRef, RenderSession, RenderSettings, same_file, sort_inputs
+from app.save_flow import ask_save_path, default_save_path, export_controls, export_format, save_options
+from app.session import ModelRef, RenderSession, RenderSettings, sort_inputs
 from app.settings import Settings, load_settings, save_settings
 from app.status import Banner, DropHint
 from app.status_bar import StatusFields
 from app.viewer import ImageView, ViewerImage, ViewState, qimage_from_rgb8
 from app.worker import LoadedImage
 from mlrn_core import auto, paths
-from mlrn_core.imageio import FORMAT_EXTENSIONS, SUPPORTED_EXTENSIONS, ImageIOError, output_format_for
+from mlrn_core.imageio import SUPPORTED_EXTENSIONS, ImageIOError
 from mlrn_core.registry import ModelError, find_model, list_models, read_model_file
 
 log = logging.getLogger(__name__)
 
 APP_TITLE = "MLRN Studio"
-SAVE_FILTERS = {
-    "png": "PNG image (*.png)",
-    "jpg": "JPEG image (*.jpg *.jpeg)",
-    "tiff": "TIFF image (*.tif *.tiff)",
-    "webp": "WebP image (*.webp)",
-    "bmp": "BMP image (*.bmp)",
-    "heic": "HEIC image (*.heic)",
-    "avif": "AVIF image (*.avif)",
-}
-_QUALITY_FORMATS = ("jpg", "webp", "heic", "avif")
-
 
 class MainWindow(WindowActions):
     """See the module docstring. Signals are for tests and scripts that wait for the window."""
@@ -554,16 +543,9 @@ class MainWindow(WindowActions):
     def _on_panel_image_selected(self, row: int) -> None:
         self._show_index(row)
 
-    def _export_format(self) -> str:
-        fmt = self.panel.export_format
-        if fmt == "same":
-            return self.current.picture.source_format if self.current is not None else "png"
-        return fmt
-
     def _update_export_state(self) -> None:
-        fmt = self._export_format()
-        sixteen = self.current is not None and self.current.picture.bit_depth == 16
-        self.panel.set_export_state(fmt in _QUALITY_FORMATS, sixteen and fmt in ("png", "tiff"))
+        picture = self.current.picture if self.current is not None else None
+        self.panel.set_export_state(*export_controls(self.panel.export_format, picture))
 
     # ---------------------------------------------------------------------------------------------
     # saving
@@ -571,50 +553,6 @@ class MainWindow(WindowActions):
 
     def _on_save_action_triggered(self) -> None:
         self.save_result()
-
-    def _default_save_path(self) -> Path:
-        assert self.current is not None  # callers check
-        src = self.current.path
-        folder = Path(self.settings.last_folder) if self.settings.last_folder else src.parent
-        if not folder.is_dir():
-            folder = src.parent
-        ext = FORMAT_EXTENSIONS.get(self._export_format(), ".png")
-        return folder / f"{src.stem}_x{self.panel.scale}{ext}"  # the suffix Batch Export and mlrn upscale use
-
-    def _ask_save_path(self) -> Path | None:
-        """The save dialog. A name that cannot be used (the original photo, an unknown format) is refused with
-        the reason before anything is asked, and the dialog opens again; replacing a file is asked after."""
-        assert self.current is not None  # save_result checks
-        start, fmt = str(self._default_save_path()), self._export_format()
-        while True:
-            name, _filter = QFileDialog.getSaveFileName(
-                self, "Save result", start, ";;".join(SAVE_FILTERS.values()),
-                SAVE_FILTERS.get(fmt, SAVE_FILTERS["png"]), QFileDialog.Option.DontConfirmOverwrite,
-            )
-            if not name:
-                return None
-            target = Path(name)
-            if not target.suffix:
-                target = target.with_suffix(FORMAT_EXTENSIONS.get(fmt, ".png"))
-            start = str(target)
-            problem = None
-            if same_file(self.current.path, target):
-                problem = (f"'{target.name}' is the photo you opened. Originals are never overwritten: choose "
-                           "another name.")
-            else:
-                try:
-                    output_format_for(target)
-                except ImageIOError as exc:
-                    problem = str(exc)
-            if problem is not None:
-                QMessageBox.warning(self, "Cannot save there", problem)
-                continue
-            if target.exists():
-                answer = QMessageBox.question(self, "Replace file",
-                                              f"'{target.name}' already exists in {target.parent}. Replace it?")
-                if answer != QMessageBox.StandardButton.Yes:
-                    continue
-            return target
 
     def save_result(self, path: str | Path | None = None) -> bool:
         """Save the MLRN result; asks for a file name when ``path`` is None. Waits for missing tiles."""
@@ -626,23 +564,21 @@ class MainWindow(WindowActions):
                 f"Nothing to save: there is no MLRN model for ×{self.panel.scale} (open a model file first)"
             )
             return False
+        fmt = export_format(self.panel.export_format, self.current.picture)
         if path is None:
-            path = self._ask_save_path()
+            start = default_save_path(self.current.path, self.settings.last_folder, fmt, self.panel.scale)
+            path = ask_save_path(self, self.current.path, start, fmt)
             if path is None:
                 return False
-        target = Path(path)
-        if not target.suffix:
-            target = target.with_suffix(FORMAT_EXTENSIONS.get(self._export_format(), ".png"))
         try:
-            fmt = output_format_for(target)
+            opts = save_options(Path(path), fmt, self.panel.quality_spin.value(), self.panel.keep16_check.isChecked(),
+                                self.current.picture.bit_depth)
         except ImageIOError as exc:
             self.messages.show_error(str(exc))
             return False
-        quality = self.panel.quality_spin.value() if fmt in _QUALITY_FORMATS else None
-        keep16 = self.panel.keep16_check.isChecked() and self.current.picture.bit_depth == 16 and fmt in ("png", "tiff")
         # Replace only a file the user agreed to replace (the save dialog asks); one that appears later, from
         # another program, is never overwritten (create-if-absent).
-        return self.session.save(target, fmt, quality, 16 if keep16 else 8, overwrite=target.exists())
+        return self.session.save(opts.target, opts.fmt, opts.quality, opts.bits, overwrite=opts.target.exists())
 
     # ---------------------------------------------------------------------------------------------
     # status, recent files, settings

@@ -521,7 +521,7 @@ def test_app_save_asks_for_a_name(qtbot, tiny_model, window, photo, home, monkey
         calls.append(args)
         return str(target), ""
 
-    monkeypatch.setattr("app.main_window.QFileDialog.getSaveFileName", fake_dialog)
+    monkeypatch.setattr("app.save_flow.QFileDialog.getSaveFileName", fake_dialog)
     with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
         window.save_action.trigger()
     assert calls and calls[0][2].endswith("photo_x2.png")  # the suffix Batch Export and mlrn upscale use
@@ -548,9 +548,9 @@ def test_app_save_refuses_the_original_before_asking_to_replace_it(qtbot, tiny_m
         questions.append(text)
         return QMessageBox.StandardButton.No
 
-    monkeypatch.setattr("app.main_window.QFileDialog.getSaveFileName", fake_dialog)
-    monkeypatch.setattr("app.main_window.QMessageBox.warning", lambda _p, _t, text, *a: warnings.append(text))
-    monkeypatch.setattr("app.main_window.QMessageBox.question", fake_question)
+    monkeypatch.setattr("app.save_flow.QFileDialog.getSaveFileName", fake_dialog)
+    monkeypatch.setattr("app.save_flow.QMessageBox.warning", lambda _p, _t, text, *a: warnings.append(text))
+    monkeypatch.setattr("app.save_flow.QMessageBox.question", fake_question)
     original = photo.read_bytes()
     with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
         window.save_action.trigger()
