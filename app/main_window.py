@@ -4,7 +4,7 @@ The window builds the widgets and turns what the user does into calls on its
 :class:`app.session.RenderSession`, which owns the open images, what each side shows, the cache of
 finished renders and the background jobs; the window lays out and repaints the views when the session
 says so. :meth:`MainWindow._request_renders` hands the panel's current choices (scale, model, left side,
-tile, device) to the session.
+tile, device) to the session; the save dialog and its name and format rules are in :mod:`app.save_flow`.
 """
 
 from __future__ import annotations
