@@ -226,11 +226,13 @@ def card_text(scale: int, photo: bool, results: dict, history: list[dict], hpara
               f"kernels {kernels}, GFF {gff}, RSC {rsc}), {skip}. 32-bit weights, "
               f"{'two x2 stages' if scale == 4 else 'one sub-pixel stage'} for x{scale}.", "",
               f"Compute in total: {total_steps:,} training steps in {total_min / 60:.2f} hours over {len(history)} "
-              "rounds (the rounds below" + (", counting only this model's own rounds, not those of the model it "
+              + ("round" if len(history) == 1 else "rounds") + " (below"
+              + (", counting only this model's own rounds, not those of the model it "
               "was fine-tuned from" if photo else "") + ").", "",
               ("Data (recent rounds): `../shared/data/train/{OpenPhotos,Photos15,BSD200,T91,General100}`, patches "
-               "drawn in proportion to each image's area, the validation photographs excluded. Earlier rounds "
-               "(see below) used T91, BSD200, General100 and Photos15 only, and selected on Set5. "
+               "drawn in proportion to each image's area, the validation photographs excluded. "
+               + ("Earlier rounds (see below) used T91, BSD200, General100 and Photos15 only, and selected on Set5. "
+                  if set5_rounds else "")
                if any(h.get("val_psnr") is not None for h in history) else
                "Data: `../shared/data/train/{T91,BSD200,General100,Photos15}`; every round of these weights "
                "predates the validation split and selected its checkpoint on Set5 (so Set5 is not an independent "
@@ -279,6 +281,8 @@ def install(run: Path, scale: int, photo: bool, command: str, device, minutes: f
         # the first photo model must beat the paper model at the photo inputs it is made for
         old = measure(registry.load_model(models_dir / f"{model_name(scale, False)}.pt", scale).model,
                       scale, device, valdir, True)
+    if old is not None:
+        print(f"{name}: compared with {json.dumps(old)}", flush=True)
     new_val = results["val"]["model"]["psnr"]
     old_val = old["val"]["model"]["psnr"] if old else None
     report = {"name": name, "new_val": new_val, "old_val": old_val, "new_set14": results[s14]["model"]["psnr"],
