@@ -415,7 +415,7 @@ def main() -> None:
         paper = models_dir / f"mlrn-x{scale}.pt"
         candidates = [shipped, paper, models_dir / "mlrn-x2.pt"]
         init = next((c for c in candidates if c.exists()), None)
-        resumable = sorted(p for p in runs.glob(f"{name}-*") if (p / "ckpt.pt").exists()
+        resumable = sorted(p for p in runs.glob(f"{name}-[0-9]*") if (p / "ckpt.pt").exists()
                            and (p / "command.txt").exists() and not (p / "finished").exists())
         if args.resume and resumable:
             out = resumable[-1]
