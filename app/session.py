@@ -7,8 +7,9 @@ without a window.
 
 Rendering is driven by one method, :meth:`RenderSession.request`: it works out what the current image
 and the :class:`RenderSettings` need, shows what the cache already has and starts (or redirects) one
-render job for the rest. The job reads the file when needed and makes the renders in order (bicubic,
-the MLRN result, the left-hand model), the tiles on screen first; each final block is announced with
+render job for the rest. The job reads the file when needed and makes the renders in order (the MLRN
+result, the left-hand model), the tiles on screen first, and the bicubic view as soon as the first MLRN
+tiles are on screen (until then the LR input stands in for it); each final block is announced with
 :attr:`RenderSession.repaint` as it arrives. Nothing here blocks the event loop on image-sized work.
 """
 

@@ -189,6 +189,7 @@ class RenderJob(Job):
     def __init__(self, request: RenderRequest) -> None:
         super().__init__()
         self.request = request
+        self._deferred: list[RenderSpec] = []
 
     def work(self) -> None:
         req = self.request
@@ -198,16 +199,38 @@ class RenderJob(Job):
             picture = read_image(req.path)
             lr = Pyramid.build(to_uint8(picture.rgb))
             self.loaded.emit(LoadedImage(req.image_id, req.path, picture, lr, _thumbnail(lr), time.perf_counter() - t0))
-        for spec in req.renders:
-            if self.stopping:
+        renders = list(req.renders)
+        # The first MLRN tiles under the view come before the full-image bicubic (or nearest) view: that
+        # costs seconds on a 24 MP photo, and until then the LR placeholder stands in for it. The plain
+        # renders run as soon as the first model render has put tiles on its canvas (or has ended).
+        self._deferred = []
+        if any(s.method == "model" for s in renders):
+            self._deferred = [s for s in renders if s.method != "model"]
+            renders = [s for s in renders if s.method == "model"]
+        for spec in renders:
+            if not self._render_one(spec, picture, lr) or not self._run_deferred(picture, lr):
                 return
-            try:
-                self._render(spec, picture, lr)
-            except Cancelled:
-                return
-            except Exception as exc:  # noqa: BLE001 - one failed model must not stop the other render
-                log.exception("render %s failed", spec.label)
-                self.render_failed.emit(spec.key, describe_error(exc))
+        self._run_deferred(picture, lr)
+
+    def _render_one(self, spec: RenderSpec, picture: Picture, lr: Pyramid) -> bool:
+        """Make one render, reporting its failure; False when the job was stopped."""
+        if self.stopping:
+            return False
+        try:
+            self._render(spec, picture, lr)
+        except Cancelled:
+            return False
+        except Exception as exc:  # noqa: BLE001 - one failed model must not stop the other render
+            log.exception("render %s failed", spec.label)
+            self.render_failed.emit(spec.key, describe_error(exc))
+        return True
+
+    def _run_deferred(self, picture: Picture, lr: Pyramid) -> bool:
+        """Make the plain renders held back for the first model tiles (each once); False when stopped."""
+        while self._deferred:
+            if not self._render_one(self._deferred.pop(0), picture, lr):
+                return False
+        return True
 
     def _render(self, spec: RenderSpec, picture: Picture, lr: Pyramid) -> None:
         req = self.request
@@ -249,6 +272,8 @@ class RenderJob(Job):
                 rects.append((x, y, w, h))
             if rects:
                 self.tiles.emit(spec.key, rects)
+                if self._deferred:  # the first tiles are on screen: now the bicubic view
+                    self._run_deferred(picture, lr)
 
         upscale_array(
             loaded.model,

@@ -28,7 +28,7 @@ from app.image_cache import ImageCache, ImageId, RenderKey, RenderResult
 from app.main import configure_torch_threads
 from app.main_window import MainWindow
 from app.pyramid import Pyramid
-from app.render import VisibleRegion, make_priority, to_uint8
+from app.render import VisibleRegion, bicubic_uint8, make_priority, to_uint8
 from app.settings import Settings, load_settings, save_settings, settings_path
 from app.viewer import ViewState
 from app.worker import RenderJob, RenderRequest, RenderSpec
@@ -197,6 +197,42 @@ def test_app_tiles_arrive_visible_first_and_assemble_to_the_final_result(qtbot, 
     # the first block lies in the visible (bottom-right) corner
     x, y, _w, _h = order[0]
     assert x >= 2 * 150 and y >= 2 * 130
+
+
+def test_app_first_model_tiles_come_before_the_full_bicubic_view(qtbot, home, tiny_model):
+    """Opening a file: the LR placeholder, then the first MLRN tiles, then the bicubic view, then the rest."""
+    src = _photo(home / "big.png", 300, 260)
+    image_id = ImageId.of(src)
+    bicubic = RenderSpec(RenderKey(image_id, "bicubic", 2), "bicubic", "Bicubic")
+    key = RenderKey(image_id, "model:tiny", 2, 64, 16, "cpu")
+    model = RenderSpec(key, "model", "MLRN tiny", str(tiny_model))
+    visible = VisibleRegion()
+    visible.set((0.0, 0.0, 300.0, 260.0))
+    job = RenderJob(RenderRequest(src, image_id, 2, (bicubic, model), tile=64, visible=visible))
+    events: list[str] = []
+    results = {}
+    job.loaded.connect(lambda _loaded: events.append("loaded"))
+    job.tiles.connect(lambda k, _rects: events.append("tiles" if k == key else "other tiles"))
+    job.render_done.connect(lambda r: (events.append(f"done {r.key.method}"), results.__setitem__(r.key.method, r)))
+    job.render_failed.connect(lambda _k, msg: events.append(f"failed {msg}"))
+    job.run()
+    assert events[:2] == ["loaded", "tiles"], events
+    assert events.count("done bicubic") == 1 and events[-1] == "done model:tiny", events
+    # the bicubic view comes right after the first tiles, not after the whole MLRN image
+    assert "tiles" in events[events.index("done bicubic") :], events
+    lr = to_uint8(read_image(src).rgb)
+    np.testing.assert_array_equal(results["bicubic"].image, bicubic_uint8(lr, 2))
+
+
+def test_app_plain_renders_alone_keep_their_order(qtbot, home):
+    src = _photo(home / "small.png", 60, 40)
+    image_id = ImageId.of(src)
+    specs = tuple(RenderSpec(RenderKey(image_id, m, 2), m, m) for m in ("nearest", "bicubic"))
+    job = RenderJob(RenderRequest(src, image_id, 2, specs))
+    done: list[str] = []
+    job.render_done.connect(lambda r: done.append(r.key.method))
+    job.run()
+    assert done == ["nearest", "bicubic"]
 
 
 def test_app_zoom_and_pan_stay_in_sync(qtbot, tiny_model, window, photo):
