@@ -33,7 +33,7 @@ from app.render import (
     nearest_uint8,
     to_uint8,
 )
-from mlrn_core.imageio import ImageIOError, Picture, read_image, write_image
+from mlrn_core.imageio import ImageIOError, Picture, read_image_for_display, write_image
 from mlrn_core.registry import LoadedModel, ModelError, load_model
 from mlrn_core.tiling import (
     DEFAULT_OVERLAP,
@@ -196,8 +196,8 @@ class RenderJob(Job):
         picture, lr = req.picture, req.lr
         if picture is None or lr is None:
             t0 = time.perf_counter()
-            picture = read_image(req.path)
-            lr = Pyramid.build(to_uint8(picture.rgb))
+            picture, pixels = read_image_for_display(req.path)  # an 8-bit file's pixels need no conversion back
+            lr = Pyramid.build(pixels if pixels is not None else to_uint8(picture.rgb))
             self.loaded.emit(LoadedImage(req.image_id, req.path, picture, lr, _thumbnail(lr), time.perf_counter() - t0))
         renders = list(req.renders)
         # The first MLRN tiles under the view come before the full-image bicubic (or nearest) view: that

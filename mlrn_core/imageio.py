@@ -362,6 +362,20 @@ def picture_to_uint8_rgb(
 
 def read_image(path: str | os.PathLike[str]) -> Picture:
     """Read an image file into a :class:`Picture` (EXIF orientation applied). Raises ImageIOError."""
+    return _read_image(path)[0]
+
+
+def read_image_for_display(path: str | os.PathLike[str]) -> tuple[Picture, np.ndarray | None]:
+    """:func:`read_image` plus the picture's uint8 HxWx3 RGB pixels when they come straight from the file.
+
+    For an 8-bit source these are the decoded pixels themselves (orientation and channels as in
+    ``picture.rgb``), exactly what converting ``picture.rgb`` back to 8 bits gives, without a pass
+    over the float image; None for a 16-bit, float or premultiplied-alpha source (convert those).
+    """
+    return _read_image(path, display=True)
+
+
+def _read_image(path: str | os.PathLike[str], display: bool = False) -> tuple[Picture, np.ndarray | None]:
     p = Path(path)
     if is_camera_raw(p):
         raise ImageIOError(p, RAW_ADVICE)
@@ -372,7 +386,7 @@ def read_image(path: str | os.PathLike[str]) -> Picture:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # Photoshop/exiv2 store IPTC (tag 33723) as LONGs; Pillow warns about that, harmlessly
             warnings.filterwarnings("ignore", message="Metadata Warning, tag 33723")
-            picture = _decode(p, data)
+            picture, pixels = _decode(p, data, display)
     except ImageIOError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -392,7 +406,7 @@ def read_image(path: str | os.PathLike[str]) -> Picture:
         picture.bit_depth,
         " +alpha" if picture.alpha is not None else "",
     )
-    return picture
+    return picture, pixels
 
 
 def _read_file_bytes(p: Path) -> bytes:
@@ -475,11 +489,12 @@ def _open_pillow(p: Path, data: bytes) -> Image.Image:
     raise ImageIOError(p, "not an image file, or an unsupported image format")
 
 
-def _decode(p: Path, data: bytes) -> Picture:
+def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.ndarray | None]:
+    """The picture and, with ``display``, its uint8 RGB pixels when they are the decoded ones (else None)."""
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         picture = _decode_float_tiff(p, data)
         if picture is not None:
-            return picture
+            return picture, None
     img = _open_pillow(p, data)
     with img:
         fmt = _PIL_FORMATS[img.format or ""]
@@ -502,23 +517,30 @@ def _decode(p: Path, data: bytes) -> Picture:
         orientation = _orientation_of(exif_bytes)
 
         pixels: np.ndarray | None = None
+        raw: np.ndarray | None = None  # the decoded 8-bit pixels, when the float picture is exactly them / 255
         if _is_sixteen_bit(img, fmt, data):
             pixels = _decode_cv2(p, img, data)
         if pixels is not None:
             gray = source_mode in _GRAY_MODES or (fmt == "png" and data[25] in (0, 4))  # PNG colour type
             depth = 16 if pixels.dtype != np.uint8 else 8
             floats = _int_to_float(pixels) if pixels.dtype.kind in "ui" else np.clip(pixels, 0, 1)
+            raw = pixels if pixels.dtype == np.uint8 else None
             if floats.ndim == 3 and floats.shape[2] == 4 and _tiff_alpha_is_associated(img):
                 floats = _unpremultiply(floats)
+                raw = None
         else:
             arr, gray, icc = _pillow_pixels(p, img, icc)
             depth = 16 if arr.dtype != np.uint8 else 8
             floats = _int_to_float(arr) if arr.dtype.kind in "ui" else np.clip(arr, 0, 1).astype(np.float32)
+            raw = arr if arr.dtype == np.uint8 else None
 
     floats = _apply_orientation(floats, orientation)
     rgb, alpha = _split_channels(floats, gray)
+    shown = None
+    if display and raw is not None:
+        shown = _split_channels(_apply_orientation(raw, orientation), gray, np.uint8)[0]
     xmp, iptc = _read_xmp_iptc(p, data) if has_xmp_iptc else (None, None)
-    return Picture(
+    picture = Picture(
         rgb=rgb,
         alpha=alpha,
         bit_depth=depth,
@@ -532,6 +554,7 @@ def _decode(p: Path, data: bytes) -> Picture:
         xmp=xmp,
         iptc=iptc,
     )
+    return picture, shown
 
 
 def _tiff_header_size(data: bytes) -> tuple[int, int, int, int] | None:
@@ -854,14 +877,16 @@ def _int_to_float(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _split_channels(f: np.ndarray, gray: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """float HxW / HxWx{1,2,3,4} -> (contiguous HxWx3 rgb, HxW alpha or None)."""
+def _split_channels(
+    f: np.ndarray, gray: bool, dtype: type = np.float32
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """HxW / HxWx{1,2,3,4} -> (contiguous HxWx3 rgb, HxW alpha or None), both of ``dtype``."""
     if f.ndim == 2:
         f = f[:, :, None]
     channels = f.shape[2]
     alpha = None
     if channels in (2, 4):
-        alpha = np.ascontiguousarray(f[:, :, -1], dtype=np.float32)
+        alpha = np.ascontiguousarray(f[:, :, -1], dtype=dtype)
         f = f[:, :, :-1]
         channels -= 1
     if channels == 1 or gray:
@@ -869,7 +894,7 @@ def _split_channels(f: np.ndarray, gray: bool) -> tuple[np.ndarray, np.ndarray |
         rgb = np.repeat(g, 3, axis=2)
     else:
         rgb = f
-    return np.ascontiguousarray(rgb, dtype=np.float32), alpha
+    return np.ascontiguousarray(rgb, dtype=dtype), alpha
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -165,6 +165,31 @@ def test_orientation_matches_pillow_exif_transpose(tmp_path: Path, orientation: 
     assert np.array_equal(as8(read_image(path).rgb), expected)
 
 
+def test_display_pixels_are_the_picture_in_8_bit_without_a_float_pass(fixtures: dict[str, Path]) -> None:
+    """read_image_for_display: the same picture, plus uint8 pixels exactly equal to it for 8-bit files."""
+    for name in GOOD_FIXTURES:
+        picture, pixels = imageio.read_image_for_display(fixtures[name])
+        plain = read_image(fixtures[name])
+        assert np.array_equal(picture.rgb, plain.rgb), name
+        assert (picture.alpha is None) == (plain.alpha is None), name
+        if picture.bit_depth == 16:
+            assert pixels is None, name
+            continue
+        assert pixels is not None and pixels.dtype == np.uint8 and pixels.flags.c_contiguous, name
+        assert np.array_equal(pixels, as8(picture.rgb)), name  # orientation, gray, palette, CMYK, alpha
+    _, pixels = imageio.read_image_for_display(fixtures["exif_rotated"])
+    assert pixels is not None and pixels.shape[:2] == (W, H)  # stored W x H, shown rotated
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_display_pixels_follow_the_orientation(tmp_path: Path, orientation: int) -> None:
+    stored = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    path = tmp_path / f"o{orientation}.png"
+    Image.fromarray(stored).save(path, exif=exif_bytes(orientation))
+    _, pixels = imageio.read_image_for_display(path)
+    assert np.array_equal(pixels, np.asarray(ImageOps.exif_transpose(Image.open(path))))
+
+
 @pytest.mark.parametrize("orientation", [3, 5, 6, 8])
 def test_orientation_applied_on_16_bit_path(tmp_path: Path, orientation: int) -> None:
     stored = pattern16(5, 7)
