@@ -100,18 +100,29 @@ def make_priority(
     """Lowest first: tiles on screen (nearest the centre of the view first), then by distance to it.
 
     ``default`` stands for the screen until the GUI has said what is visible (the whole image, as a
-    view fitted to the window would show it); with neither, tiles go in grid order.
+    view fitted to the window would show it); with neither, tiles go in grid order. The core asks for
+    every pending tile before each pick (thousands for a 24 MP photo), so the values are kept until the
+    rectangle changes.
     """
+    memo: dict[tuple[int, int, int, int], float] = {}
+    seen: list[tuple[float, float, float, float] | None] = [None]
 
     def priority(t: Tile) -> float:
         rect = region.get() or default
         if rect is None:
             return float(t.index)
-        x0, y0, x1, y1 = rect
-        dx = max(x0 - t.x1, 0.0, t.x0 - x1)
-        dy = max(y0 - t.y1, 0.0, t.y0 - y1)
-        centre = math.hypot((t.x0 + t.x1 - x0 - x1) / 2, (t.y0 + t.y1 - y0 - y1) / 2)
-        # rounded so that rounding noise in the rectangle (199.99999 vs 200) cannot reorder equidistant tiles
-        return round(math.hypot(dx, dy), 1) * 1e4 + round(centre, 2)
+        if rect != seen[0]:
+            memo.clear()
+            seen[0] = rect
+        where = (t.x0, t.y0, t.x1, t.y1)
+        value = memo.get(where)
+        if value is None:
+            x0, y0, x1, y1 = rect
+            dx = max(x0 - t.x1, 0.0, t.x0 - x1)
+            dy = max(y0 - t.y1, 0.0, t.y0 - y1)
+            centre = math.hypot((t.x0 + t.x1 - x0 - x1) / 2, (t.y0 + t.y1 - y0 - y1) / 2)
+            # rounded so that rounding noise in the rectangle (199.99999 vs 200) cannot reorder equidistant tiles
+            value = memo[where] = round(math.hypot(dx, dy), 1) * 1e4 + round(centre, 2)
+        return value
 
     return priority

@@ -672,6 +672,11 @@ def test_app_priority_puts_visible_tiles_first():
     region.set((600.0, 450.0, 800.0, 600.0))
     first = min(tiles, key=priority)
     assert first.x1 > 600 and first.y1 > 450
+    region.set((0.0, 0.0, 100.0, 100.0))  # the user pans while the render runs: the order follows at once
+    first = min(tiles, key=priority)
+    assert first.x0 < 100 and first.y0 < 100
+    region.set((600.0, 450.0, 800.0, 600.0))
+    assert min(tiles, key=priority).x1 > 600
 
 
 def test_app_pyramid_paste_matches_a_full_build():
