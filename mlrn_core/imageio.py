@@ -370,7 +370,8 @@ def read_image_for_display(path: str | os.PathLike[str]) -> tuple[Picture, np.nd
 
     For an 8-bit source these are the decoded pixels themselves (orientation and channels as in
     ``picture.rgb``), exactly what converting ``picture.rgb`` back to 8 bits gives, without a pass
-    over the float image; None for a 16-bit, float or premultiplied-alpha source (convert those).
+    over the float image; None for a 16-bit, float or premultiplied-alpha source (convert those). They
+    may share the decoder's buffer, and so be read-only: copy them before writing into them.
     """
     return _read_image(path, display=True)
 
