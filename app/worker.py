@@ -256,6 +256,7 @@ class RenderJob(Job):
         canvas = Pyramid.zeros(picture.height * s, picture.width * s)
         out = canvas.levels[0] if picture.bit_depth == 8 else np.empty_like(canvas.levels[0], np.uint16)
         self.render_started.emit(spec.key, len(plan_tiles(picture.height, picture.width, tile, req.overlap)), canvas)
+        shown: list[bool] = []  # not empty once tiles are on the canvas
 
         def on_tile(_t, lr_rects: list[tuple[int, int, int, int]]) -> None:
             rects = []
@@ -272,8 +273,12 @@ class RenderJob(Job):
                 rects.append((x, y, w, h))
             if rects:
                 self.tiles.emit(spec.key, rects)
-                if self._deferred:  # the first tiles are on screen: now the bicubic view
-                    self._run_deferred(picture, lr)
+                shown.append(True)
+
+        def on_progress(done: int, total: int) -> None:
+            self.render_progress.emit(spec.key, done, total)
+            if shown and self._deferred:  # the first tiles are on screen (and counted): now the bicubic view
+                self._run_deferred(picture, lr)
 
         upscale_array(
             loaded.model,
@@ -281,7 +286,7 @@ class RenderJob(Job):
             tile=tile,
             overlap=req.overlap,
             runner=runner,
-            progress=lambda done, total: self.render_progress.emit(spec.key, done, total),
+            progress=on_progress,
             cancel=self._stop.is_set,
             priority=make_priority(req.visible, (0.0, 0.0, float(picture.width), float(picture.height)))
             if req.visible is not None

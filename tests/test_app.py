@@ -215,8 +215,9 @@ def test_app_first_model_tiles_come_before_the_full_bicubic_view(qtbot, home, ti
     job.tiles.connect(lambda k, _rects: events.append("tiles" if k == key else "other tiles"))
     job.render_done.connect(lambda r: (events.append(f"done {r.key.method}"), results.__setitem__(r.key.method, r)))
     job.render_failed.connect(lambda _k, msg: events.append(f"failed {msg}"))
+    job.render_progress.connect(lambda k, done, _n: events.append("progress") if k == key and done == 1 else None)
     job.run()
-    assert events[:2] == ["loaded", "tiles"], events
+    assert events[:3] == ["loaded", "tiles", "progress"], events  # the first tile shown and counted
     assert events.count("done bicubic") == 1 and events[-1] == "done model:tiny", events
     # the bicubic view comes right after the first tiles, not after the whole MLRN image
     assert "tiles" in events[events.index("done bicubic") :], events
