@@ -676,6 +676,10 @@ class MainWindow(WindowActions):
         self.settings.compare_mode = self.mode
         save_settings(self.settings)
         self._memory_timer.stop()
+        # a models-folder change seen just before closing must not re-render in a closed window: its timer
+        # would start a job after the session's shutdown (the window is then deleted with it still running)
+        self._watcher.blockSignals(True)
+        self._watch_timer.stop()
         if self._batch_dialog is not None:
             self._batch_dialog.close()
         if self._wizard is not None:

@@ -150,6 +150,7 @@ class RenderSession(QObject):
         self._progress_key: RenderKey | None = None
         self._started: dict[RenderKey, float] = {}
         self._pending_save: tuple[RenderKey, SaveRequest] | None = None
+        self._closed = False  # after :meth:`shutdown` no job starts (nothing would wait for its thread)
 
     # ---------------------------------------------------------------------------------------------
     # what the window reads
@@ -227,6 +228,8 @@ class RenderSession(QObject):
 
     def request(self, settings: RenderSettings | None = None) -> None:
         """Show what the cache has for the current image and settings; start one job for what is missing."""
+        if self._closed:
+            return
         if settings is not None:
             self.settings = settings
         image_id = self.image_id()
@@ -282,6 +285,9 @@ class RenderSession(QObject):
         False (with a message) when there is nothing to save or ``target`` is the original photo. Without
         ``overwrite`` the file is created only if absent: one that appears meanwhile is never replaced.
         """
+        if self._closed:
+            self.error.emit("Not saved: the window is closing")
+            return False
         if self.current is None:
             self.error.emit("Nothing to save yet: open a photo first")
             return False
@@ -330,7 +336,14 @@ class RenderSession(QObject):
             self.info.emit("Upscale cancelled. Press F5 (Model › Upscale) to continue.", 0)
 
     def shutdown(self) -> None:
-        """Stop renders after their current tile and wait; saves are left to finish (they write atomically)."""
+        """Stop renders after their current tile and wait; saves are left to finish (they write atomically).
+
+        The session is closed from then on: a request that still arrives (a window's timer, a queued job
+        signal) starts nothing. A job started after the wait would have no one to wait for its thread, and
+        Qt aborts the process when a running QThread is destroyed with its owner.
+        """
+        self._closed = True
+        self._pending_save = None
         self.runner.stop_all(wait=True, keep=(SaveJob,))
         self._job = None
 
@@ -394,6 +407,8 @@ class RenderSession(QObject):
                 image.message = ""
 
     def _start_render_job(self, request: RenderRequest) -> None:
+        if self._closed:
+            return
         job = RenderJob(request)
         # @Slot-decorated bound methods (not lambdas or partials): Qt queues these calls to the GUI thread,
         # and PySide needs the decoration to pass Python objects across threads safely
@@ -413,6 +428,8 @@ class RenderSession(QObject):
         self.progress.emit(Progress(0, 0, "Reading…" if request.picture is None else "Starting…"))
 
     def _start_save(self, request: SaveRequest) -> None:
+        if self._closed:
+            return
         job = SaveJob(request)
         job.saved.connect(self._on_save_job_saved)
         job.failed.connect(self._on_save_job_failed)

@@ -354,6 +354,23 @@ def test_app_close_during_work_exits_cleanly(qtbot, home, tiny_model, capfd):
     assert "QThread: Destroyed while thread is still running" not in captured.err + captured.out
 
 
+def test_app_closed_window_starts_no_render(qtbot, tiny_model, window, photo, home, monkeypatch):
+    """A models-folder change just before the window closes must not render in the closed window: the job would
+    outlive the session's shutdown and the window's deletion would destroy its running QThread (Qt aborts)."""
+    window.open_paths([photo])
+    _wait_right_done(qtbot, window)
+    _wait_idle(qtbot, window)
+    started: list[bool] = []
+    window.session.busy_changed.connect(lambda busy: started.append(busy) if busy else None)
+    window._on_watcher_directory_changed(str(paths.user_models_dir()))  # as QFileSystemWatcher reports it
+    window.close()
+    # by the time the folder check runs, the model list has changed: 'tiny' is another file now
+    monkeypatch.setenv("MLRN_HOME", str(home / "elsewhere"))
+    registry.register_user_model(_tiny_model_file(home / "retrained.pt", seed=3), "tiny", "# tiny\n")
+    qtbot.wait(800)  # past the 400 ms the window waits for a folder to settle
+    assert started == [] and not window.session.runner.busy
+
+
 def test_app_no_weights_says_so_and_still_shows_bicubic(qtbot, window, photo):
     assert window.panel.model is None
     assert window.banner.isVisible()

@@ -180,3 +180,18 @@ def test_the_views_tile_count_is_repainted_with_the_status_bars(qtbot, tmp_path,
     session._on_job_render_progress(session.right_key, 5, 12)  # the job's signal, as it arrives after a tile
     session.repaint.disconnect()
     assert painted == ["5/12 tiles"]
+
+
+def test_a_shut_down_session_starts_no_job(qtbot, tmp_path, session, model_file):
+    """After shutdown nothing waits for a job's thread: a request or save that still arrives (a closed window's
+    timer, a queued signal) must start none, or the thread is destroyed running and Qt aborts the process."""
+    a = _photo(tmp_path / "a.png")
+    _open(qtbot, session, _settings(model_file, tile=32), a)
+    session.shutdown()
+    assert not session.busy and not session.runner.busy
+    errors: list[str] = []
+    session.error.connect(errors.append)
+    session.request(_settings(model_file, tile=64))  # settings that need a new render
+    assert not session.busy and not session.runner.busy
+    assert not session.save(tmp_path / "a_out.png", "png", None, 8)
+    assert not session.runner.busy and "closing" in errors[-1]
