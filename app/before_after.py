@@ -28,16 +28,22 @@ class BeforeAfterView(QGroupBox):
         self.tuned_caption = QLabel("Fine-tuned")
         self.original_caption = QLabel("Original")
         grid = QGridLayout()
-        for col, (caption, view) in enumerate(((self.reference_caption, self.reference_view),
-                                               (self.tuned_caption, self.tuned_view),
-                                               (self.original_caption, self.original_view))):
+        for col, (caption, view) in enumerate(
+            (
+                (self.reference_caption, self.reference_view),
+                (self.tuned_caption, self.tuned_view),
+                (self.original_caption, self.original_view),
+            )
+        ):
             caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
             grid.addWidget(caption, 0, col)
             grid.addWidget(view, 1, col)
         self.difference_check = QCheckBox("Show the differences (amplified)")
-        self.difference_check.setToolTip("The middle view shows how far the fine-tuned result is from the one before "
-                                         "training, amplified so the largest changes are white: black where nothing "
-                                         "changed")
+        self.difference_check.setToolTip(
+            "The middle view shows how far the fine-tuned result is from the one before "
+            "training, amplified so the largest changes are white: black where nothing "
+            "changed"
+        )
         self.difference_check.setEnabled(False)
         self.difference_check.toggled.connect(self._on_difference_check_toggled)
         self.note = QLabel("Waiting for the first hold-out check.")
@@ -78,10 +84,15 @@ class BeforeAfterView(QGroupBox):
         self.difference_check.setEnabled(True)
         side = comparison.box[2]
         zoom = max(1, self.tuned_view.width() // max(1, side))
-        change = (f"the outputs differ by {comparison.mean_change:.1f} levels of 255 on average there"
-                  if comparison.mean_change >= 0.05 else "the outputs are practically identical everywhere")
-        self.note.setText(f"{comparison.photo}: the {side} px region where training changed the picture most, "
-                          f"enlarged {zoom}x; {change}.")
+        change = (
+            f"the outputs differ by {comparison.mean_change:.1f} levels of 255 on average there"
+            if comparison.mean_change >= 0.05
+            else "the outputs are practically identical everywhere"
+        )
+        self.note.setText(
+            f"{comparison.photo}: the {side} px region where training changed the picture most, "
+            f"enlarged {zoom}x; {change}."
+        )
         self._show_tuned()
 
     def _show_tuned(self) -> None:
@@ -101,8 +112,12 @@ class BeforeAfterView(QGroupBox):
             return pix.scaled(w, h, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
         zoom = min(w // max(1, pix.width()), h // max(1, pix.height()))
         if zoom > 1:
-            pix = pix.scaled(pix.width() * zoom, pix.height() * zoom, Qt.AspectRatioMode.KeepAspectRatio,
-                             Qt.TransformationMode.FastTransformation)
+            pix = pix.scaled(
+                pix.width() * zoom,
+                pix.height() * zoom,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.FastTransformation,
+            )
         return pix
 
     @Slot(bool)

@@ -54,7 +54,7 @@ def _fmt_tick(value: float, step: float) -> str:
     if step >= 1 and abs(value) >= 1000:
         return f"{value / 1000:g}k"
     decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 0
-    if step < 1 and step * 10 ** decimals % 1:
+    if step < 1 and step * 10**decimals % 1:
         decimals += 1
     return f"{value:.{decimals}f}"
 
@@ -131,12 +131,14 @@ class LineChart(QWidget):
         left = 10 + max((fm.horizontalAdvance(s) for s in ylabels), default=20)
         top = fm.height() + 10
         legend_h = fm.height() + 6
-        plot = QRectF(left, top, max(10.0, self.width() - left - 12),
-                      max(10.0, self.height() - top - fm.height() - legend_h - 10))
+        plot = QRectF(
+            left, top, max(10.0, self.width() - left - 12), max(10.0, self.height() - top - fm.height() - legend_h - 10)
+        )
 
         def to_px(x: float, y: float) -> QPointF:
-            return QPointF(plot.left() + (x - x0) / (x1 - x0) * plot.width(),
-                           plot.bottom() - (y - y0) / (y1 - y0) * plot.height())
+            return QPointF(
+                plot.left() + (x - x0) / (x1 - x0) * plot.width(), plot.bottom() - (y - y0) / (y1 - y0) * plot.height()
+            )
 
         # grid and ticks
         p.setPen(QPen(grid_color, 1))
@@ -146,14 +148,18 @@ class LineChart(QWidget):
         p.setPen(text_color)
         for t, label in zip(yticks, ylabels):
             y = to_px(x0, t).y()
-            p.drawText(QRectF(0, y - fm.height() / 2, left - 5, fm.height()),
-                       Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
+            p.drawText(
+                QRectF(0, y - fm.height() / 2, left - 5, fm.height()),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                label,
+            )
         for t in xticks:
             x = to_px(t, y0).x()
             label = _fmt_tick(t, xstep)
             w = fm.horizontalAdvance(label)
-            p.drawText(QRectF(x - w / 2 - 2, plot.bottom() + 2, w + 4, fm.height()),
-                       Qt.AlignmentFlag.AlignCenter, label)
+            p.drawText(
+                QRectF(x - w / 2 - 2, plot.bottom() + 2, w + 4, fm.height()), Qt.AlignmentFlag.AlignCenter, label
+            )
         axis = QColor(text_color)
         axis.setAlpha(120)
         p.setPen(QPen(axis, 1))

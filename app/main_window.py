@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 APP_TITLE = "MLRN Studio"
 
+
 class MainWindow(WindowActions):
     """See the module docstring. Signals are for tests and scripts that wait for the window."""
 
@@ -571,8 +572,13 @@ class MainWindow(WindowActions):
             if path is None:
                 return False
         try:
-            opts = save_options(Path(path), fmt, self.panel.quality_spin.value(), self.panel.keep16_check.isChecked(),
-                                self.current.picture.bit_depth)
+            opts = save_options(
+                Path(path),
+                fmt,
+                self.panel.quality_spin.value(),
+                self.panel.keep16_check.isChecked(),
+                self.current.picture.bit_depth,
+            )
         except ImageIOError as exc:
             self.messages.show_error(str(exc))
             return False

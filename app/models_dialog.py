@@ -168,9 +168,7 @@ class ModelsDialog(QDialog):
             log.warning("cannot list models: %s", exc)
             self._entries = []
             self._show_status(f"Cannot read the models folder: {exc}", error=True)
-        self.problems_label.setText(
-            "\n".join(reason for _path, reason in problems)
-        )
+        self.problems_label.setText("\n".join(reason for _path, reason in problems))
         self.problems_label.setVisible(bool(problems))
         self.list.blockSignals(True)
         self.list.clear()
@@ -185,8 +183,11 @@ class ModelsDialog(QDialog):
             header.setFlags(Qt.ItemFlag.ItemIsEnabled)  # shown in full colour, but not selectable
             self.list.addItem(header)
             if not entries:
-                empty = QListWidgetItem("    none yet: train one with Train on your photos…, or import a file"
-                                        if kind == "user" else "    none: reinstalling MLRN Studio restores them")
+                empty = QListWidgetItem(
+                    "    none yet: train one with Train on your photos…, or import a file"
+                    if kind == "user"
+                    else "    none: reinstalling MLRN Studio restores them"
+                )
                 empty.setFlags(Qt.ItemFlag.NoItemFlags)
                 self.list.addItem(empty)
             for e in entries:
@@ -220,8 +221,9 @@ class ModelsDialog(QDialog):
             self.read_only_label.clear()
             return
         self.card_view.setMarkdown(_card_markdown(entry))
-        self.read_only_label.setText("" if user else "Built-in models ship with MLRN Studio and cannot be renamed, "
-                                     "deleted or exported.")
+        self.read_only_label.setText(
+            "" if user else "Built-in models ship with MLRN Studio and cannot be renamed, deleted or exported."
+        )
 
     def _show_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
@@ -256,7 +258,8 @@ class ModelsDialog(QDialog):
         if entry is None or entry.kind != "user":
             return
         answer = QMessageBox.question(
-            self, "Delete model",
+            self,
+            "Delete model",
             f"Delete your model '{entry.name}'?\n\n{entry.path} and its model card are removed; this cannot be "
             "undone (export it first to keep a copy).",
         )
@@ -276,8 +279,9 @@ class ModelsDialog(QDialog):
         entry = self.current_entry()
         if entry is None or entry.kind != "user":
             return
-        target, _ = QFileDialog.getSaveFileName(self, "Export model", str(Path.home() / f"{entry.name}.pt"),
-                                                "MLRN models (*.pt)")
+        target, _ = QFileDialog.getSaveFileName(
+            self, "Export model", str(Path.home() / f"{entry.name}.pt"), "MLRN models (*.pt)"
+        )
         if not target:
             return
         dest = Path(target)
@@ -293,8 +297,9 @@ class ModelsDialog(QDialog):
 
     @Slot()
     def _on_import_button_clicked(self) -> None:
-        source, _ = QFileDialog.getOpenFileName(self, "Import a model", str(Path.home()),
-                                                "MLRN models (*.pt);;All files (*)")
+        source, _ = QFileDialog.getOpenFileName(
+            self, "Import a model", str(Path.home()), "MLRN models (*.pt);;All files (*)"
+        )
         if source:
             self.import_file(Path(source))
 
@@ -337,8 +342,9 @@ class ModelsDialog(QDialog):
         name = source.stem
         problem = self._name_problem(name)
         while problem is not None:
-            name, ok = QInputDialog.getText(self, "Import model", f"{problem}\nName for the imported model:",
-                                            text=f"{source.stem} (imported)")
+            name, ok = QInputDialog.getText(
+                self, "Import model", f"{problem}\nName for the imported model:", text=f"{source.stem} (imported)"
+            )
             name = name.strip()
             if not ok or not name:
                 self._show_status("Import cancelled.")

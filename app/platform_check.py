@@ -122,8 +122,10 @@ def problem_message(missing: list[str], has_apt: bool) -> str:
         if unknown:
             lines.append("Also install the packages that provide: " + ", ".join(unknown))
     else:
-        lines.append("Install your distribution's packages that provide them (on Debian/Ubuntu: "
-                     f"{command or 'apt-file search ' + missing[0]}), then start mlrn-studio again.")
+        lines.append(
+            "Install your distribution's packages that provide them (on Debian/Ubuntu: "
+            f"{command or 'apt-file search ' + missing[0]}), then start mlrn-studio again."
+        )
     lines.append("(The command line, mlrn, works without them.)")
     return "\n".join(lines)
 
@@ -151,6 +153,8 @@ def startup_problem(env: Mapping[str, str] | None = None, platform: str | None =
             return None
         return message
     if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
-        return ("MLRN Studio cannot open its window: there is no display (DISPLAY is not set). Start it from a "
-                "desktop session, or use the command line (mlrn) on a server.")
+        return (
+            "MLRN Studio cannot open its window: there is no display (DISPLAY is not set). Start it from a "
+            "desktop session, or use the command line (mlrn) on a server."
+        )
     return None

@@ -294,8 +294,9 @@ class RenderSession(QObject):
         key = self._sides["right"]
         if key is None:
             self.error.emit(
-                f"Nothing to save: {self._no_model_reason}" if self._no_model_reason else
-                f"Nothing to save: there is no MLRN model for ×{self.settings.scale} (open a model file first)"
+                f"Nothing to save: {self._no_model_reason}"
+                if self._no_model_reason
+                else f"Nothing to save: there is no MLRN model for ×{self.settings.scale} (open a model file first)"
             )
             return False
         if same_file(self.current.path, target):
@@ -358,7 +359,12 @@ class RenderSession(QObject):
             mtime = 0
         st = self.settings
         key = RenderKey(
-            image_id, f"model:{model.path.resolve()}@{mtime}", st.scale, st.tile, DEFAULT_OVERLAP, device.type,
+            image_id,
+            f"model:{model.path.resolve()}@{mtime}",
+            st.scale,
+            st.tile,
+            DEFAULT_OVERLAP,
+            device.type,
             st.precision,
         )
         return RenderSpec(key, "model", f"MLRN {model.name}", str(model.path))

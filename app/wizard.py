@@ -88,7 +88,8 @@ class TrainingWizard(QWizard):
     def reject(self) -> None:  # Cancel, Esc and the window's close button
         if self.is_training:
             answer = QMessageBox.question(
-                self, "Stop training?",
+                self,
+                "Stop training?",
                 "Training is still running. Stop it and close the wizard?\n\nA checkpoint is saved: you can "
                 "resume the run later from the first page of this wizard.",
             )

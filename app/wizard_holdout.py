@@ -35,9 +35,11 @@ class HoldoutPage(QWizardPage):
         self.state = state
         self.thumbnails = thumbnails
         self.setTitle("Hold-out photos")
-        self.setSubTitle("The ticked photos are never trained on. After training they are upscaled by bicubic, the "
-                         "starting model and the new model and compared with the originals: that is the honest "
-                         "score. Pick photos typical of your work.")
+        self.setSubTitle(
+            "The ticked photos are never trained on. After training they are upscaled by bicubic, the "
+            "starting model and the new model and compared with the originals: that is the honest "
+            "score. Pick photos typical of your work."
+        )
         self.setCommitPage(True)
         self.setButtonText(QWizard.WizardButton.CommitButton, "Start training")
         self.list = thumb_list()
@@ -77,8 +79,11 @@ class HoldoutPage(QWizardPage):
         self._update()
 
     def checked(self) -> list[str]:
-        return [self.list.item(i).data(PATH_ROLE) for i in range(self.list.count())
-                if self.list.item(i).checkState() == Qt.CheckState.Checked]
+        return [
+            self.list.item(i).data(PATH_ROLE)
+            for i in range(self.list.count())
+            if self.list.item(i).checkState() == Qt.CheckState.Checked
+        ]
 
     def _update(self) -> None:
         held, total = len(self.checked()), self.list.count()

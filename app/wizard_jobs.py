@@ -66,14 +66,24 @@ class Comparison:
     mean_change: float  # mean |tuned - reference| in the region, 0-255 units
 
 
-def make_comparison(reference: np.ndarray, tuned: np.ndarray, hr: np.ndarray, scale: int, reference_label: str,
-                    photo: str) -> Comparison:
+def make_comparison(
+    reference: np.ndarray, tuned: np.ndarray, hr: np.ndarray, scale: int, reference_label: str, photo: str
+) -> Comparison:
     """Crop the three uint8 RGB images at the region where ``tuned`` and ``reference`` differ most."""
     y, x, side, change = most_changed_box(tuned, reference, COMPARE_SIDE, scale)
     crop = np.s_[y : y + side, x : x + side]
     diff, gain = difference_image(tuned[crop], reference[crop])
-    return Comparison(qimage_from_rgb8(reference[crop]), qimage_from_rgb8(tuned[crop]), qimage_from_rgb8(hr[crop]),
-                      qimage_from_rgb8(diff), gain, reference_label, photo, (y, x, side), change)
+    return Comparison(
+        qimage_from_rgb8(reference[crop]),
+        qimage_from_rgb8(tuned[crop]),
+        qimage_from_rgb8(hr[crop]),
+        qimage_from_rgb8(diff),
+        gain,
+        reference_label,
+        photo,
+        (y, x, side),
+        change,
+    )
 
 
 def to_uint8(sr: np.ndarray) -> np.ndarray:
@@ -159,9 +169,18 @@ class SpeedJob(Job):
                     except OSError:  # no symlinks here (Windows without the privilege): copy
                         shutil.copyfile(src, link)
                 data = (str(folder),)
-            cfg = dataclasses.replace(self.cfg, data=data, exclude=(), out=str(Path(tmp) / "run"), val=(),
-                                      max_steps=SPEED_STEPS, max_minutes=SPEED_MAX_MINUTES, schedule_steps=None,
-                                      log_every=1, save_as=None)
+            cfg = dataclasses.replace(
+                self.cfg,
+                data=data,
+                exclude=(),
+                out=str(Path(tmp) / "run"),
+                val=(),
+                max_steps=SPEED_STEPS,
+                max_minutes=SPEED_MAX_MINUTES,
+                schedule_steps=None,
+                log_every=1,
+                save_as=None,
+            )
             trainer = Trainer(cfg, self._on_event)
             self._trainer = trainer
             if self.stopping:
@@ -191,8 +210,9 @@ class TrainJob(Job):
     event = Signal(object)  # trainer events, unchanged (StartedEvent, StepEvent, ValidationEvent, ...)
     preview = Signal(object, int)  # Comparison on the first hold-out image at a validation step, the step
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False, crops: tuple[tuple[str, str], ...] = (),
-                 crop_side: int = 768) -> None:
+    def __init__(
+        self, cfg: TrainConfig, resume: bool = False, crops: tuple[tuple[str, str], ...] = (), crop_side: int = 768
+    ) -> None:
         """``crops``: (hold-out photo, crop file) pairs to write, when missing, before the run starts (its val
         set): the most detailed ``crop_side`` px region of each photo."""
         super().__init__()
@@ -333,8 +353,13 @@ class EvalJob(Job):
         out.comparison = self._compare(models, domains[-1][1], device, out.base_name or req.base)
         self.result.emit(out)
 
-    def _compare(self, models: dict[str, torch.nn.Module | None], degradation: data_mod.Degradation | None,
-                 device: torch.device, base_name: str | None) -> Comparison | None:
+    def _compare(
+        self,
+        models: dict[str, torch.nn.Module | None],
+        degradation: data_mod.Degradation | None,
+        device: torch.device,
+        base_name: str | None,
+    ) -> Comparison | None:
         """The most changed region over the first few hold-out photos, in the inputs the model was made for."""
         req = self.request
         before = models.get(BASE)
@@ -346,8 +371,11 @@ class EvalJob(Job):
                 return None
             name = req.names[i] if i < len(req.names) else img.path.name
             lr = img.lr.astype(np.float32) / 255
-            ref = (to_uint8(upscale_array(before, lr, runner=runners[BASE])) if before is not None
-                   else imresize(img.lr, req.scale))
+            ref = (
+                to_uint8(upscale_array(before, lr, runner=runners[BASE]))
+                if before is not None
+                else imresize(img.lr, req.scale)
+            )
             tuned = to_uint8(upscale_array(models[TUNED], lr, runner=runners[TUNED]))
             c = make_comparison(ref, tuned, img.hr, req.scale, label, name)
             if best is None or c.mean_change > best.mean_change:

@@ -71,8 +71,10 @@ class PhotosPage(QWizardPage):
         self._error = ""
         self._runs: list[RunInfo] = []
         self.setTitle("Your photos")
-        self.setSubTitle("Add one or more folders of your own full-resolution photos (sub-folders included). "
-                         "MLRN Studio learns from them on this computer; nothing leaves it.")
+        self.setSubTitle(
+            "Add one or more folders of your own full-resolution photos (sub-folders included). "
+            "MLRN Studio learns from them on this computer; nothing leaves it."
+        )
         self.setAcceptDrops(True)
 
         # unfinished runs (resume)
@@ -254,15 +256,19 @@ class PhotosPage(QWizardPage):
         self.status_label.setStyleSheet("")
         self.status_label.setText(
             f"{n} usable photo{'s' if n != 1 else ''} for x{self.state.scale}"
-            + (f"; {len(skipped)} skipped: {skip_summary([r for _p, r in skipped])} (see the list)" if skipped
-               else "") + "."
+            + (f"; {len(skipped)} skipped: {skip_summary([r for _p, r in skipped])} (see the list)" if skipped else "")
+            + "."
         )
         if n < 2:
-            self.warning_label.setText("At least 2 usable photos are needed: one to train on and one held out to "
-                                       "check the result. Add a folder with more photos.")
+            self.warning_label.setText(
+                "At least 2 usable photos are needed: one to train on and one held out to "
+                "check the result. Add a folder with more photos."
+            )
         elif n < FEW_IMAGES:
-            self.warning_label.setText(f"Only {n} usable photos: fine-tuning works best with {FEW_IMAGES} or more "
-                                       "(about one in ten is held out to check the result).")
+            self.warning_label.setText(
+                f"Only {n} usable photos: fine-tuning works best with {FEW_IMAGES} or more "
+                "(about one in ten is held out to check the result)."
+            )
         self.warning_label.setVisible(n < FEW_IMAGES)
         self._update_buttons()
 
@@ -342,7 +348,8 @@ class PhotosPage(QWizardPage):
         if run is None:
             return
         answer = QMessageBox.question(
-            self, "Discard run",
+            self,
+            "Discard run",
             f"Delete the unfinished run '{run.name}' ({run.path})?\nIts checkpoint and best model so far are "
             "deleted; models you saved from it are kept.",
         )

@@ -70,8 +70,10 @@ class ResultPage(QWizardPage):
         self._verdict: Verdict | None = None
         self._error = ""
         self.setTitle("Result")
-        self.setSubTitle("Measured on your hold-out photos, which the model never saw (PSNR and SSIM on "
-                         "luminance, the protocol of the published benchmarks).")
+        self.setSubTitle(
+            "Measured on your hold-out photos, which the model never saw (PSNR and SSIM on "
+            "luminance, the protocol of the published benchmarks)."
+        )
         self.progress = QProgressBar()
         self.progress_label = QLabel()
         self.table = QTableWidget(0, 0)
@@ -95,8 +97,9 @@ class ResultPage(QWizardPage):
         self.name_edit.setMaxLength(64)
         self.current_check = QCheckBox("Make it the current model in the main window")
         self.current_note = wrap_label()
-        self.save_check.setLayout(form_grid([("Name", self.name_edit), ("", self.current_check),
-                                              ("", self.current_note)]))
+        self.save_check.setLayout(
+            form_grid([("Name", self.name_edit), ("", self.current_check), ("", self.current_note)])
+        )
         self.card_view = QTextBrowser()
         self.card_view.setOpenExternalLinks(False)
 
@@ -135,9 +138,17 @@ class ResultPage(QWizardPage):
         self.current_note.setText("Waiting for the hold-out scores.")
         cfg = self.state.cfg
         files = tuple(cfg.val) if cfg and cfg.val else tuple(self.state.holdout)
-        job = EvalJob(EvalRequest(self.model_path, self.state.base, files, self.state.scale,
-                                  self.state.degradation, cfg.device if cfg else "auto",
-                                  names=tuple(Path(h).name for h in self.state.holdout)))
+        job = EvalJob(
+            EvalRequest(
+                self.model_path,
+                self.state.base,
+                files,
+                self.state.scale,
+                self.state.degradation,
+                cfg.device if cfg else "auto",
+                names=tuple(Path(h).name for h in self.state.holdout),
+            )
+        )
         job.progress.connect(self._on_job_progress)
         job.result.connect(self._on_job_result)
         job.failed.connect(self._on_job_failed)
@@ -173,9 +184,11 @@ class ResultPage(QWizardPage):
             return f"Cannot read the trained model: {exc}"
         prov = info.get("provenance", {})
         data = prov.get("data", {})
-        return (f"The kept checkpoint is from step {prov.get('steps', '?')} (the best on the hold-out), after "
-                f"{fmt_duration(prov.get('train_seconds'))} on {prov.get('device', '?')}; trained on "
-                f"{data.get('images', '?')} photos, {len(self.state.holdout)} held out.")
+        return (
+            f"The kept checkpoint is from step {prov.get('steps', '?')} (the best on the hold-out), after "
+            f"{fmt_duration(prov.get('train_seconds'))} on {prov.get('device', '?')}; trained on "
+            f"{data.get('images', '?')} photos, {len(self.state.holdout)} held out."
+        )
 
     # -- job signals
     @Slot(int, int)
@@ -206,8 +219,10 @@ class ResultPage(QWizardPage):
             self.current_note.setText("Without a score it is not made the current model; you can still save it.")
         else:
             self.progress_label.setStyleSheet("")
-            self.progress_label.setText(f"Scored on {len(self.state.holdout)} hold-out photo(s) (the most "
-                                        f"detailed region of each, at most {self.state.holdout_side} px a side).")
+            self.progress_label.setText(
+                f"Scored on {len(self.state.holdout)} hold-out photo(s) (the most "
+                f"detailed region of each, at most {self.state.holdout_side} px a side)."
+            )
         self.completeChanged.emit()
 
     def show_result(self, result: EvalResult) -> None:
@@ -225,8 +240,9 @@ class ResultPage(QWizardPage):
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(headers)
         self.table.setRowCount(len(rows))
-        self.table.setFixedHeight(self.table.horizontalHeader().height() + 4
-                                  + sum(self.table.rowHeight(r) for r in range(len(rows))))
+        self.table.setFixedHeight(
+            self.table.horizontalHeader().height() + 4 + sum(self.table.rowHeight(r) for r in range(len(rows)))
+        )
         for r, (key, label) in enumerate(rows):
             self.table.setItem(r, 0, QTableWidgetItem(label))
             for i, d in enumerate(domains):
@@ -266,9 +282,12 @@ class ResultPage(QWizardPage):
             self.current_note.setText(f"It beats {v.reference} on your hold-out.")
             self.current_note.setStyleSheet("")
         else:
-            self.current_note.setText("Not offered as the current model: it does not beat "
-                                      + ("bicubic" if v.better else v.reference) + " on your hold-out. You can "
-                                      "still save it and pick it yourself in the main window.")
+            self.current_note.setText(
+                "Not offered as the current model: it does not beat "
+                + ("bicubic" if v.better else v.reference)
+                + " on your hold-out. You can "
+                "still save it and pick it yourself in the main window."
+            )
             self.current_note.setStyleSheet(WARN_STYLE)
         self._update_card()
 
@@ -288,31 +307,46 @@ class ResultPage(QWizardPage):
             return clean[key].psnr if key in clean else metrics.get(fallback)
 
         tables = []
-        for domain, scores in (self._result.scores.items() if self._result else ()):
+        for domain, scores in self._result.scores.items() if self._result else ():
             if domain == DEGRADED:
-                title, intro = "Hold-out, camera-JPEG inputs", (
-                    f"The hold-out LR inputs made like camera files ({self.state.degradation.describe()}; "
-                    "fixed seed):")
+                title, intro = (
+                    "Hold-out, camera-JPEG inputs",
+                    (
+                        f"The hold-out LR inputs made like camera files ({self.state.degradation.describe()}; "
+                        "fixed seed):"
+                    ),
+                )
             else:
                 title, intro = "Hold-out, clean inputs", "MATLAB bicubic LR inputs, as in the table above:"
-            rows = [(label, scores[key]) for key, label in
-                    ((BICUBIC, "bicubic"), (BASE, "base model"), (TUNED, "this model")) if key in scores]
+            rows = [
+                (label, scores[key])
+                for key, label in ((BICUBIC, "bicubic"), (BASE, "base model"), (TUNED, "this model"))
+                if key in scores
+            ]
             tables.append(CardTable(title, intro, rows))
         held = ", ".join(Path(h).name for h in self.state.holdout)
-        notes = [f"Hold-out photos (never trained on): {held}; scored on the most detailed region of each, at "
-                 f"most {self.state.holdout_side} px a side."]
+        notes = [
+            f"Hold-out photos (never trained on): {held}; scored on the most detailed region of each, at "
+            f"most {self.state.holdout_side} px a side."
+        ]
         if self._verdict is not None:
             notes.append(self._verdict.text)
         return model_card(
-            name=name, scale=self.state.scale,
+            name=name,
+            scale=self.state.scale,
             base=(cfg.init if cfg and cfg.init else None) or "none (trained from scratch)",
             data=dict(prov.get("data", {}), excluded=list(self.state.holdout)),  # not the refused thumbnails
-            steps=prov.get("steps", 0), seconds=prov.get("train_seconds", 0.0),
+            steps=prov.get("steps", 0),
+            seconds=prov.get("train_seconds", 0.0),
             device=prov.get("device", "?"),
-            val_psnr=psnr(TUNED, "val_psnr"), val_ssim=clean[TUNED].ssim if TUNED in clean else metrics.get("val_ssim"),
-            bicubic_psnr=psnr(BICUBIC, "val_bicubic_psnr"), base_psnr=psnr(BASE, "val_base_psnr"),
+            val_psnr=psnr(TUNED, "val_psnr"),
+            val_ssim=clean[TUNED].ssim if TUNED in clean else metrics.get("val_ssim"),
+            bicubic_psnr=psnr(BICUBIC, "val_bicubic_psnr"),
+            base_psnr=psnr(BASE, "val_base_psnr"),
             config=cfg or TrainConfig(data=("?",), out="?"),
-            degraded_inputs=False if clean else None, tables=tables, notes=notes,
+            degraded_inputs=False if clean else None,
+            tables=tables,
+            notes=notes,
             lead=self.card_lead(name, prov.get("data", {}).get("images", 0)),
         )
 
@@ -328,9 +362,16 @@ class ResultPage(QWizardPage):
             if ref is not None and TUNED in scores:
                 gain = scores[TUNED].psnr - ref.psnr
         base = (self._result.base_name if self._result else None) or self.state.base
-        return model_summary.card_lead(name=name, scale=self.state.scale, base=base, gain_db=gain,
-                                       reference=reference, photos=int(photos or 0), degraded=self.state.jpeg,
-                                       held_out=len(self.state.holdout))
+        return model_summary.card_lead(
+            name=name,
+            scale=self.state.scale,
+            base=base,
+            gain_db=gain,
+            reference=reference,
+            photos=int(photos or 0),
+            degraded=self.state.jpeg,
+            held_out=len(self.state.holdout),
+        )
 
     def _update_card(self) -> None:
         if self.state.run_dir is not None and self.model_path.exists():
@@ -352,8 +393,9 @@ class ResultPage(QWizardPage):
             return False
         dest = registry.user_model_path(name)
         if dest.exists():
-            answer = QMessageBox.question(self, "Replace model",
-                                          f"You already have a model named '{name}' ({dest}). Replace it?")
+            answer = QMessageBox.question(
+                self, "Replace model", f"You already have a model named '{name}' ({dest}). Replace it?"
+            )
             if answer != QMessageBox.StandardButton.Yes:
                 return False
         try:

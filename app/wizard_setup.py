@@ -118,8 +118,10 @@ class SetupPage(QWizardPage):
         self.steps_spin.setRange(1, 10_000_000)
         self.steps_spin.setSingleStep(100)
         self.measure_button = QPushButton("Measure again")
-        self.measure_button.setToolTip("The speed is measured by itself with a few real training steps on this "
-                                       "device whenever the settings change; measure again if the computer was busy")
+        self.measure_button.setToolTip(
+            "The speed is measured by itself with a few real training steps on this "
+            "device whenever the settings change; measure again if the computer was busy"
+        )
         budget_row = QHBoxLayout()
         budget_row.addWidget(self.minutes_radio)
         budget_row.addWidget(self.minutes_spin)
@@ -168,17 +170,19 @@ class SetupPage(QWizardPage):
         self.size_note = wrap_label()
         self.size_note.setStyleSheet(WARN_STYLE)
 
-        form = form_grid([
-            ("Scale", self.scale_combo),
-            ("Start from", self.base_combo),
-            ("", self.base_note),
-            ("Name of the new model", self.name_edit),
-            ("", self.name_note),
-            ("Low-resolution inputs", degradation_box),
-            ("Device", self.device_combo),
-            ("Budget", budget_row),
-            ("", self.estimate_label),
-        ])
+        form = form_grid(
+            [
+                ("Scale", self.scale_combo),
+                ("Start from", self.base_combo),
+                ("", self.base_note),
+                ("Name of the new model", self.name_edit),
+                ("", self.name_note),
+                ("Low-resolution inputs", degradation_box),
+                ("Device", self.device_combo),
+                ("Budget", budget_row),
+                ("", self.estimate_label),
+            ]
+        )
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(advanced)
@@ -195,8 +199,17 @@ class SetupPage(QWizardPage):
         self.device_combo.currentIndexChanged.connect(self._on_device_combo_changed)
         self.minutes_radio.toggled.connect(self._on_settings_changed)
         self.measure_button.clicked.connect(self._on_measure_button_clicked)
-        for spin in (self.jpeg_min, self.jpeg_max, self.minutes_spin, self.steps_spin, self.batch_spin,
-                     self.patch_spin, self.val_every_spin, self.features_spin, self.blocks_spin):
+        for spin in (
+            self.jpeg_min,
+            self.jpeg_max,
+            self.minutes_spin,
+            self.steps_spin,
+            self.batch_spin,
+            self.patch_spin,
+            self.val_every_spin,
+            self.features_spin,
+            self.blocks_spin,
+        ):
             spin.valueChanged.connect(self._on_settings_changed)
         for spin in (self.noise_spin, self.lr_spin):
             spin.valueChanged.connect(self._on_settings_changed)
@@ -270,19 +283,25 @@ class SetupPage(QWizardPage):
         self.base_combo.blockSignals(False)
         has_builtin = any(e.name == builtin for e in entries)
         if self.base_combo.currentData() == auto.photo_name(scale):
-            self.base_note.setText(f"Camera-JPEG fine-tunes start from {auto.photo_name(scale)}, the built-in model "
-                                   "made for camera files: it keeps what that model knows and adapts it to your "
-                                   "photos.")
+            self.base_note.setText(
+                f"Camera-JPEG fine-tunes start from {auto.photo_name(scale)}, the built-in model "
+                "made for camera files: it keeps what that model knows and adapts it to your "
+                "photos."
+            )
             self.base_note.setStyleSheet("")
         elif has_builtin:
-            self.base_note.setText("Fine-tuning starts from an existing model: it keeps what that model knows "
-                                   "and adapts it to your photos.")
+            self.base_note.setText(
+                "Fine-tuning starts from an existing model: it keeps what that model knows "
+                "and adapts it to your photos."
+            )
             self.base_note.setStyleSheet("")
         else:
-            self.base_note.setText(f"The built-in x{scale} weights ({builtin}) are missing from this installation, so "
-                                   "you can start from one of your own models or from scratch. A new network needs "
-                                   "a much longer budget than a fine-tune (an hour or more on a GPU for good "
-                                   "results).")
+            self.base_note.setText(
+                f"The built-in x{scale} weights ({builtin}) are missing from this installation, so "
+                "you can start from one of your own models or from scratch. A new network needs "
+                "a much longer budget than a fine-tune (an hour or more on a GPU for good "
+                "results)."
+            )
             self.base_note.setStyleSheet(WARN_STYLE)
 
     def _builtin_bases(self) -> set[str]:
@@ -313,9 +332,16 @@ class SetupPage(QWizardPage):
         st.rough_steps_per_s = speed[0]
 
     def _settings_key(self) -> tuple:
-        return (self.device_combo.currentData(), self.base_combo.currentData(), self.scale_combo.currentData(),
-                self.batch_spin.value(), self.patch_spin.value(), self.features_spin.value(),
-                self.blocks_spin.value(), self.jpeg_radio.isChecked())
+        return (
+            self.device_combo.currentData(),
+            self.base_combo.currentData(),
+            self.scale_combo.currentData(),
+            self.batch_spin.value(),
+            self.patch_spin.value(),
+            self.features_spin.value(),
+            self.blocks_spin.value(),
+            self.jpeg_radio.isChecked(),
+        )
 
     def _parameters(self) -> int:
         base = self.base_combo.currentData()
@@ -345,10 +371,14 @@ class SetupPage(QWizardPage):
             device = pick_device(self.device_combo.currentData())
         except Exception:  # noqa: BLE001 - DeviceError; the estimate falls back to the CPU
             device = torch.device("cpu")
-        rate = rough_steps_per_s(device.type, self._parameters(), self.batch_spin.value(), self.patch_spin.value(),
-                                 torch.get_num_threads())
-        why = ("the measurement failed: " + self._speed_error[1] if self._speed_error and self._speed_error[0] == key
-               else "not measured yet")
+        rate = rough_steps_per_s(
+            device.type, self._parameters(), self.batch_spin.value(), self.patch_spin.value(), torch.get_num_threads()
+        )
+        why = (
+            "the measurement failed: " + self._speed_error[1]
+            if self._speed_error and self._speed_error[0] == key
+            else "not measured yet"
+        )
         return rate, f"a rough guess for {device.type.upper()}, {why}", False
 
     def _name_error(self) -> str | None:
@@ -366,8 +396,9 @@ class SetupPage(QWizardPage):
         st = self.state
         rate, source, measured = self._speed()
         if not measured and (self._speed_job is not None or self._measure_timer.isActive()):
-            self.estimate_label.setText("Measuring the training speed on this device with a few real steps of these "
-                                        "settings…")
+            self.estimate_label.setText(
+                "Measuring the training speed on this device with a few real steps of these settings…"
+            )
             return
         steps = st.planned_steps() or 0
         passes = passes_over_data(steps, st.batch, st.patch, st.scale, st.train_pixels())
@@ -375,8 +406,7 @@ class SetupPage(QWizardPage):
             head = f"≈ {fmt_steps(steps)} steps in {fmt_duration(st.minutes * 60)}"
         else:
             head = f"{fmt_steps(steps)} steps ≈ {fmt_duration(steps / rate if rate > 0 else None)}"
-        text = (f"{head}, about {passes:.1f} passes over your photos' pixels "
-                f"({rate:.2f} steps/s, {source}).")
+        text = f"{head}, about {passes:.1f} passes over your photos' pixels ({rate:.2f} steps/s, {source})."
         if st.budget_minutes:
             text += " The hold-out checks count toward the time."
         if steps < 300:
@@ -415,8 +445,7 @@ class SetupPage(QWizardPage):
             self.name_note.setText(error)
             self.name_note.setStyleSheet(ERROR_STYLE)
         elif registry.user_model_path(name).exists():
-            self.name_note.setText(f"You already have a model named '{name}'; you will be asked before it is "
-                                   "replaced.")
+            self.name_note.setText(f"You already have a model named '{name}'; you will be asked before it is replaced.")
             self.name_note.setStyleSheet(WARN_STYLE)
         else:
             self.name_note.setText("Saved with your models, with a card describing how it was trained.")
@@ -438,9 +467,11 @@ class SetupPage(QWizardPage):
         self._update_estimate()
         small = [p for p, why in self.state.too_small() if why.startswith("too small for")]  # not thumbnails
         if small:
-            self.size_note.setText(f"{len(small)} photo{'s are' if len(small) != 1 else ' is'} smaller than one "
-                                   f"{self.state.min_train_side} px training patch at x{self.state.scale} and "
-                                   "will not be used (a smaller patch size keeps them).")
+            self.size_note.setText(
+                f"{len(small)} photo{'s are' if len(small) != 1 else ' is'} smaller than one "
+                f"{self.state.min_train_side} px training patch at x{self.state.scale} and "
+                "will not be used (a smaller patch size keeps them)."
+            )
         self.size_note.setVisible(bool(small))
         self._schedule_measure()
         self.completeChanged.emit()

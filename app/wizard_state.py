@@ -90,16 +90,24 @@ class WizardState:
             if min(w, h) < need:
                 out.append((p, f"too small for x{self.scale} ({w}x{h}, needs at least {need} px a side)"))
             elif min(w, h) < MIN_PHOTO_SIDE:
-                out.append((p, f"too small to teach anything ({w}x{h}, a thumbnail?): use full-size photos, at "
-                               f"least {MIN_PHOTO_SIDE} px a side"))
+                out.append(
+                    (
+                        p,
+                        f"too small to teach anything ({w}x{h}, a thumbnail?): use full-size photos, at "
+                        f"least {MIN_PHOTO_SIDE} px a side",
+                    )
+                )
         return out
 
     def refused(self) -> list[str]:
         """Photos the trainer's own scan would take (they hold a patch) that the wizard refuses as too small."""
         if self.scan is None:
             return []
-        return [str(p) for p in self.scan.usable
-                if self.min_train_side <= min(self.scan.sizes.get(p, (0, 0))) < MIN_PHOTO_SIDE]
+        return [
+            str(p)
+            for p in self.scan.usable
+            if self.min_train_side <= min(self.scan.sizes.get(p, (0, 0))) < MIN_PHOTO_SIDE
+        ]
 
     def train_pixels(self) -> int:
         """HR pixels of the photos that will be trained on (candidates minus the hold-out)."""
@@ -187,14 +195,17 @@ class WizardState:
         self.run_dir = free_run_dir(self.name)
         self.holdout_side = holdout_crop_side(pick_device(self.device).type)
         cfg = self.build_config()
-        write_wizard_file(self.run_dir, {
-            "name": self.name,
-            "base": self.base,
-            "folders": self.folders,
-            "holdout": self.holdout,
-            "holdout_side": self.holdout_side,
-            "created": _dt.datetime.now().isoformat(timespec="seconds"),
-        })
+        write_wizard_file(
+            self.run_dir,
+            {
+                "name": self.name,
+                "base": self.base,
+                "folders": self.folders,
+                "holdout": self.holdout,
+                "holdout_side": self.holdout_side,
+                "created": _dt.datetime.now().isoformat(timespec="seconds"),
+            },
+        )
         self.cfg = cfg
         self.resume = False
         return cfg
@@ -208,11 +219,24 @@ class WizardState:
     def from_run(cls, run: RunInfo) -> WizardState:
         """The state of an existing run, for resuming it (its config.json is the source of truth)."""
         cfg = TrainConfig.from_json(run.config)
-        state = cls(scale=cfg.scale, folders=list(cfg.data), base=cfg.init, name=run.name,
-                    jpeg=cfg.jpeg_quality is not None or cfg.noise_sigma > 0, device=cfg.device,
-                    budget_minutes=cfg.max_steps is None, batch=cfg.batch, patch=cfg.patch, lr=cfg.lr,
-                    val_every=cfg.val_every, features=cfg.features, blocks=cfg.blocks,
-                    holdout=list(run.wizard.get("holdout", cfg.exclude)), run_dir=run.path, resume=True)
+        state = cls(
+            scale=cfg.scale,
+            folders=list(cfg.data),
+            base=cfg.init,
+            name=run.name,
+            jpeg=cfg.jpeg_quality is not None or cfg.noise_sigma > 0,
+            device=cfg.device,
+            budget_minutes=cfg.max_steps is None,
+            batch=cfg.batch,
+            patch=cfg.patch,
+            lr=cfg.lr,
+            val_every=cfg.val_every,
+            features=cfg.features,
+            blocks=cfg.blocks,
+            holdout=list(run.wizard.get("holdout", cfg.exclude)),
+            run_dir=run.path,
+            resume=True,
+        )
         if cfg.jpeg_quality is not None:
             state.jpeg_quality = cfg.jpeg_quality
         state.noise_sigma = cfg.noise_sigma or DEFAULT_NOISE_SIGMA

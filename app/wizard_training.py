@@ -68,8 +68,10 @@ class TrainingPage(QWizardPage):
         self._chart_timer = QTimer(self, singleShot=True, interval=250)
         self._chart_timer.timeout.connect(self._refresh_charts)
         self.setTitle("Training")
-        self.setSubTitle("Your model is learning from your photos. The hold-out is checked regularly; the best "
-                         "checkpoint by hold-out PSNR is the one kept.")
+        self.setSubTitle(
+            "Your model is learning from your photos. The hold-out is checked regularly; the best "
+            "checkpoint by hold-out PSNR is the one kept."
+        )
 
         self.header_label = wrap_label("Starting…")
         self.progress = QProgressBar()
@@ -102,8 +104,7 @@ class TrainingPage(QWizardPage):
         self.continue_button.clicked.connect(self._on_continue_button_clicked)
         buttons = QHBoxLayout()
         buttons.addWidget(self.time_label, 1)
-        for b in (self.pause_button, self.resume_button, self.stop_button, self.continue_button,
-                  self.restart_button):
+        for b in (self.pause_button, self.resume_button, self.stop_button, self.continue_button, self.restart_button):
             buttons.addWidget(b)
 
         layout = QVBoxLayout(self)
@@ -125,8 +126,7 @@ class TrainingPage(QWizardPage):
             self.start(resume=self.state.resume)
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt override
-        return (self._job is None and self.state.run_dir is not None
-                and RunFolder(self.state.run_dir).model.exists())
+        return self._job is None and self.state.run_dir is not None and RunFolder(self.state.run_dir).model.exists()
 
     @property
     def running(self) -> bool:
@@ -153,8 +153,9 @@ class TrainingPage(QWizardPage):
         job.failed.connect(self._on_job_failed)
         job.finished.connect(self._on_job_finished)
         self._job = job
-        self.header_label.setText(("Resuming" if resume else "Starting") + f" '{self.state.name}': loading the "
-                                  "photos and the starting model…")
+        self.header_label.setText(
+            ("Resuming" if resume else "Starting") + f" '{self.state.name}': loading the photos and the starting model…"
+        )
         self.status_label.setStyleSheet("")
         self.status_label.setText(f"Run folder: {self.state.run_dir}")
         self._update_buttons()
@@ -205,8 +206,9 @@ class TrainingPage(QWizardPage):
         if len(smooth) > MAX_CHART_POINTS:
             every = math.ceil(len(smooth) / MAX_CHART_POINTS)
             smooth = smooth[::every] + [smooth[-1]]
-        self.loss_chart.set_series([Series("loss", "#9bb7d4", loss, width=1.0),
-                                    Series("smoothed", "#1f4e79", smooth, width=2.0)])
+        self.loss_chart.set_series(
+            [Series("loss", "#9bb7d4", loss, width=1.0), Series("smoothed", "#1f4e79", smooth, width=2.0)]
+        )
         psnr = [Series("fine-tuned", "#c0392b", self._psnr, width=2.0, markers=True)]
         if self._base_psnr is not None:
             psnr.append(Series("base", "#2e86c1", [(0, self._base_psnr)], hline=True, dashed=True))
@@ -219,14 +221,21 @@ class TrainingPage(QWizardPage):
         self.pause_button.setEnabled(running and not self._paused)
         self.resume_button.setEnabled(running and self._paused)
         self.stop_button.setEnabled(running)
-        can_continue = (self._job is None and self.state.run_dir is not None
-                        and RunFolder(self.state.run_dir).checkpoint.exists()
-                        and (self._finished is None or self._finished.stopped))
+        can_continue = (
+            self._job is None
+            and self.state.run_dir is not None
+            and RunFolder(self.state.run_dir).checkpoint.exists()
+            and (self._finished is None or self._finished.stopped)
+        )
         self.continue_button.setEnabled(can_continue)
         self.continue_button.setVisible(can_continue)
         # a run that failed before its first checkpoint has nothing to continue: offer to change the settings
-        can_restart = (self._job is None and bool(self._error) and self.state.run_dir is not None
-                       and not RunFolder(self.state.run_dir).checkpoint.exists())
+        can_restart = (
+            self._job is None
+            and bool(self._error)
+            and self.state.run_dir is not None
+            and not RunFolder(self.state.run_dir).checkpoint.exists()
+        )
         self.restart_button.setVisible(can_restart)
 
     def _show_time(self, elapsed: float, eta: float | None) -> None:
@@ -243,9 +252,10 @@ class TrainingPage(QWizardPage):
         if isinstance(ev, StartedEvent):
             self._max_steps = ev.max_steps
             what = "Resumed" if ev.resumed else "Training"
-            self.header_label.setText(f"{what} '{self.state.name}' on {ev.device}: {ev.train_images} photos to "
-                                      f"train on, {ev.val_images} held out" + (f", from step {ev.step}"
-                                                                               if ev.resumed else "") + ".")
+            self.header_label.setText(
+                f"{what} '{self.state.name}' on {ev.device}: {ev.train_images} photos to "
+                f"train on, {ev.val_images} held out" + (f", from step {ev.step}" if ev.resumed else "") + "."
+            )
             if ev.skipped:
                 names = "; ".join(f"{Path(p).name} ({why})" for p, why in ev.skipped[:5])
                 more = f" and {len(ev.skipped) - 5} more" if len(ev.skipped) > 5 else ""
@@ -257,8 +267,10 @@ class TrainingPage(QWizardPage):
             self._show_time(ev.elapsed_s, ev.eta_s)
             if not self._paused and not self._job.stopping:
                 of = f" of {fmt_steps(self._max_steps)}" if self._max_steps else ""
-                self.header_label.setText(f"Training '{self.state.name}': step {fmt_steps(ev.step)}{of}, "
-                                          f"{ev.steps_per_s:.2f} steps/s, loss {ev.loss:.4f}.")
+                self.header_label.setText(
+                    f"Training '{self.state.name}': step {fmt_steps(ev.step)}{of}, "
+                    f"{ev.steps_per_s:.2f} steps/s, loss {ev.loss:.4f}."
+                )
             self._chart_timer.start()
         elif isinstance(ev, ValidationEvent):
             self._add_point(self._psnr, ev.step, ev.psnr)
@@ -275,17 +287,22 @@ class TrainingPage(QWizardPage):
         elif isinstance(ev, FinishedEvent):
             self._finished = ev
             self._refresh_charts()
-            self.time_label.setText(f"elapsed {fmt_duration(ev.elapsed_s)}  ·  "
-                                    + ("stopped" if ev.stopped else "done"))
+            self.time_label.setText(
+                f"elapsed {fmt_duration(ev.elapsed_s)}  ·  " + ("stopped" if ev.stopped else "done")
+            )
             best = f" Best hold-out PSNR {ev.best_psnr:.2f} dB." if ev.best_psnr is not None else ""
             if ev.stopped:
-                self.header_label.setText(f"Stopped at step {fmt_steps(ev.step)}; the checkpoint is saved.{best} "
-                                          "Continue training, or press Next for the result of the best model so "
-                                          "far.")
+                self.header_label.setText(
+                    f"Stopped at step {fmt_steps(ev.step)}; the checkpoint is saved.{best} "
+                    "Continue training, or press Next for the result of the best model so "
+                    "far."
+                )
             else:
                 self.progress.setValue(1000)
-                self.header_label.setText(f"Finished: {fmt_steps(ev.step)} steps in {fmt_duration(ev.elapsed_s)}."
-                                          f"{best} Press Next for the result.")
+                self.header_label.setText(
+                    f"Finished: {fmt_steps(ev.step)} steps in {fmt_duration(ev.elapsed_s)}."
+                    f"{best} Press Next for the result."
+                )
 
     @Slot(object, int)
     def _on_job_preview(self, comparison: Comparison, step: int) -> None:
@@ -316,8 +333,10 @@ class TrainingPage(QWizardPage):
             self._job.pause()
             self._paused = True
             minutes = self.state.cfg is not None and self.state.cfg.max_minutes is not None
-            self.header_label.setText("Paused after the current step. Press Resume to go on"
-                                      + (" (the time budget keeps counting while paused)." if minutes else "."))
+            self.header_label.setText(
+                "Paused after the current step. Press Resume to go on"
+                + (" (the time budget keeps counting while paused)." if minutes else ".")
+            )
             self._update_buttons()
 
     @Slot()

@@ -97,4 +97,3 @@ def thumb_list() -> QListWidget:
     view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
     view.setWordWrap(False)
     return view
-

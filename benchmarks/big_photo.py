@@ -131,10 +131,15 @@ def main() -> None:
 
         with Image.open(path) as im:
             w, h = im.size
-        info = {"image": str(path) if args.image else "generated", "size": f"{w}x{h}",
-                "megapixels": round(w * h / 1e6, 1), "file_mb": round(os.path.getsize(path) / 1e6, 1),
-                "threads": torch.get_num_threads(),
-                "precision": resolve_precision(torch.device("cpu"), args.precision), "loadavg_start": os.getloadavg()}
+        info = {
+            "image": str(path) if args.image else "generated",
+            "size": f"{w}x{h}",
+            "megapixels": round(w * h / 1e6, 1),
+            "file_mb": round(os.path.getsize(path) / 1e6, 1),
+            "threads": torch.get_num_threads(),
+            "precision": resolve_precision(torch.device("cpu"), args.precision),
+            "loadavg_start": os.getloadavg(),
+        }
         print(json.dumps(info), flush=True)
         for scale in args.scales:
             res = run(path, scale, args.precision, args.max_tiles or None)

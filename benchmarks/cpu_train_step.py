@@ -62,8 +62,11 @@ def main() -> None:
     ap.add_argument("--patch", type=int, default=48)
     ap.add_argument("--steps", type=int, default=6, help="steps per variant and round")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds (the best round counts)")
-    ap.add_argument("--variants", default="fp32,fp32-cl,bf16,bf16-cl",
-                    help="comma-separated: fp32, fp32-cl, bf16, bf16-cl, and any of them with -compile")
+    ap.add_argument(
+        "--variants",
+        default="fp32,fp32-cl,bf16,bf16-cl",
+        help="comma-separated: fp32, fp32-cl, bf16, bf16-cl, and any of them with -compile",
+    )
     a = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, x{a.scale} batch {a.batch} patch {a.patch}")
     variants = [Variant(v, a.scale, a.batch, a.patch) for v in a.variants.split(",")]
@@ -74,8 +77,10 @@ def main() -> None:
     base = best[variants[0].name]
     for v in variants:
         sps = best[v.name]
-        print(f"{v.name:16s} {sps:6.3f} steps/s  ({sps / base:4.2f}x {variants[0].name})  "
-              f"warm-up/compile {v.warmup_s:5.1f} s")
+        print(
+            f"{v.name:16s} {sps:6.3f} steps/s  ({sps / base:4.2f}x {variants[0].name})  "
+            f"warm-up/compile {v.warmup_s:5.1f} s"
+        )
 
 
 if __name__ == "__main__":

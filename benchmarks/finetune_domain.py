@@ -52,8 +52,13 @@ def parse_range(text: str) -> tuple[int, int]:
     return int(lo), int(hi or lo)
 
 
-def score_table(models: dict[str, torch.nn.Module | None], files: list[str], scale: int, device: torch.device,
-                degradation: Degradation) -> dict[str, dict[str, Score]]:
+def score_table(
+    models: dict[str, torch.nn.Module | None],
+    files: list[str],
+    scale: int,
+    device: torch.device,
+    degradation: Degradation,
+) -> dict[str, dict[str, Score]]:
     """{"degraded": {label: Score}, "clean": {label: Score}} on the hold-out."""
     out = {}
     for domain, deg in (("degraded", degradation), ("clean", None)):
@@ -77,9 +82,13 @@ def main() -> int:
     ap.add_argument("--patch", type=int, default=48)
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--val-every", type=int, default=200)
-    ap.add_argument("--crop", type=int, default=0,
-                    help="score (and validate on) the most detailed CROP px region of each hold-out photo, as the "
-                         "wizard does (768 on a GPU, 512 on a CPU); 0 = whole photos (default)")
+    ap.add_argument(
+        "--crop",
+        type=int,
+        default=0,
+        help="score (and validate on) the most detailed CROP px region of each hold-out photo, as the "
+        "wizard does (768 on a GPU, 512 on a CPU); 0 = whole photos (default)",
+    )
     ap.add_argument("--device", default="auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="run folder (default: a temporary folder, deleted afterwards)")
@@ -95,30 +104,51 @@ def main() -> int:
         return 2
     scan, _ = scan_folders([args.data], args.patch * args.scale)
     if len(scan.usable) <= args.holdout:
-        print(f"error: {args.data} has {len(scan.usable)} usable photos; need more than --holdout {args.holdout}",
-              file=sys.stderr)
+        print(
+            f"error: {args.data} has {len(scan.usable)} usable photos; need more than --holdout {args.holdout}",
+            file=sys.stderr,
+        )
         return 2
     holdout = [str(p) for p in pick_holdout(scan.usable, fraction=0.0, minimum=args.holdout)]
     degradation = Degradation(parse_range(args.jpeg), args.noise)
     device = pick_device(args.device)
-    log.info("base %s, %d photos for training, hold-out: %s", base_name, len(scan.usable) - len(holdout),
-             ", ".join(Path(h).name for h in holdout))
+    log.info(
+        "base %s, %d photos for training, hold-out: %s",
+        base_name,
+        len(scan.usable) - len(holdout),
+        ", ".join(Path(h).name for h in holdout),
+    )
 
     tmp = None if args.out else tempfile.TemporaryDirectory(prefix="finetune-domain-")
     run_dir = Path(args.out) if args.out else Path(tmp.name) / "run"
     scored = holdout
     if args.crop > 0:
-        scored = [str(write_holdout_crop(src, dst, args.scale, args.crop))
-                  for src, dst in zip(holdout, holdout_crop_paths(run_dir, holdout))]
+        scored = [
+            str(write_holdout_crop(src, dst, args.scale, args.crop))
+            for src, dst in zip(holdout, holdout_crop_paths(run_dir, holdout))
+        ]
     t0 = time.perf_counter()
     before = score_table({"bicubic": None, "base": base.model}, scored, args.scale, device, degradation)
     log.info("scored the base model in %.0f s", time.perf_counter() - t0)
 
     cfg = TrainConfig(
-        data=(args.data,), out=str(run_dir), scale=args.scale, val=tuple(scored), exclude=tuple(holdout),
-        max_steps=args.max_steps, max_minutes=args.max_minutes, batch=args.batch, patch=args.patch, lr=args.lr,
-        warmup_steps=min(100, (args.max_steps or 1000) // 10), val_every=args.val_every, device=args.device,
-        init=str(base_path), seed=args.seed, jpeg_quality=degradation.jpeg_quality, noise_sigma=args.noise,
+        data=(args.data,),
+        out=str(run_dir),
+        scale=args.scale,
+        val=tuple(scored),
+        exclude=tuple(holdout),
+        max_steps=args.max_steps,
+        max_minutes=args.max_minutes,
+        batch=args.batch,
+        patch=args.patch,
+        lr=args.lr,
+        warmup_steps=min(100, (args.max_steps or 1000) // 10),
+        val_every=args.val_every,
+        device=args.device,
+        init=str(base_path),
+        seed=args.seed,
+        jpeg_quality=degradation.jpeg_quality,
+        noise_sigma=args.noise,
     )
     fin: list[FinishedEvent] = []
 
@@ -126,8 +156,13 @@ def main() -> int:
         if isinstance(ev, StartedEvent):
             log.info("training on %s: %d photos, %d held out", ev.device, ev.train_images, ev.val_images)
         elif isinstance(ev, ValidationEvent):
-            log.info("step %d: degraded hold-out %.3f dB (base %s, bicubic %.3f)", ev.step, ev.psnr,
-                     f"{ev.base_psnr:.3f}" if ev.base_psnr is not None else "?", ev.bicubic_psnr)
+            log.info(
+                "step %d: degraded hold-out %.3f dB (base %s, bicubic %.3f)",
+                ev.step,
+                ev.psnr,
+                f"{ev.base_psnr:.3f}" if ev.base_psnr is not None else "?",
+                ev.bicubic_psnr,
+            )
         elif isinstance(ev, FinishedEvent):
             fin.append(ev)
 
@@ -135,8 +170,9 @@ def main() -> int:
         Trainer(cfg, on_event).run()
         tuned = registry.load_model(RunFolder(run_dir).model, args.scale)
         last = registry.load_model(RunFolder(run_dir).checkpoint, args.scale)
-        after = score_table({"fine-tuned": tuned.model, "last step": last.model}, scored, args.scale, device,
-                            degradation)
+        after = score_table(
+            {"fine-tuned": tuned.model, "last step": last.model}, scored, args.scale, device, degradation
+        )
         steps = fin[-1].step if fin else None
         seconds = fin[-1].elapsed_s if fin else None
         best_step = tuned.info.get("provenance", {}).get("steps")
@@ -144,8 +180,12 @@ def main() -> int:
         if tmp is not None:
             tmp.cleanup()
 
-    rows = [("bicubic", before, "bicubic"), (f"base ({base_name})", before, "base"),
-            (f"fine-tuned (step {best_step})", after, "fine-tuned"), (f"last step ({steps})", after, "last step")]
+    rows = [
+        ("bicubic", before, "bicubic"),
+        (f"base ({base_name})", before, "base"),
+        (f"fine-tuned (step {best_step})", after, "fine-tuned"),
+        (f"last step ({steps})", after, "last step"),
+    ]
     q = degradation.jpeg_quality
     region = f", the most detailed {args.crop} px of each" if args.crop > 0 else ", whole photos"
     print(f"\nhold-out: {', '.join(Path(h).name for h in holdout)}{region} (x{args.scale}, Y, border {args.scale})")
@@ -159,13 +199,24 @@ def main() -> int:
     print(f"\nfine-tuned vs base: {gain:+.3f} dB on JPEG-degraded inputs, {gain_clean:+.3f} dB on clean inputs")
 
     result = {
-        "base": base_name, "data": args.data, "holdout": [Path(h).name for h in holdout], "crop": args.crop,
+        "base": base_name,
+        "data": args.data,
+        "holdout": [Path(h).name for h in holdout],
+        "crop": args.crop,
         "scale": args.scale,
         "degradation": {"jpeg_quality": list(q), "noise_sigma": args.noise, "seed": EVAL_SEED},
-        "device": device_label(device), "steps": steps, "best_step": best_step, "train_seconds": seconds,
+        "device": device_label(device),
+        "steps": steps,
+        "best_step": best_step,
+        "train_seconds": seconds,
         "config": cfg.to_json(),
-        "scores": {domain: {**{k: v.as_dict() for k, v in before[domain].items()},
-                            **{k: v.as_dict() for k, v in after[domain].items()}} for domain in before},
+        "scores": {
+            domain: {
+                **{k: v.as_dict() for k, v in before[domain].items()},
+                **{k: v.as_dict() for k, v in after[domain].items()},
+            }
+            for domain in before
+        },
         "gain_db": {"degraded": round(gain, 4), "clean": round(gain_clean, 4)},
     }
     if args.json:

@@ -87,8 +87,10 @@ def main() -> int:
             args.data = soften_folder(Path(args.data), Path(tmp) / "soft", args.soften)
         scan, _ = scan_folders([args.data], args.patch * args.scale)
         held = [str(p) for p in pick_holdout(scan.usable, minimum=args.holdout)][: args.holdout]
-        crops = [str(write_holdout_crop(src, dst, args.scale, args.crop))
-                 for src, dst in zip(held, holdout_crop_paths(Path(tmp), held))]
+        crops = [
+            str(write_holdout_crop(src, dst, args.scale, args.crop))
+            for src, dst in zip(held, holdout_crop_paths(Path(tmp), held))
+        ]
         for lr, warmup in variants:
             curve: list[tuple[int, float]] = []
             base_psnr: list[float] = []
@@ -99,25 +101,48 @@ def main() -> int:
                     if ev.base_psnr is not None and not base_psnr:
                         base_psnr.append(round(ev.base_psnr, 3))
 
-            cfg = TrainConfig(data=(args.data,), out=str(Path(tmp) / f"run-{lr:g}-{warmup}"), scale=args.scale,
-                              val=tuple(crops), exclude=tuple(held), max_steps=args.steps, batch=args.batch,
-                              patch=args.patch, lr=lr, warmup_steps=warmup, val_every=args.val_every,
-                              log_every=args.val_every, init=base, device="cpu", seed=0,
-                              jpeg_quality=(60, 95) if args.jpeg else None, noise_sigma=3.0 if args.jpeg else 0.0)
+            cfg = TrainConfig(
+                data=(args.data,),
+                out=str(Path(tmp) / f"run-{lr:g}-{warmup}"),
+                scale=args.scale,
+                val=tuple(crops),
+                exclude=tuple(held),
+                max_steps=args.steps,
+                batch=args.batch,
+                patch=args.patch,
+                lr=lr,
+                warmup_steps=warmup,
+                val_every=args.val_every,
+                log_every=args.val_every,
+                init=base,
+                device="cpu",
+                seed=0,
+                jpeg_quality=(60, 95) if args.jpeg else None,
+                noise_sigma=3.0 if args.jpeg else 0.0,
+            )
             t0 = time.perf_counter()
             Trainer(cfg, on_event).run()
             seconds = time.perf_counter() - t0
             worst = min(p for _s, p in curve)
             key = f"lr {lr:g}, warm-up {warmup}"
-            results[key] = {"base": base_psnr[0] if base_psnr else None, "curve": curve, "worst": worst,
-                            "seconds": round(seconds, 1)}
+            results[key] = {
+                "base": base_psnr[0] if base_psnr else None,
+                "curve": curve,
+                "worst": worst,
+                "seconds": round(seconds, 1),
+            }
             b = base_psnr[0] if base_psnr else float("nan")
-            print(f"{key}: base {b:.2f} dB; worst {worst:.2f} dB ({worst - b:+.2f}); last {curve[-1][1]:.2f} dB "
-                  f"({curve[-1][1] - b:+.2f}); {seconds:.0f} s", flush=True)
+            print(
+                f"{key}: base {b:.2f} dB; worst {worst:.2f} dB ({worst - b:+.2f}); last {curve[-1][1]:.2f} dB "
+                f"({curve[-1][1] - b:+.2f}); {seconds:.0f} s",
+                flush=True,
+            )
             print("   " + "  ".join(f"{s}:{p:.2f}" for s, p in curve), flush=True)
-    print(f"hold-out: {', '.join(Path(h).name for h in held)} ({args.crop} px regions); base {base}; "
-          f"batch {args.batch}, patch {args.patch}, {'JPEG' if args.jpeg else 'clean'} inputs, {args.steps} steps"
-          + (f", photos softened (sigma {args.soften:g})" if args.soften else ""))
+    print(
+        f"hold-out: {', '.join(Path(h).name for h in held)} ({args.crop} px regions); base {base}; "
+        f"batch {args.batch}, patch {args.patch}, {'JPEG' if args.jpeg else 'clean'} inputs, {args.steps} steps"
+        + (f", photos softened (sigma {args.soften:g})" if args.soften else "")
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -83,8 +83,23 @@ def main() -> None:
                     net = MLRN(scale=scale, features=args.features, blocks=args.blocks)
                     model = str(registry.save_model(tmp / f"small-x{scale}.pt", net))
                 out = tmp / f"out.{args.format}"
-                cmd = [sys.executable, "-c", _CHILD, "upscale", str(src), "-s", str(scale), "--model", model,
-                       "-o", str(out), "--device", "cpu", "--on-exists", "overwrite"]
+                cmd = [
+                    sys.executable,
+                    "-c",
+                    _CHILD,
+                    "upscale",
+                    str(src),
+                    "-s",
+                    str(scale),
+                    "--model",
+                    model,
+                    "-o",
+                    str(out),
+                    "--device",
+                    "cpu",
+                    "--on-exists",
+                    "overwrite",
+                ]
                 if args.threads:
                     cmd += ["--threads", str(args.threads)]
                 t = time.perf_counter()
@@ -97,8 +112,12 @@ def main() -> None:
                 out_bytes = w * h * scale * scale * 3
                 in_float = w * h * 3 * 4
                 row = {
-                    "megapixels": mp, "size": f"{w}x{h}", "scale": scale, "seconds": round(wall, 1),
-                    "peak_gb": round(hwm / 2**30, 2), "output_gb": round(out_bytes / 2**30, 2),
+                    "megapixels": mp,
+                    "size": f"{w}x{h}",
+                    "scale": scale,
+                    "seconds": round(wall, 1),
+                    "peak_gb": round(hwm / 2**30, 2),
+                    "output_gb": round(out_bytes / 2**30, 2),
                     "input_float_gb": round(in_float / 2**30, 2),
                     "rest_gb": round((hwm - out_bytes - in_float) / 2**30, 2),
                     "float32_output_would_be_gb": round(out_bytes * 4 / 2**30, 2),
@@ -110,9 +129,11 @@ def main() -> None:
     print("\n| input | scale | peak RSS | output (uint8) | input (float32) | rest | a float32 output alone | time |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['megapixels']:g} MP ({r['size']}) | x{r['scale']} | {r['peak_gb']} GiB | {r['output_gb']} GiB | "
-              f"{r['input_float_gb']} GiB | {r['rest_gb']} GiB | {r['float32_output_would_be_gb']} GiB | "
-              f"{r['seconds']} s |")
+        print(
+            f"| {r['megapixels']:g} MP ({r['size']}) | x{r['scale']} | {r['peak_gb']} GiB | {r['output_gb']} GiB | "
+            f"{r['input_float_gb']} GiB | {r['rest_gb']} GiB | {r['float32_output_would_be_gb']} GiB | "
+            f"{r['seconds']} s |"
+        )
     result = {"rows": rows, "loadavg_end": os.getloadavg()}
     print(json.dumps(result))
     if args.json:

@@ -42,7 +42,14 @@ from mlrn_core.metrics import mean_score, score  # noqa: E402
 SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
 PHOTO = "train/Photos15/Bridge_by_Sander_Klootwijk.png"
 ALL_VARIANTS = (
-    "fp32", "bf16", "fp16", "compile-fp32", "compile-bf16", "compile-fp16", "openvino-fp32", "openvino-bf16"
+    "fp32",
+    "bf16",
+    "fp16",
+    "compile-fp32",
+    "compile-bf16",
+    "compile-fp16",
+    "openvino-fp32",
+    "openvino-bf16",
 )
 CPU_DEFAULT = ("fp32", "bf16", "compile-fp32", "compile-bf16", "openvino-fp32", "openvino-bf16")
 
@@ -80,8 +87,11 @@ class OpenVINORunner:
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(cache / "blobs")})
         hint = {"fp32": "f32", "bf16": "bf16"}[precision]
-        config = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
-                  "INFERENCE_NUM_THREADS": torch.get_num_threads()}
+        config = {
+            "INFERENCE_PRECISION_HINT": hint,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+        }
         self.request = core.compile_model(str(xml), "CPU", config).create_infer_request()
         self.load_s = time.perf_counter() - t
 
@@ -143,8 +153,13 @@ def main() -> None:
     cache = paths.cache_dir() / "openvino"
     rows: list[dict] = []
     info = {
-        "model": loaded.name, "scale": args.scale, "image": f"{PHOTO} [0:{ch}, 0:{cw}]", "tile": args.tile,
-        "device": tiling.device_label(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "model": loaded.name,
+        "scale": args.scale,
+        "image": f"{PHOTO} [0:{ch}, 0:{cw}]",
+        "tile": args.tile,
+        "device": tiling.device_label(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
         "cpu_native_bf16": tiling.cpu_bf16_supported(),
         "auto_precision": tiling.resolve_precision(device, "auto"),
         "loadavg_start": os.getloadavg(),
@@ -178,8 +193,10 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     base = next((r for r in rows if r["variant"] == "fp32"), None)
-    print(f"\n{loaded.name}, {args.size} x{args.scale}, {info['device']}, {info['threads']} threads, tile {args.tile}, "
-          f"native bf16: {info['cpu_native_bf16']}, auto = {info['auto_precision']}\n")
+    print(
+        f"\n{loaded.name}, {args.size} x{args.scale}, {info['device']}, {info['threads']} threads, tile {args.tile}, "
+        f"native bf16: {info['cpu_native_bf16']}, auto = {info['auto_precision']}\n"
+    )
     print("| variant | s / image | output MP/s | vs fp32 | Set14 PSNR | vs fp32 (dB) | setup |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

@@ -99,8 +99,11 @@ def main() -> None:
     ap.add_argument("--untiled", action="store_true", help="also time one untiled forward pass (slow, memory-hungry)")
     ap.add_argument("--scales", default="2,4", help="comma-separated scales of the end-to-end runs (default 2,4)")
     ap.add_argument("--size", default="1200x800", help="WxH of the end-to-end test image (small to check the script)")
-    ap.add_argument("--tiles", default=str(CPU_TILE),
-                    help=f"comma-separated LR tile sizes for the tiled inference (the CLI runs at {CPU_TILE})")
+    ap.add_argument(
+        "--tiles",
+        default=str(CPU_TILE),
+        help=f"comma-separated LR tile sizes for the tiled inference (the CLI runs at {CPU_TILE})",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -149,9 +152,24 @@ def main() -> None:
                     lambda t=t, m=loaded.model, x=rgb, r=net_runner: upscale_array(m, x, tile=t, runner=r),
                     args.repeat,
                 )
-            cli = ["upscale", str(tmp / "in.png"), "-s", str(scale), "--model", spec, "--tile", str(CPU_TILE),
-                   "-o", str(tmp / f"out{scale}.png"), "--device", "cpu", "--precision", "fp32",
-                   "--on-exists", "overwrite"]
+            cli = [
+                "upscale",
+                str(tmp / "in.png"),
+                "-s",
+                str(scale),
+                "--model",
+                spec,
+                "--tile",
+                str(CPU_TILE),
+                "-o",
+                str(tmp / f"out{scale}.png"),
+                "--device",
+                "cpu",
+                "--precision",
+                "fp32",
+                "--on-exists",
+                "overwrite",
+            ]
             runs = [run_cli(cli) for _ in range(args.repeat)]
             wall, rss = min(r[0] for r in runs), max(r[1] for r in runs)
             for t in tiles:

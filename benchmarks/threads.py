@@ -69,11 +69,13 @@ def measure(path: Path, threads: int, precision: str) -> dict:
     runner.stop_all()
     arr = np.array(late or [0.0])
     return {
-        "threads": threads, "seconds": round(done.get("seconds", float("nan")), 2),
+        "threads": threads,
+        "seconds": round(done.get("seconds", float("nan")), 2),
         "out_mp_per_s": round(done.get("mp", 0) / done.get("seconds", float("nan")), 3),
         "gui_late_ms_median": round(float(np.median(arr)), 1),
         "gui_late_ms_p95": round(float(np.percentile(arr, 95)), 1),
-        "gui_late_ms_max": round(float(arr.max()), 1), "ticks": len(late),
+        "gui_late_ms_max": round(float(arr.max()), 1),
+        "ticks": len(late),
     }
 
 
@@ -102,8 +104,10 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     print("\n| threads | render s | output MP/s | GUI lateness median / p95 / max (ms) |\n|---|---|---|---|")
     for r in rows:
-        print(f"| {r['threads']} | {r['seconds']} | {r['out_mp_per_s']} | "
-              f"{r['gui_late_ms_median']} / {r['gui_late_ms_p95']} / {r['gui_late_ms_max']} |")
+        print(
+            f"| {r['threads']} | {r['seconds']} | {r['out_mp_per_s']} | "
+            f"{r['gui_late_ms_median']} / {r['gui_late_ms_p95']} / {r['gui_late_ms_max']} |"
+        )
     print(json.dumps({"rows": rows, "loadavg_end": os.getloadavg()}))
 
 

@@ -59,8 +59,17 @@ def trainer_steps_per_s(data: list[str], steps: int, batch: int, patch: int, sca
             times[ev.step] = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(data=tuple(data), out=str(Path(tmp) / "run"), scale=scale, batch=batch, patch=patch,
-                          max_steps=WARMUP + steps, val_every=10**9, log_every=1, device="cpu")
+        cfg = TrainConfig(
+            data=tuple(data),
+            out=str(Path(tmp) / "run"),
+            scale=scale,
+            batch=batch,
+            patch=patch,
+            max_steps=WARMUP + steps,
+            val_every=10**9,
+            log_every=1,
+            device="cpu",
+        )
         Trainer(cfg, on_event).run()
     return steps / (times[WARMUP + steps] - times[WARMUP])
 
@@ -77,9 +86,15 @@ def main() -> None:
     data = args.data or [str(default_data)]
     bare = bare_steps_per_s(args.steps, args.batch, args.patch, args.scale)
     real = trainer_steps_per_s(data, args.steps, args.batch, args.patch, args.scale)
-    result = {"threads": torch.get_num_threads(), "batch": args.batch, "patch": args.patch, "scale": args.scale,
-              "bare_steps_per_s": round(bare, 3), "trainer_steps_per_s": round(real, 3),
-              "ratio": round(real / bare, 3)}
+    result = {
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "patch": args.patch,
+        "scale": args.scale,
+        "bare_steps_per_s": round(bare, 3),
+        "trainer_steps_per_s": round(real, 3),
+        "ratio": round(real / bare, 3),
+    }
     print(f"bare loop {bare:.3f} steps/s, trainer {real:.3f} steps/s, ratio {real / bare:.3f}")
     print(json.dumps(result))
 

@@ -33,9 +33,7 @@ log = logging.getLogger(__name__)
 PART_SUFFIX = ".part"
 #: The longest part of the target's name kept in the temporary name (".NAME.RANDOM.part").
 PART_NAME_CHARS = 180
-_NO_HARD_LINKS = frozenset(
-    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
-)
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS})
 
 
 def part_name(target: str | os.PathLike[str], token: str = "") -> str:

@@ -1050,7 +1050,8 @@ def auto_summary(items: Iterable[BatchItem]) -> list[str]:
         f"{name} for {files(sum(labels.values()))} ({', '.join(f'{n} {label}' for label, n in labels.items())})"
         for name, labels in picked.items()
     ]
-    lines += [f"{photo} is not installed: {files(n)} from cameras use {paper}"
-              for (photo, paper), n in fallback.items()]
+    lines += [
+        f"{photo} is not installed: {files(n)} from cameras use {paper}" for (photo, paper), n in fallback.items()
+    ]
     lines += [f"{files(n)} not upscaled: {why}" for why, n in errors.items()]
     return lines

@@ -44,9 +44,26 @@ class CardTable:
         return text
 
 
-def model_card(*, name, scale, base, data, steps, seconds, device, val_psnr, val_ssim, bicubic_psnr, base_psnr,
-               config: TrainConfig, bicubic_ssim=None, degraded_inputs: bool | None = None,
-               tables: Sequence[CardTable] = (), notes: Sequence[str] = (), lead: str | None = None) -> str:
+def model_card(
+    *,
+    name,
+    scale,
+    base,
+    data,
+    steps,
+    seconds,
+    device,
+    val_psnr,
+    val_ssim,
+    bicubic_psnr,
+    base_psnr,
+    config: TrainConfig,
+    bicubic_ssim=None,
+    degraded_inputs: bool | None = None,
+    tables: Sequence[CardTable] = (),
+    notes: Sequence[str] = (),
+    lead: str | None = None,
+) -> str:
     """The Markdown card written next to a user model (by ``mlrn train --save-as`` and by the wizard): a lead
     paragraph for photographers, then the technical details.
 
@@ -61,13 +78,22 @@ def model_card(*, name, scale, base, data, steps, seconds, device, val_psnr, val
     if lead is None:
         ref, ref_psnr = (config.init, base_psnr) if config.init else ("bicubic", bicubic_psnr)
         gain = val_psnr - ref_psnr if val_psnr is not None and ref_psnr is not None else None
-        lead = card_lead(name=name, scale=scale, base=config.init, gain_db=gain, reference=str(ref),
-                         photos=int(data.get("images", 0)), held_out=int(data.get("val_images", 0)),
-                         degraded=config.degradation().active)
+        lead = card_lead(
+            name=name,
+            scale=scale,
+            base=config.init,
+            gain_db=gain,
+            reference=str(ref),
+            photos=int(data.get("images", 0)),
+            held_out=int(data.get("val_images", 0)),
+            degraded=config.degradation().active,
+        )
     protocol = "MATLAB bicubic LR, Y channel, border = scale"
     if degraded_inputs:
-        protocol = ("MATLAB bicubic LR, then the training degradation drawn once per image from a fixed seed, "
-                    "Y channel, border = scale")
+        protocol = (
+            "MATLAB bicubic LR, then the training degradation drawn once per image from a fixed seed, "
+            "Y channel, border = scale"
+        )
 
     def f(v, unit=" dB"):
         return "n/a" if v is None else f"{v:.2f}{unit}"
@@ -75,8 +101,9 @@ def model_card(*, name, scale, base, data, steps, seconds, device, val_psnr, val
     verdict = ""
     if val_psnr is not None and base_psnr is not None:
         gain = val_psnr - base_psnr
-        verdict = (f"\n**{'Better' if gain > 0 else 'Not better'} than the base model on the hold-out: "
-                   f"{gain:+.2f} dB.**\n")
+        verdict = (
+            f"\n**{'Better' if gain > 0 else 'Not better'} than the base model on the hold-out: {gain:+.2f} dB.**\n"
+        )
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     text = f"""# {name}
 
@@ -88,16 +115,16 @@ MLRN x{scale}, fine-tuned with MLRN Studio on {when}.
 {verdict}
 | | PSNR (Y) | SSIM |
 |---|---|---|
-| bicubic | {f(bicubic_psnr)} | {'n/a' if bicubic_ssim is None else f'{bicubic_ssim:.4f}'} |
+| bicubic | {f(bicubic_psnr)} | {"n/a" if bicubic_ssim is None else f"{bicubic_ssim:.4f}"} |
 | base model | {f(base_psnr)} | |
-| this model | {f(val_psnr)} | {'n/a' if val_ssim is None else f'{val_ssim:.4f}'} |
+| this model | {f(val_psnr)} | {"n/a" if val_ssim is None else f"{val_ssim:.4f}"} |
 
-Measured on the hold-out/validation images ({data.get('val_images', 0)}) with the protocol of
+Measured on the hold-out/validation images ({data.get("val_images", 0)}) with the protocol of
 EVALUATION.md ({protocol}).
 
 - Base model: {base}
-- Data: {', '.join(data.get('folders', []))} ({data.get('images', 0)} images,
-  {len(data.get('skipped', []))} skipped, {len(data.get('excluded', []))} held out)
+- Data: {", ".join(data.get("folders", []))} ({data.get("images", 0)} images,
+  {len(data.get("skipped", []))} skipped, {len(data.get("excluded", []))} held out)
 - LR inputs: {config.degradation().describe()}
 - Steps: {steps} (batch {config.batch}, LR patch {config.patch} px, lr {config.lr}, {config.schedule})
 - Time: {seconds / 60:.1f} min on {device}

@@ -44,10 +44,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         progress.line(f"note: {exc}; reporting bicubic only")
     try:
-        res = benchmark(args.dirs, args.scale, loaded.model if loaded else None, loaded.name if loaded else None,
-                        device, args.tile,
-                        progress=lambda i, n, name: progress.update(f"bench {bar(i / max(1, n))} {i}/{n} {name}"),
-                        degradation=degradation)
+        res = benchmark(
+            args.dirs,
+            args.scale,
+            loaded.model if loaded else None,
+            loaded.name if loaded else None,
+            device,
+            args.tile,
+            progress=lambda i, n, name: progress.update(f"bench {bar(i / max(1, n))} {i}/{n} {name}"),
+            degradation=degradation,
+        )
     except data_mod.DataError as exc:
         print(f"mlrn bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -59,11 +65,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return EXIT_OK
     for row in res.per_image:
         m = row.get("model")
-        print(f"{row['image']:<28} bicubic {row['bicubic']['psnr']:7.3f} dB / {row['bicubic']['ssim']:.4f}"
-              + (f"   model {m['psnr']:7.3f} dB / {m['ssim']:.4f}" if m else ""))
+        print(
+            f"{row['image']:<28} bicubic {row['bicubic']['psnr']:7.3f} dB / {row['bicubic']['ssim']:.4f}"
+            + (f"   model {m['psnr']:7.3f} dB / {m['ssim']:.4f}" if m else "")
+        )
     b, m = res.bicubic, res.model
-    print(f"{'mean of ' + str(len(res.images)) + ' images':<28} bicubic {b.psnr:7.3f} dB / {b.ssim:.4f}"
-          + (f"   {res.model_name} {m.psnr:7.3f} dB / {m.ssim:.4f}" if m else ""))
+    print(
+        f"{'mean of ' + str(len(res.images)) + ' images':<28} bicubic {b.psnr:7.3f} dB / {b.ssim:.4f}"
+        + (f"   {res.model_name} {m.psnr:7.3f} dB / {m.ssim:.4f}" if m else "")
+    )
     return EXIT_OK
 
 
@@ -78,12 +88,26 @@ def cmd_models(args: argparse.Namespace) -> int:
     for path, reason in problems:  # never hidden: a file the user put there and cannot pick
         print(f"mlrn models: cannot use {path}: {reason}", file=sys.stderr)
     if args.json:
-        print(json.dumps([{"name": e.name, "kind": e.kind, "scale": e.scale, "path": str(e.path),
-                           "metrics": e.info.get("metrics", {})} for e in entries]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": e.name,
+                        "kind": e.kind,
+                        "scale": e.scale,
+                        "path": str(e.path),
+                        "metrics": e.info.get("metrics", {}),
+                    }
+                    for e in entries
+                ]
+            )
+        )
         return EXIT_OK
     if not entries:
-        print("no models: the built-in weights are missing from this installation (reinstalling MLRN Studio "
-              f"restores them) and there are no user models in {paths.user_models_dir()}")
+        print(
+            "no models: the built-in weights are missing from this installation (reinstalling MLRN Studio "
+            f"restores them) and there are no user models in {paths.user_models_dir()}"
+        )
         return EXIT_OK
     from mlrn_core.model_summary import quality
 
@@ -126,13 +150,37 @@ def _parse_range(text: str) -> tuple[int, int]:
 
 _TRAIN_FIELDS = {
     # argparse dest -> TrainConfig field
-    "data": "data", "val": "val", "scale": "scale", "out": "out", "max_steps": "max_steps",
-    "max_minutes": "max_minutes", "batch": "batch", "patch": "patch", "lr": "lr", "schedule": "schedule",
-    "warmup": "warmup_steps", "schedule_steps": "schedule_steps", "ema": "ema", "grad_clip": "grad_clip",
-    "amp": "amp", "compile": "compile", "seed": "seed", "val_every": "val_every", "device": "device",
-    "threads": "threads", "init": "init", "save_as": "save_as", "features": "features",
-    "blocks": "blocks", "kernels": "kernels", "gff": "gff", "rsc": "rsc", "image_skip": "image_skip",
-    "jpeg_quality": "jpeg_quality", "noise": "noise_sigma", "exclude": "exclude",
+    "data": "data",
+    "val": "val",
+    "scale": "scale",
+    "out": "out",
+    "max_steps": "max_steps",
+    "max_minutes": "max_minutes",
+    "batch": "batch",
+    "patch": "patch",
+    "lr": "lr",
+    "schedule": "schedule",
+    "warmup": "warmup_steps",
+    "schedule_steps": "schedule_steps",
+    "ema": "ema",
+    "grad_clip": "grad_clip",
+    "amp": "amp",
+    "compile": "compile",
+    "seed": "seed",
+    "val_every": "val_every",
+    "device": "device",
+    "threads": "threads",
+    "init": "init",
+    "save_as": "save_as",
+    "features": "features",
+    "blocks": "blocks",
+    "kernels": "kernels",
+    "gff": "gff",
+    "rsc": "rsc",
+    "image_skip": "image_skip",
+    "jpeg_quality": "jpeg_quality",
+    "noise": "noise_sigma",
+    "exclude": "exclude",
 }
 
 
@@ -179,29 +227,39 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def on_event(ev: tr.Event) -> None:
         if isinstance(ev, tr.StartedEvent):
-            progress.line(f"{'resuming' if ev.resumed else 'training'} x{cfg.scale} on {ev.device}: "
-                          f"{ev.train_images} training images, {ev.val_images} validation images, "
-                          f"from step {ev.step}")
+            progress.line(
+                f"{'resuming' if ev.resumed else 'training'} x{cfg.scale} on {ev.device}: "
+                f"{ev.train_images} training images, {ev.val_images} validation images, "
+                f"from step {ev.step}"
+            )
             for path, reason in ev.skipped:
                 progress.line(f"  skipped {path}: {reason}")
         elif isinstance(ev, tr.StepEvent):
-            frac = ev.step / cfg.max_steps if cfg.max_steps else (
-                ev.elapsed_s / (cfg.max_minutes * 60) if cfg.max_minutes else 0)
-            progress.update(f"step {ev.step} {bar(frac)} loss {ev.loss:.4f} lr {ev.lr:.2e} "
-                            f"{ev.steps_per_s:.2f} it/s elapsed {fmt_duration(ev.elapsed_s)} "
-                            f"eta {fmt_duration(ev.eta_s)}")
+            frac = (
+                ev.step / cfg.max_steps
+                if cfg.max_steps
+                else (ev.elapsed_s / (cfg.max_minutes * 60) if cfg.max_minutes else 0)
+            )
+            progress.update(
+                f"step {ev.step} {bar(frac)} loss {ev.loss:.4f} lr {ev.lr:.2e} "
+                f"{ev.steps_per_s:.2f} it/s elapsed {fmt_duration(ev.elapsed_s)} "
+                f"eta {fmt_duration(ev.eta_s)}"
+            )
         elif isinstance(ev, tr.ValidationEvent):
             base = f", base {ev.base_psnr:.3f}" if ev.base_psnr is not None else ""
-            progress.line(f"step {ev.step}: val {ev.psnr:.3f} dB / {ev.ssim:.4f} (bicubic {ev.bicubic_psnr:.3f}"
-                          f"{base}, best {ev.best_psnr:.3f}){' *' if ev.is_best else ''}")
+            progress.line(
+                f"step {ev.step}: val {ev.psnr:.3f} dB / {ev.ssim:.4f} (bicubic {ev.bicubic_psnr:.3f}"
+                f"{base}, best {ev.best_psnr:.3f}){' *' if ev.is_best else ''}"
+            )
         elif isinstance(ev, tr.CheckpointEvent):
             progress.update(f"checkpoint saved at step {ev.step}", force=True)
         elif isinstance(ev, tr.FinishedEvent):
             how = "stopped" if ev.stopped else "finished"
             best = f", best val {ev.best_psnr:.3f} dB" if ev.best_psnr is not None else ""
-            progress.line(f"{how} at step {ev.step} after {fmt_duration(ev.elapsed_s)}{best}; "
-                          f"model: {ev.model_path}"
-                          + (f"; saved as user model '{ev.user_model}'" if ev.user_model else ""))
+            progress.line(
+                f"{how} at step {ev.step} after {fmt_duration(ev.elapsed_s)}{best}; "
+                f"model: {ev.model_path}" + (f"; saved as user model '{ev.user_model}'" if ev.user_model else "")
+            )
         elif isinstance(ev, tr.FailedEvent):
             progress.line(f"failed at step {ev.step}: {ev.error}")
 
@@ -211,8 +269,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if trainer.stop_requested:  # a second Ctrl-C: give up at once
             raise KeyboardInterrupt
         if is_main:
-            progress.line(f"{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
-                          "(again to abort)")
+            progress.line(
+                f"{signal.Signals(signum).name}: stopping after this step and saving a checkpoint (again to abort)"
+            )
         trainer.request_stop()
 
     signal.signal(signal.SIGINT, stop)
@@ -248,33 +307,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_upscale_parser(sub)
 
-    b = sub.add_parser("bench", help="PSNR/SSIM of bicubic and a model on folders of HR images",
-                       description="Measure PSNR/SSIM (Y channel, border = scale, MATLAB bicubic LR) of bicubic "
-                                   "and a model on HR images, as published SR papers do.")
+    b = sub.add_parser(
+        "bench",
+        help="PSNR/SSIM of bicubic and a model on folders of HR images",
+        description="Measure PSNR/SSIM (Y channel, border = scale, MATLAB bicubic LR) of bicubic "
+        "and a model on HR images, as published SR papers do.",
+    )
     b.add_argument("dirs", nargs="+", metavar="DIR", help="folders (or files) of high-resolution images")
     b.add_argument("-s", "--scale", type=int, choices=(2, 3, 4), required=True)
     b.add_argument("--model", help="model name or file (default: the built-in model for the scale)")
     b.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     b.add_argument("--tile", type=int, default=256, help="tile size in LR pixels (default 256)")
     b.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
-    b.add_argument("--degrade", default="none", metavar="SPEC",
-                   help="degrade the LR inputs first, the same way every run: none (default), jpeg:Q (a 4:2:0 "
-                        "JPEG at quality Q, as cameras write), jpeg:LO-HI, or camera (blur, bicubic or area "
-                        "downscale, noise, JPEG q70-98: the photo models' training inputs)")
+    b.add_argument(
+        "--degrade",
+        default="none",
+        metavar="SPEC",
+        help="degrade the LR inputs first, the same way every run: none (default), jpeg:Q (a 4:2:0 "
+        "JPEG at quality Q, as cameras write), jpeg:LO-HI, or camera (blur, bicubic or area "
+        "downscale, noise, JPEG q70-98: the photo models' training inputs)",
+    )
     b.set_defaults(func=cmd_bench)
 
-    m = sub.add_parser("models", help="list built-in and user models", description="List the built-in models "
-                       "and the user's own (fine-tuned) models with their scale and validation PSNR.")
+    m = sub.add_parser(
+        "models",
+        help="list built-in and user models",
+        description="List the built-in models "
+        "and the user's own (fine-tuned) models with their scale and validation PSNR.",
+    )
     m.add_argument("--json", action="store_true", help="print JSON")
     m.set_defaults(func=cmd_models)
 
     t = sub.add_parser(
-        "train", help="train or fine-tune a model (resumable; runs under torchrun too)",
+        "train",
+        help="train or fine-tune a model (resumable; runs under torchrun too)",
         description="Train MLRN on folders of high-resolution images, or fine-tune an existing model with "
-                    "--init. The run folder gets ckpt.pt (for --resume), model.pt (best weights) and "
-                    "events.jsonl. Ctrl-C stops after the current step and saves a checkpoint. Under "
-                    "'torchrun --nproc_per_node=N mlrn train ...' it trains with DistributedDataParallel. "
-                    "Options left out come from --config (a JSON file of TrainConfig fields) or the defaults.",
+        "--init. The run folder gets ckpt.pt (for --resume), model.pt (best weights) and "
+        "events.jsonl. Ctrl-C stops after the current step and saves a checkpoint. Under "
+        "'torchrun --nproc_per_node=N mlrn train ...' it trains with DistributedDataParallel. "
+        "Options left out come from --config (a JSON file of TrainConfig fields) or the defaults.",
     )
     t.add_argument("--data", action="append", metavar="DIR", help="folder of HR training images (repeatable)")
     t.add_argument("--val", action="append", metavar="DIR", help="folder of HR validation images (repeatable)")
@@ -290,15 +361,21 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--batch", type=int, help="patches per step (default 16)")
     opt.add_argument("--patch", type=int, help="LR patch size in pixels (default 48)")
     opt.add_argument("--lr", type=float, help="peak learning rate (default 5e-4)")
-    opt.add_argument("--schedule", choices=("cosine", "cosine-time", "step"),
-                     help="cosine with warm-up over the steps, cosine over --max-minutes, or the paper's halving")
+    opt.add_argument(
+        "--schedule",
+        choices=("cosine", "cosine-time", "step"),
+        help="cosine with warm-up over the steps, cosine over --max-minutes, or the paper's halving",
+    )
     opt.add_argument("--warmup", type=int, help="warm-up steps for cosine (default 100)")
     opt.add_argument("--schedule-steps", type=int, help="cosine horizon (default: --max-steps)")
     opt.add_argument("--ema", type=float, help="EMA decay of the weights, e.g. 0.999 (default off)")
     opt.add_argument("--grad-clip", type=float, help="max gradient norm (default off)")
-    opt.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"),
-                     help="mixed precision (auto: bf16 on CUDA and on CPUs with native bf16 kernels, else "
-                          "fp16 on CUDA and fp32 on the CPU)")
+    opt.add_argument(
+        "--amp",
+        choices=("auto", "off", "bf16", "fp16"),
+        help="mixed precision (auto: bf16 on CUDA and on CPUs with native bf16 kernels, else "
+        "fp16 on CUDA and fp32 on the CPU)",
+    )
     opt.add_argument("--compile", action="store_true", default=None, help="use torch.compile")
     opt.add_argument("--seed", type=int, help="seed (a CPU run with the same seed is repeatable)")
     opt.add_argument("--val-every", type=int, help="validate and checkpoint every K steps (default 250)")
@@ -311,10 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
     arch.add_argument("--blocks", type=int, help="N, FSFblocks (8)")
     arch.add_argument("--kernels", type=_parse_kernels, help="bypass kernels, e.g. 3,3x5,5 (default) or 3,5,7")
     arch.add_argument("--no-gff", dest="gff", action="store_false", default=None, help="no global feature fusion")
-    arch.add_argument("--no-rsc", dest="rsc", action="store_false", default=None,
-                      help="no residual skip connection")
-    arch.add_argument("--image-skip", action="store_true", default=None,
-                      help="add a bicubic upscale of the input to the output (learn the residual)")
+    arch.add_argument("--no-rsc", dest="rsc", action="store_false", default=None, help="no residual skip connection")
+    arch.add_argument(
+        "--image-skip",
+        action="store_true",
+        default=None,
+        help="add a bicubic upscale of the input to the output (learn the residual)",
+    )
     deg = t.add_argument_group("LR degradations (off by default)")
     deg.add_argument("--jpeg-quality", type=_parse_range, metavar="LO-HI", help="JPEG-compress LR patches")
     deg.add_argument("--noise", type=float, metavar="SIGMA", help="Gaussian noise up to SIGMA (0-255 units)")
@@ -325,8 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

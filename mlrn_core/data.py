@@ -153,9 +153,11 @@ def load_pairs(
     scan, arrays = scan_folders(folders, min_hr_size, exclude, load=True)
     if not scan.usable:
         names = ", ".join(str(f) for f in folders)
-        detail = f"; skipped {len(scan.skipped)}: " + "; ".join(
-            f"{s.path.name} ({s.reason})" for s in scan.skipped[:5]
-        ) if scan.skipped else ""
+        detail = (
+            f"; skipped {len(scan.skipped)}: " + "; ".join(f"{s.path.name} ({s.reason})" for s in scan.skipped[:5])
+            if scan.skipped
+            else ""
+        )
         raise DataError(f"no usable {what} image in {names}{detail}")
     pairs = []
     for path, hr in zip(scan.usable, arrays):
@@ -216,8 +218,9 @@ class Degradation:
         parts = []
         if self.blur > 0:
             parts.append(f"blur sigma 0-{self.blur:g} HR px")
-        parts.append({"bicubic": "MATLAB bicubic", "area": "area", "mixed": "bicubic or area"}[self.resize]
-                     + " downscale")
+        parts.append(
+            {"bicubic": "MATLAB bicubic", "area": "area", "mixed": "bicubic or area"}[self.resize] + " downscale"
+        )
         if self.noise_sigma > 0:
             parts.append(f"Gaussian noise sigma 0-{self.noise_sigma:g}")
         if self.jpeg_quality is not None:
@@ -243,8 +246,9 @@ class Degradation:
             out = lr if lr is not None else degrade(hr, scale)
         return self.apply(out, rng)
 
-    def apply_for_eval(self, lr: np.ndarray, index: int, seed: int = EVAL_SEED, hr: np.ndarray | None = None,
-                       scale: int | None = None) -> np.ndarray:
+    def apply_for_eval(
+        self, lr: np.ndarray, index: int, seed: int = EVAL_SEED, hr: np.ndarray | None = None, scale: int | None = None
+    ) -> np.ndarray:
         """Degrade evaluation image ``index`` the same way every time (validation and hold-out scoring).
 
         A degradation that starts from the HR image (blur, area downscale) needs ``hr`` and ``scale``.

@@ -17,8 +17,11 @@ MAX_GAIN = 32  # the difference image amplifies |a - b| at most this much (a 1/2
 def _abs_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.shape != b.shape:
         raise ValueError(f"the two images differ in size: {a.shape} and {b.shape}")
-    return np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=2) if a.ndim == 3 else \
-        np.abs(a.astype(np.float32) - b.astype(np.float32))
+    return (
+        np.abs(a.astype(np.float32) - b.astype(np.float32)).mean(axis=2)
+        if a.ndim == 3
+        else np.abs(a.astype(np.float32) - b.astype(np.float32))
+    )
 
 
 def most_changed_box(a: np.ndarray, b: np.ndarray, side: int, align: int = 1) -> tuple[int, int, int, float]:
@@ -31,7 +34,7 @@ def most_changed_box(a: np.ndarray, b: np.ndarray, side: int, align: int = 1) ->
     h, w = diff.shape
     side = max(1, min(side, h, w))
     integral = cv2.integral(diff, sdepth=cv2.CV_64F)
-    sums = (integral[side:, side:] - integral[:-side, side:] - integral[side:, :-side] + integral[:-side, :-side])
+    sums = integral[side:, side:] - integral[:-side, side:] - integral[side:, :-side] + integral[:-side, :-side]
     if align > 1:
         sums = sums[::align, ::align]
     iy, ix = np.unravel_index(int(np.argmax(sums)), sums.shape)

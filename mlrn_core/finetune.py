@@ -112,11 +112,15 @@ def verdict(tuned: float, base: float | None, bicubic: float, domain: str = "") 
         extra = f" ({over_bicubic:+.2f} dB over bicubic)" if base is not None else ""
         text = f"The fine-tuned model is better than {ref_name}{where}: {gain:+.2f} dB PSNR{extra}."
     elif gain > 0:
-        text = (f"The fine-tuned model is better than {ref_name}{where} ({gain:+.2f} dB PSNR) but still below "
-                f"bicubic ({over_bicubic:+.2f} dB). It is not made the current model; a longer budget may help.")
+        text = (
+            f"The fine-tuned model is better than {ref_name}{where} ({gain:+.2f} dB PSNR) but still below "
+            f"bicubic ({over_bicubic:+.2f} dB). It is not made the current model; a longer budget may help."
+        )
     else:
-        text = (f"The fine-tuned model is NOT better than {ref_name}{where} ({gain:+.2f} dB PSNR). "
-                "It is not made the current model; more photos or a longer budget may help.")
+        text = (
+            f"The fine-tuned model is NOT better than {ref_name}{where} ({gain:+.2f} dB PSNR). "
+            "It is not made the current model; more photos or a longer budget may help."
+        )
     return Verdict(gain > 0, gain > 0 and over_bicubic > 0, gain, ref_name, text)
 
 

@@ -179,7 +179,6 @@ class ImageIOError(Exception):
         """'input' for a file being read, 'output' for one being written."""
         return "output" if self.action == "write" else "input"
 
-
     def __reduce__(self) -> tuple[type[ImageIOError], tuple[Path, str, str]]:
         # Keeps the exception picklable (multiprocessing workers) despite the custom __init__.
         return (type(self), (self.path, self.reason, self.action))
@@ -338,9 +337,7 @@ def picture_from_array(arr: np.ndarray, bit_depth: int | None = None) -> Picture
     )
 
 
-def picture_to_uint8_rgb(
-    picture: Picture, background: tuple[float, float, float] | None = None
-) -> np.ndarray:
+def picture_to_uint8_rgb(picture: Picture, background: tuple[float, float, float] | None = None) -> np.ndarray:
     """HxWx3 uint8 RGB for display/thumbnails. Alpha is ignored unless ``background`` (RGB in [0, 1]) is
     given, in which case the picture is composited over it."""
     rgb = picture.rgb
@@ -878,9 +875,7 @@ def _int_to_float(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _split_channels(
-    f: np.ndarray, gray: bool, dtype: type = np.float32
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _split_channels(f: np.ndarray, gray: bool, dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray | None]:
     """HxW / HxWx{1,2,3,4} -> (contiguous HxWx3 rgb, HxW alpha or None), both of ``dtype``."""
     if f.ndim == 2:
         f = f[:, :, None]
@@ -924,11 +919,7 @@ def write_image(
         out_fmt = output_format_for(fmt if fmt is not None else target)
     except ImageIOError as exc:
         raise ImageIOError(target, exc.reason, "write") from None
-    if (
-        fmt is not None
-        and target.suffix.lower() in SUPPORTED_EXTENSIONS
-        and output_format_for(target) != out_fmt
-    ):
+    if fmt is not None and target.suffix.lower() in SUPPORTED_EXTENSIONS and output_format_for(target) != out_fmt:
         log.warning("writing %s data into %s (extension does not match the format)", out_fmt, target.name)
     _refuse_source_overwrite(picture, target)
     if target.is_dir():
@@ -1016,9 +1007,7 @@ def _float_to_int(f: np.ndarray, dtype: type[np.unsignedinteger], band_pixels: i
     return out.astype(dtype)
 
 
-def _output_pixels(
-    picture: Picture, fmt: str, depth: int, target: Path
-) -> tuple[np.ndarray, bool, bool, bytes | None]:
+def _output_pixels(picture: Picture, fmt: str, depth: int, target: Path) -> tuple[np.ndarray, bool, bool, bytes | None]:
     """-> (HxWxC uint8/uint16 array, grayscale, has_alpha, icc_profile); C is 1..4."""
     rgb = picture.rgb
     gray = picture.grayscale

@@ -37,9 +37,11 @@ class Quality:
 
     @property
     def long(self) -> str:
-        return (f"{self.psnr:.2f} dB PSNR on {self.images} against {self.reference_psnr:.2f} dB for "
-                f"{self.reference} on the same images ({self.gain_db:+.2f} dB). PSNRs measured on different "
-                "images cannot be compared with each other; the gains over a reference can, roughly.")
+        return (
+            f"{self.psnr:.2f} dB PSNR on {self.images} against {self.reference_psnr:.2f} dB for "
+            f"{self.reference} on the same images ({self.gain_db:+.2f} dB). PSNRs measured on different "
+            "images cannot be compared with each other; the gains over a reference can, roughly."
+        )
 
 
 def _num(value: Any) -> float | None:
@@ -81,8 +83,17 @@ def _display_name(model: str) -> str:
     return Path(model).stem if model.endswith(".pt") or "/" in model or "\\" in model else model
 
 
-def card_lead(*, name: str, scale: int, base: str | None, gain_db: float | None, reference: str,
-              photos: int, degraded: bool, held_out: int) -> str:
+def card_lead(
+    *,
+    name: str,
+    scale: int,
+    base: str | None,
+    gain_db: float | None,
+    reference: str,
+    photos: int,
+    degraded: bool,
+    held_out: int,
+) -> str:
     """The paragraph that opens a user model's card: what it is for, how much sharper, on what photos.
 
     ``gain_db``: the hold-out gain over ``reference`` (the base model, or bicubic from scratch), in the
@@ -90,25 +101,31 @@ def card_lead(*, name: str, scale: int, base: str | None, gain_db: float | None,
     """
     base = _display_name(base) if base else None
     reference = _display_name(reference)
-    kind = ("camera JPEGs (compressed, slightly noisy)" if degraded
-            else "clean, well-exposed originals (PNG/TIFF or high-quality JPEG)")
+    kind = (
+        "camera JPEGs (compressed, slightly noisy)"
+        if degraded
+        else "clean, well-exposed originals (PNG/TIFF or high-quality JPEG)"
+    )
     start = f"a fine-tune of {base}" if base else "a new network trained from scratch"
-    lines = [f"**{name}** enlarges photos {scale}x (for example for a bigger print or a crop). It is {start} "
-             f"on {photos} of your own photos, for {kind} like them."]
+    lines = [
+        f"**{name}** enlarges photos {scale}x (for example for a bigger print or a crop). It is {start} "
+        f"on {photos} of your own photos, for {kind} like them."
+    ]
     if gain_db is None:
-        lines.append("It has not been measured on your photos yet, so it is not known whether it beats "
-                     f"{reference}.")
+        lines.append(f"It has not been measured on your photos yet, so it is not known whether it beats {reference}.")
     else:
         where = f"on {held_out} of your photos it never trained on"
         if gain_db >= VISIBLE_DB:
             lines.append(f"It is {describe_gain(gain_db)} than {reference} {where} ({gain_db:+.2f} dB).")
         elif gain_db > -VISIBLE_DB:
-            lines.append(f"It is about as sharp as {reference} {where} ({gain_db:+.2f} dB): no visible "
-                         f"difference; keep using {reference}.")
+            lines.append(
+                f"It is about as sharp as {reference} {where} ({gain_db:+.2f} dB): no visible "
+                f"difference; keep using {reference}."
+            )
         else:
-            lines.append(f"It is less sharp than {reference} {where} ({gain_db:+.2f} dB): keep using "
-                         f"{reference}.")
+            lines.append(f"It is less sharp than {reference} {where} ({gain_db:+.2f} dB): keep using {reference}.")
     other = "clean originals" if degraded else "heavily compressed JPEGs"
-    lines.append(f"Use it on photos like the ones it learned from; on {other} {base or 'a built-in model'} "
-                 "may do better.")
+    lines.append(
+        f"Use it on photos like the ones it learned from; on {other} {base or 'a built-in model'} may do better."
+    )
     return " ".join(lines)

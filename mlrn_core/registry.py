@@ -498,5 +498,3 @@ def import_user_model(source: str | os.PathLike, name: str | None = None) -> Mod
     card_path = source.with_suffix(".md")
     card = card_path.read_text(encoding="utf-8") if card_path.exists() else f"# {name or source.stem}\n"
     return register_user_model(source, name or source.stem, card)
-
-

@@ -230,9 +230,7 @@ class TileRunner:
             x = x.to(self._weights_dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        ctx = (
-            torch.autocast("cpu", dtype=self._autocast) if self._autocast is not None else contextlib.nullcontext()
-        )
+        ctx = torch.autocast("cpu", dtype=self._autocast) if self._autocast is not None else contextlib.nullcontext()
         with ctx:
             y = self.model(x)
         y = y.float().clamp_(0, 1)[0]

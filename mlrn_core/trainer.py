@@ -377,8 +377,17 @@ class Trainer:
         self.device = self._setup_device()
         self._load_data()
         self._build(state)
-        self._emit(StartedEvent(self.step, cfg.max_steps, device_label(self.device), self.train_images,
-                                len(self.val_images), self.skipped, state is not None))
+        self._emit(
+            StartedEvent(
+                self.step,
+                cfg.max_steps,
+                device_label(self.device),
+                self.train_images,
+                len(self.val_images),
+                self.skipped,
+                state is not None,
+            )
+        )
         if cfg.max_steps is not None and self.step >= cfg.max_steps:
             log.info("the run already reached %d steps", self.step)
         if self.dist.main:
@@ -435,8 +444,10 @@ class Trainer:
             except registry.ModelError as exc:
                 raise TrainingError(str(exc)) from exc
             if not self.resume and registry.user_model_path(cfg.save_as).exists():
-                raise TrainingError(f"a user model named '{cfg.save_as}' already exists: choose another --save-as "
-                                    "name or delete it first (mlrn models lists them)")
+                raise TrainingError(
+                    f"a user model named '{cfg.save_as}' already exists: choose another --save-as "
+                    "name or delete it first (mlrn models lists them)"
+                )
         return state
 
     def _setup_device(self) -> torch.device:
@@ -457,14 +468,14 @@ class Trainer:
             pairs, scan = data_mod.load_pairs(cfg.data, cfg.scale, min_hr, cfg.exclude, cache, "training")
             val_pairs: list[data_mod.ImagePair] = []
             if cfg.val and dist.main:
-                val_pairs, _ = data_mod.load_pairs(cfg.val, cfg.scale, 2 * cfg.scale + 11, (), cache,
-                                                   "validation")
+                val_pairs, _ = data_mod.load_pairs(cfg.val, cfg.scale, 2 * cfg.scale + 11, (), cache, "validation")
         except data_mod.DataError as exc:
             raise TrainingError(str(exc)) from exc
         degradation = cfg.degradation()
         self.degradation = degradation
-        self.sampler = data_mod.PatchSampler(pairs, cfg.scale, cfg.patch, cfg.batch, cfg.seed, dist.rank,
-                                             dist.world, degradation, cfg.sample_by_area)
+        self.sampler = data_mod.PatchSampler(
+            pairs, cfg.scale, cfg.patch, cfg.batch, cfg.seed, dist.rank, dist.world, degradation, cfg.sample_by_area
+        )
         self.train_images = len(pairs)
         self.skipped = tuple((str(s.path), s.reason) for s in scan.skipped)
         self.data_desc = {
@@ -517,8 +528,10 @@ class Trainer:
 
             train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
         if cfg.compile and getattr(sys, "frozen", False):
-            raise TrainingError("--compile is not available in the desktop app bundle; use a pip install of "
-                                "MLRN Studio (it needs a C++ compiler and Python headers)")
+            raise TrainingError(
+                "--compile is not available in the desktop app bundle; use a pip install of "
+                "MLRN Studio (it needs a C++ compiler and Python headers)"
+            )
         if cfg.compile:
             train_model = torch.compile(train_model)
         self.train_model = train_model
@@ -543,8 +556,7 @@ class Trainer:
         if mf.scale == cfg.scale and skipped:
             raise TrainingError(f"'{path.name}' does not fit its own architecture: missing {skipped[:5]}")
         if skipped:  # a different scale: everything but the upsampler carries over
-            log.info("warm start from x%d: %d tensors re-initialised (%s)", mf.scale, len(skipped),
-                     ", ".join(skipped))
+            log.info("warm start from x%d: %d tensors re-initialised (%s)", mf.scale, len(skipped), ", ".join(skipped))
         model.load_state_dict(fitting, strict=False)
         return model, {"name": name, "path": str(path), "scale": mf.scale, "info": mf.info}
 
@@ -625,8 +637,7 @@ class Trainer:
             return None
         net = self.ema if self.ema is not None else self.model
         net.eval()
-        result = evaluate(net, self.val_images, self.cfg.scale, self.device, tile=self.cfg.val_tile,
-                          keep_first=True)
+        result = evaluate(net, self.val_images, self.cfg.scale, self.device, tile=self.cfg.val_tile, keep_first=True)
         net.train()
         self._preview = result.first_output
         return result.mean
@@ -639,8 +650,19 @@ class Trainer:
             if is_best:
                 self.best.update(psnr=val.psnr, ssim=val.ssim, step=self.step)
             self.history.append({"step": self.step, "psnr": val.psnr, "ssim": val.ssim})
-            self._emit(ValidationEvent(self.step, val.psnr, val.ssim, self.bicubic.psnr, self.bicubic.ssim,
-                                       self.best["psnr"], is_best, self.base_score, self._preview))
+            self._emit(
+                ValidationEvent(
+                    self.step,
+                    val.psnr,
+                    val.ssim,
+                    self.bicubic.psnr,
+                    self.bicubic.ssim,
+                    self.best["psnr"],
+                    is_best,
+                    self.base_score,
+                    self._preview,
+                )
+            )
         else:
             is_best = True  # no validation: the latest weights are the best we know
         if self.dist.main and (is_best or not self.folder.model.exists()):

@@ -33,9 +33,10 @@ FILES = (
     "xubuntu-community__Untitled_by_Aaron_Burden.jpg",
     "xubuntu-community__jeff_morgan__stub_stewart_iridium_flare__4k.jpg",
 )
-DESCRIPTION = (f"`{SPLIT_NAME}`: the central {CROP} x {CROP} px crop of 10 photographs of "
-               "`train/OpenPhotos` (every sixth file by name, from the fourth: " + ", ".join(FILES)
-               + "), never trained on")
+DESCRIPTION = (
+    f"`{SPLIT_NAME}`: the central {CROP} x {CROP} px crop of 10 photographs of "
+    "`train/OpenPhotos` (every sixth file by name, from the fourth: " + ", ".join(FILES) + "), never trained on"
+)
 
 
 class SplitError(Exception):

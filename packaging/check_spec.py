@@ -46,8 +46,9 @@ class Recorded:
 
 
 class _Analysis:
-    def __init__(self, recorded: Recorded, scripts, pathex=(), binaries=(), datas=(), hiddenimports=(),
-                 excludes=(), **kwargs) -> None:
+    def __init__(
+        self, recorded: Recorded, scripts, pathex=(), binaries=(), datas=(), hiddenimports=(), excludes=(), **kwargs
+    ) -> None:
         self.scripts_in = [str(s) for s in scripts]
         self.pathex = [str(p) for p in pathex]
         self.datas_in = [(str(src), str(dest)) for src, dest in datas]
@@ -100,8 +101,7 @@ def uncommented_lines(source: str) -> list[int]:
             code.add(tok.start[0])
     lines = source.splitlines()
     return sorted(
-        n for n in code - strings
-        if n not in comments and (n - 1) not in comments and not CLOSING.match(lines[n - 1])
+        n for n in code - strings if n not in comments and (n - 1) not in comments and not CLOSING.match(lines[n - 1])
     )
 
 
@@ -160,9 +160,15 @@ def run_spec(spec: Path, specpath: Path, workpath: Path) -> Recorded:
     """Execute the spec as PyInstaller would, with recording stand-ins for its classes."""
     recorded = Recorded()
     namespace = {
-        "__file__": str(spec), "__name__": "__main__",
-        "SPEC": str(spec), "SPECPATH": str(specpath), "specnm": spec.stem,
-        "DISTPATH": str(specpath / "dist"), "workpath": str(workpath), "HOMEPATH": "", "WARNFILE": "",
+        "__file__": str(spec),
+        "__name__": "__main__",
+        "SPEC": str(spec),
+        "SPECPATH": str(specpath),
+        "specnm": spec.stem,
+        "DISTPATH": str(specpath / "dist"),
+        "workpath": str(workpath),
+        "HOMEPATH": "",
+        "WARNFILE": "",
         "Analysis": lambda *a, **k: _Analysis(recorded, *a, **k),
         "PYZ": _Pyz,
         "EXE": lambda *a, **k: _Exe(recorded, *a, **k),
@@ -190,8 +196,10 @@ def check(spec: Path, specpath: Path | None = None, workpath: Path | None = None
         compile(source, str(spec), "exec")
     except SyntaxError as exc:
         return [f"{spec.name}:{exc.lineno}: does not compile: {exc.msg}"]
-    problems = [f"{spec.name}:{n}: code line without a comment: {source.splitlines()[n - 1].strip()}"
-                for n in uncommented_lines(source)]
+    problems = [
+        f"{spec.name}:{n}: code line without a comment: {source.splitlines()[n - 1].strip()}"
+        for n in uncommented_lines(source)
+    ]
 
     try:
         recorded = run_spec(spec, specpath, workpath or specpath / "build" / "check_spec")
@@ -211,8 +219,11 @@ def check(spec: Path, specpath: Path | None = None, workpath: Path | None = None
             if not Path(src).exists():
                 problems.append(f"{spec.name}: data file {src} (to {dest}) does not exist")
         dests = {(Path(d) / Path(s).name).as_posix() for s, d in a.datas_in}
-        for needed in ("mlrn_resources/__init__.py", "mlrn_resources/models/__init__.py",
-                       "mlrn_resources/icons/__init__.py"):
+        for needed in (
+            "mlrn_resources/__init__.py",
+            "mlrn_resources/models/__init__.py",
+            "mlrn_resources/icons/__init__.py",
+        ):
             if needed not in dests:
                 problems.append(f"{spec.name}: {needed} is not bundled, so mlrn_resources is not importable frozen")
         imported = imported_modules(specpath / "mlrn_core", specpath / "app")

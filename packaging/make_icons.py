@@ -33,8 +33,10 @@ def _scene(size: int) -> Image.Image:
     draw.ellipse([150 * s, 52 * s, 206 * s, 108 * s], fill=(255, 226, 120))  # sun
     draw.polygon([(-10 * s, 230 * s), (92 * s, 92 * s), (190 * s, 230 * s)], fill=(52, 74, 112))  # far peak
     draw.polygon([(70 * s, 240 * s), (172 * s, 120 * s), (276 * s, 240 * s)], fill=(28, 40, 70))  # near peak
-    draw.polygon([(172 * s, 120 * s), (152 * s, 144 * s), (166 * s, 140 * s), (178 * s, 150 * s),
-                  (190 * s, 141 * s)], fill=(236, 240, 250))  # snow cap
+    draw.polygon(
+        [(172 * s, 120 * s), (152 * s, 144 * s), (166 * s, 140 * s), (178 * s, 150 * s), (190 * s, 141 * s)],
+        fill=(236, 240, 250),
+    )  # snow cap
     draw.rectangle([0, 226 * s, size, size], fill=(20, 28, 52))  # foreground
     return img
 
@@ -75,8 +77,9 @@ def draw_icon(size: int = SIZE) -> Image.Image:
     framed = picture.convert("RGBA")
     out.paste(framed, (0, 0), mask)
     ring = ImageDraw.Draw(out)
-    ring.rounded_rectangle([margin, margin, big - margin, big - margin], radius=radius,
-                           outline=(255, 255, 255, 90), width=2 * SS)
+    ring.rounded_rectangle(
+        [margin, margin, big - margin, big - margin], radius=radius, outline=(255, 255, 255, 90), width=2 * SS
+    )
     return out.resize((size, size), Image.Resampling.LANCZOS)
 
 

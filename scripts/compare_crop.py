@@ -57,8 +57,10 @@ def main() -> None:
     out = Path(args.out or REPO / "docs" / f"compare_x{s}.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
-    print(f"wrote {out} (whole-image Y-PSNR: bicubic {psnr_y(bic, hr, s):.2f} dB, "
-          f"{loaded.name} {psnr_y(sr, hr, s):.2f} dB)")
+    print(
+        f"wrote {out} (whole-image Y-PSNR: bicubic {psnr_y(bic, hr, s):.2f} dB, "
+        f"{loaded.name} {psnr_y(sr, hr, s):.2f} dB)"
+    )
 
 
 if __name__ == "__main__":

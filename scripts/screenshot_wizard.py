@@ -114,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     dlg.show()
     _wait(app, lambda: False, 0.5)
     dlg.grab().save(str(args.out / "manage-models.png"))
-    print(f"wrote {args.out / 'wizard-result.png'}, {args.out / 'wizard-result-diff.png'}, "
-          f"{args.out / 'manage-models.png'} (MLRN_HOME {home})")
+    print(
+        f"wrote {args.out / 'wizard-result.png'}, {args.out / 'wizard-result-diff.png'}, "
+        f"{args.out / 'manage-models.png'} (MLRN_HOME {home})"
+    )
     return 0
 
 

@@ -38,9 +38,11 @@ SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"
 TRAIN_SETS = ("OpenPhotos", "Photos15", "BSD200", "T91", "General100")
 SET14_TOLERANCE = 0.02  # dB: a round may not lose more than this on Set14 (rounding and tiling noise)
 PHOTO_TABLE = ("none", "jpeg:95", "jpeg:85", "jpeg:75")  # the photo models' Set14 table
-PAPER = {2: {"Set5": (37.90, 0.9601), "Set14": (33.49, 0.9140)},
-         3: {"Set5": (34.18, 0.9254), "Set14": (30.22, 0.8369)},
-         4: {"Set5": (31.92, 0.8911), "Set14": (28.43, 0.7748)}}
+PAPER = {
+    2: {"Set5": (37.90, 0.9601), "Set14": (33.49, 0.9140)},
+    3: {"Set5": (34.18, 0.9254), "Set14": (30.22, 0.8369)},
+    4: {"Set5": (31.92, 0.8911), "Set14": (28.43, 0.7748)},
+}
 
 
 def probe_steps_per_s(device: str, batch: int, patch: int, scale: int, image_skip: bool) -> float:
@@ -117,8 +119,11 @@ def hardware_text(label: str) -> str:
     text = f"{label}, {platform.machine()}, torch {torch.__version__}"
     if label.startswith("CPU"):
         try:
-            names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                     if ln.startswith("model name")]
+            names = [
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ]
             text += f", {len(names)} x {names[0]}" if names else ""
         except OSError:
             pass
@@ -145,8 +150,9 @@ def _cell(r: dict) -> str:
     return f"{r['psnr']:.2f} / {r['ssim']:.4f}"
 
 
-def card_text(scale: int, photo: bool, results: dict, history: list[dict], hparams: dict,
-              paper_results: dict | None = None) -> str:
+def card_text(
+    scale: int, photo: bool, results: dict, history: list[dict], hparams: dict, paper_results: dict | None = None
+) -> str:
     """The model card: what it is for (for photographers), the test tables, then every training round."""
     from mlrn_core.validation import DESCRIPTION
 
@@ -159,43 +165,69 @@ def card_text(scale: int, photo: bool, results: dict, history: list[dict], hpara
     lines = [f"# {name}", ""]
     if photo:
         q85 = results["Set14 jpeg:85"]
-        lines += [f"**For camera and phone JPEGs, enlarged {scale}x.** Trained on inputs that look like what "
-                  "cameras write (slightly soft, a little sensor noise, JPEG compression with 4:2:0 colour), so "
-                  "it sharpens detail without sharpening the JPEG blocks and noise. On the Set14 test photos saved "
-                  f"as JPEG quality 85 it is {q85['model']['psnr'] - q85['bicubic']['psnr']:+.2f} dB sharper "
-                  "than plain (bicubic) enlargement"
-                  + (f" and {q85['model']['psnr'] - paper_results['Set14 jpeg:85']['model']['psnr']:+.2f} dB "
-                     f"against the built-in model for lossless files (mlrn-x{scale})" if paper_results else "")
-                  + ". Model \"Auto\" uses it for JPEG and HEIC files; for PNG/TIFF files, "
-                  f"mlrn-x{scale} is better.", ""]
+        lines += [
+            f"**For camera and phone JPEGs, enlarged {scale}x.** Trained on inputs that look like what "
+            "cameras write (slightly soft, a little sensor noise, JPEG compression with 4:2:0 colour), so "
+            "it sharpens detail without sharpening the JPEG blocks and noise. On the Set14 test photos saved "
+            f"as JPEG quality 85 it is {q85['model']['psnr'] - q85['bicubic']['psnr']:+.2f} dB sharper "
+            "than plain (bicubic) enlargement"
+            + (
+                f" and {q85['model']['psnr'] - paper_results['Set14 jpeg:85']['model']['psnr']:+.2f} dB "
+                f"against the built-in model for lossless files (mlrn-x{scale})"
+                if paper_results
+                else ""
+            )
+            + '. Model "Auto" uses it for JPEG and HEIC files; for PNG/TIFF files, '
+            f"mlrn-x{scale} is better.",
+            "",
+        ]
     else:
-        lines += [f"**The built-in model for enlarging photos {scale}x** from lossless files (PNG, TIFF, "
-                  f"raw conversions). On the Set14 test photos it is {gain14:+.2f} dB sharper than plain (bicubic) "
-                  "enlargement."
-                  + (f" For camera JPEGs, mlrn-x{scale}-photo is better (model \"Auto\" picks it)." if has_photo
-                     else " It is also what model \"Auto\" uses for camera JPEGs at this scale (there is no "
-                     f"mlrn-x{scale}-photo yet)."), ""]
-    lines += ["## Test results", "",
-              "PSNR (dB) / SSIM on the Y channel, border = scale, LR by MATLAB bicubic (the shared "
-              "docs/EVALUATION.md), measured by `scripts/train_weights.py` when it installed (or, with `--recard`, "
-              f"re-measured) these weights, the same as `mlrn bench ../shared/data/bench/SetN -s {scale} --model "
-              f"{name}`. "
-              + ("Set5 and Set14 are never used for training or selection." if not set5_rounds else
-                 "Set14 was never used for training or selection; Set5 selected the checkpoints of round"
-                 + ("s " if len(set5_rounds) > 1 else " ") + ", ".join(map(str, set5_rounds))
-                 + " (before the validation split existed)."),
-              ""]
+        lines += [
+            f"**The built-in model for enlarging photos {scale}x** from lossless files (PNG, TIFF, "
+            f"raw conversions). On the Set14 test photos it is {gain14:+.2f} dB sharper than plain (bicubic) "
+            "enlargement."
+            + (
+                f' For camera JPEGs, mlrn-x{scale}-photo is better (model "Auto" picks it).'
+                if has_photo
+                else ' It is also what model "Auto" uses for camera JPEGs at this scale (there is no '
+                f"mlrn-x{scale}-photo yet)."
+            ),
+            "",
+        ]
+    lines += [
+        "## Test results",
+        "",
+        "PSNR (dB) / SSIM on the Y channel, border = scale, LR by MATLAB bicubic (the shared "
+        "docs/EVALUATION.md), measured by `scripts/train_weights.py` when it installed (or, with `--recard`, "
+        f"re-measured) these weights, the same as `mlrn bench ../shared/data/bench/SetN -s {scale} --model "
+        f"{name}`. "
+        + (
+            "Set5 and Set14 are never used for training or selection."
+            if not set5_rounds
+            else "Set14 was never used for training or selection; Set5 selected the checkpoints of round"
+            + ("s " if len(set5_rounds) > 1 else " ")
+            + ", ".join(map(str, set5_rounds))
+            + " (before the validation split existed)."
+        ),
+        "",
+    ]
     lines += ["| set | bicubic | this model | gain | paper (Table 2) | IMDN |", "|---|---|---|---|---|---|"]
     for set_name in ("Set5", "Set14"):
         b, m = results[set_name]["bicubic"], results[set_name]["model"]
         pp, ps = PAPER[scale][set_name]
         imdn = f"{IMDN_SET14[scale]:.2f}" if set_name == "Set14" else ""
-        lines.append(f"| {set_name} | {_cell(b)} | {_cell(m)} | {m['psnr'] - b['psnr']:+.2f} dB | "
-                     f"{pp:.2f} / {ps:.4f} | {imdn} |")
+        lines.append(
+            f"| {set_name} | {_cell(b)} | {_cell(m)} | {m['psnr'] - b['psnr']:+.2f} dB | {pp:.2f} / {ps:.4f} | {imdn} |"
+        )
     if photo:
-        lines += ["", f"Set14 with JPEG inputs (`mlrn bench ../shared/data/bench/Set14 -s {scale} --degrade jpeg:Q "
-                  f"--model NAME`; the LR is saved as a 4:2:0 JPEG at quality Q before upscaling):", "",
-                  f"| Set14 input | bicubic | mlrn-x{scale} (paper model) | {name} |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"Set14 with JPEG inputs (`mlrn bench ../shared/data/bench/Set14 -s {scale} --degrade jpeg:Q "
+            f"--model NAME`; the LR is saved as a 4:2:0 JPEG at quality Q before upscaling):",
+            "",
+            f"| Set14 input | bicubic | mlrn-x{scale} (paper model) | {name} |",
+            "|---|---|---|---|",
+        ]
         for spec in PHOTO_TABLE:
             key = "Set14" if spec == "none" else f"Set14 {spec}"
             r = results[key]
@@ -203,65 +235,116 @@ def card_text(scale: int, photo: bool, results: dict, history: list[dict], hpara
             label = "lossless" if spec == "none" else "JPEG q" + spec.split(":")[1]
             lines.append(f"| {label} | {_cell(r['bicubic'])} | {paper_cell} | {_cell(r['model'])} |")
     v = results["val"]
-    lines += ["", ("Validation split (selects the checkpoint and decides installation): " if new_rounds else
-                   "Validation split (what selects checkpoints from now on; measured afterwards here): ")
-              + DESCRIPTION
-              + ("; LR degraded by the camera pipeline from a fixed seed" if photo else "")
-              + f". Bicubic {_cell(v['bicubic'])}, this model {_cell(v['model'])}.", ""]
+    lines += [
+        "",
+        (
+            "Validation split (selects the checkpoint and decides installation): "
+            if new_rounds
+            else "Validation split (what selects checkpoints from now on; measured afterwards here): "
+        )
+        + DESCRIPTION
+        + ("; LR degraded by the camera pipeline from a fixed seed" if photo else "")
+        + f". Bicubic {_cell(v['bicubic'])}, this model {_cell(v['model'])}.",
+        "",
+    ]
     if not photo:
         floor = FLOORS[scale]
-        lines += [f"Where it stands: Set14 {s14['model']['psnr']:.2f} dB against the project's floor of {floor:.2f}, "
-                  f"the paper's {PAPER[scale]['Set14'][0]:.2f} and IMDN's {IMDN_SET14[scale]:.2f}. "
-                  + ("The floor is reached." if s14["model"]["psnr"] >= floor else
-                     "Below the floor: these weights come from short CPU rounds; continue them with "
-                     "`scripts/train_weights.py` (on a GPU when one is at hand)."), ""]
-    skip = ("with the image-level skip (a bicubic upscale of the input added to the output, so the network "
-            "learns the residual)" if hparams.get("image_skip") else "without the image-level skip")
+        lines += [
+            f"Where it stands: Set14 {s14['model']['psnr']:.2f} dB against the project's floor of {floor:.2f}, "
+            f"the paper's {PAPER[scale]['Set14'][0]:.2f} and IMDN's {IMDN_SET14[scale]:.2f}. "
+            + (
+                "The floor is reached."
+                if s14["model"]["psnr"] >= floor
+                else "Below the floor: these weights come from short CPU rounds; continue them with "
+                "`scripts/train_weights.py` (on a GPU when one is at hand)."
+            ),
+            "",
+        ]
+    skip = (
+        "with the image-level skip (a bicubic upscale of the input added to the output, so the network "
+        "learns the residual)"
+        if hparams.get("image_skip")
+        else "without the image-level skip"
+    )
     kernels = " / ".join(f"{h}x{w}" for h, w in hparams.get("kernels", []))
     gff, rsc = ("on" if hparams.get(k) else "off" for k in ("gff", "rsc"))
     total_steps = sum(int(h["steps"]) for h in history)
     total_min = sum(float(h["minutes"]) for h in history)
-    lines += ["## How it was made", "",
-              f"Architecture: the paper's configuration (G = {hparams.get('features')}, N = {hparams.get('blocks')}, "
-              f"kernels {kernels}, GFF {gff}, RSC {rsc}), {skip}. 32-bit weights, "
-              f"{'two x2 stages' if scale == 4 else 'one sub-pixel stage'} for x{scale}.", "",
-              f"Compute in total: {total_steps:,} training steps in {total_min / 60:.2f} hours over {len(history)} "
-              + ("round" if len(history) == 1 else "rounds") + " (below"
-              + (", counting only this model's own rounds, not those of the model it "
-              "was fine-tuned from" if photo else "") + ").", "",
-              ("Data (recent rounds): `../shared/data/train/{OpenPhotos,Photos15,BSD200,T91,General100}`, patches "
-               "drawn in proportion to each image's area, the validation photographs excluded. "
-               + ("Earlier rounds (see below) used T91, BSD200, General100 and Photos15 only, and selected on Set5. "
-                  if set5_rounds else "")
-               if any(h.get("val_psnr") is not None for h in history) else
-               "Data: `../shared/data/train/{T91,BSD200,General100,Photos15}`; every round of these weights "
-               "predates the validation split and selected its checkpoint on Set5 (so Set5 is not an independent "
-               "test for them; Set14 is). The validation split figure is measured on them afterwards. ")
-              + "DIV2K, the paper's data, is not available here."
-              + (" LR inputs: " + degradation_for(True).describe() + "." if photo else ""), "",
-              "Credits: Photos15 is CC-BY / CC-BY-SA 4.0 photographs whose authors are in the file names "
-              "(`../shared/data/SOURCES.md`)"
-              + ("; OpenPhotos is CC0 / CC-BY / CC-BY-SA photographs (`../shared/data/train/OpenPhotos/SOURCES.md`), "
-                 "and its CC-BY and CC-BY-SA photographs are by:" if new_rounds or photo else "."), ""]
+    lines += [
+        "## How it was made",
+        "",
+        f"Architecture: the paper's configuration (G = {hparams.get('features')}, N = {hparams.get('blocks')}, "
+        f"kernels {kernels}, GFF {gff}, RSC {rsc}), {skip}. 32-bit weights, "
+        f"{'two x2 stages' if scale == 4 else 'one sub-pixel stage'} for x{scale}.",
+        "",
+        f"Compute in total: {total_steps:,} training steps in {total_min / 60:.2f} hours over {len(history)} "
+        + ("round" if len(history) == 1 else "rounds")
+        + " (below"
+        + (", counting only this model's own rounds, not those of the model it was fine-tuned from" if photo else "")
+        + ").",
+        "",
+        (
+            "Data (recent rounds): `../shared/data/train/{OpenPhotos,Photos15,BSD200,T91,General100}`, patches "
+            "drawn in proportion to each image's area, the validation photographs excluded. "
+            + (
+                "Earlier rounds (see below) used T91, BSD200, General100 and Photos15 only, and selected on Set5. "
+                if set5_rounds
+                else ""
+            )
+            if any(h.get("val_psnr") is not None for h in history)
+            else "Data: `../shared/data/train/{T91,BSD200,General100,Photos15}`; every round of these weights "
+            "predates the validation split and selected its checkpoint on Set5 (so Set5 is not an independent "
+            "test for them; Set14 is). The validation split figure is measured on them afterwards. "
+        )
+        + "DIV2K, the paper's data, is not available here."
+        + (" LR inputs: " + degradation_for(True).describe() + "." if photo else ""),
+        "",
+        "Credits: Photos15 is CC-BY / CC-BY-SA 4.0 photographs whose authors are in the file names "
+        "(`../shared/data/SOURCES.md`)"
+        + (
+            "; OpenPhotos is CC0 / CC-BY / CC-BY-SA photographs (`../shared/data/train/OpenPhotos/SOURCES.md`), "
+            "and its CC-BY and CC-BY-SA photographs are by:"
+            if new_rounds or photo
+            else "."
+        ),
+        "",
+    ]
     if new_rounds or photo:
         lines += [f"- {c}" for c in credits()]
     lines += ["", "## Training rounds (each continues from the previous weights)", ""]
     for i, h in enumerate(history, 1):
-        lines += [f"### Round {i}: {h['date']}", "",
-                  f"- Command: `{h['command']}`",
-                  f"- Hardware: {h['device']}; {h['steps']} steps in {h['minutes']:.1f} min",
-                  f"- Start: {h['init']}"]
+        lines += [
+            f"### Round {i}: {h['date']}",
+            "",
+            f"- Command: `{h['command']}`",
+            f"- Hardware: {h['device']}; {h['steps']} steps in {h['minutes']:.1f} min",
+            f"- Start: {h['init']}",
+        ]
         if h.get("val_psnr") is not None:
             lines.append(f"- Validation split after this round: {h['val_psnr']:.3f} dB")
         if h.get("set5_psnr") is not None:
-            lines.append(f"- Set5 after this round: {h['set5_psnr']:.3f} dB"
-                         + (f", Set14 {h['set14_psnr']:.3f} dB" if h.get("set14_psnr") is not None else ""))
+            lines.append(
+                f"- Set5 after this round: {h['set5_psnr']:.3f} dB"
+                + (f", Set14 {h['set14_psnr']:.3f} dB" if h.get("set14_psnr") is not None else "")
+            )
         lines.append("")
     return "\n".join(lines) + "\n"
 
 
-def install(run: Path, scale: int, photo: bool, command: str, device, minutes: float, steps: int, init_name: str,
-            valdir: Path, force: bool = False, dry: bool = False, hardware: str | None = None) -> dict:
+def install(
+    run: Path,
+    scale: int,
+    photo: bool,
+    command: str,
+    device,
+    minutes: float,
+    steps: int,
+    init_name: str,
+    valdir: Path,
+    force: bool = False,
+    dry: bool = False,
+    hardware: str | None = None,
+) -> dict:
     """Benchmark a run's model.pt; ship it if it beats the shipped model on the validation split (or ``force``)
     and is not worse on Set14 (for photo models: Set14 as JPEG q85)."""
     from mlrn_core import registry
@@ -279,26 +362,44 @@ def install(run: Path, scale: int, photo: bool, command: str, device, minutes: f
         old = measure(registry.load_model(shipped, scale).model, scale, device, valdir, photo)
     elif photo and (models_dir / f"{model_name(scale, False)}.pt").exists():
         # the first photo model must beat the paper model at the photo inputs it is made for
-        old = measure(registry.load_model(models_dir / f"{model_name(scale, False)}.pt", scale).model,
-                      scale, device, valdir, True)
+        old = measure(
+            registry.load_model(models_dir / f"{model_name(scale, False)}.pt", scale).model, scale, device, valdir, True
+        )
     if old is not None:
         print(f"{name}: compared with {json.dumps(old)}", flush=True)
     new_val = results["val"]["model"]["psnr"]
     old_val = old["val"]["model"]["psnr"] if old else None
-    report = {"name": name, "new_val": new_val, "old_val": old_val, "new_set14": results[s14]["model"]["psnr"],
-              "old_set14": old[s14]["model"]["psnr"] if old else None, "steps": steps,
-              "minutes": round(minutes, 1), "installed": False}
-    better = old is None or (new_val > old_val and
-                             results[s14]["model"]["psnr"] >= old[s14]["model"]["psnr"] - SET14_TOLERANCE)
+    report = {
+        "name": name,
+        "new_val": new_val,
+        "old_val": old_val,
+        "new_set14": results[s14]["model"]["psnr"],
+        "old_set14": old[s14]["model"]["psnr"] if old else None,
+        "steps": steps,
+        "minutes": round(minutes, 1),
+        "installed": False,
+    }
+    better = old is None or (
+        new_val > old_val and results[s14]["model"]["psnr"] >= old[s14]["model"]["psnr"] - SET14_TOLERANCE
+    )
     if dry or not (force or better):
         print(f"{name}: not installed ({json.dumps(report)})", flush=True)
         return report
     history_file = models_dir / f"{name}.history.json"
     history = json.loads(history_file.read_text()) if history_file.exists() else []
-    history.append({"date": _dt.date.today().isoformat(), "command": command,
-                    "device": hardware or hardware_text(device_label(device)),
-                    "steps": steps, "minutes": minutes, "init": init_name, "val_psnr": new_val,
-                    "set5_psnr": results["Set5"]["model"]["psnr"], "set14_psnr": results["Set14"]["model"]["psnr"]})
+    history.append(
+        {
+            "date": _dt.date.today().isoformat(),
+            "command": command,
+            "device": hardware or hardware_text(device_label(device)),
+            "steps": steps,
+            "minutes": minutes,
+            "init": init_name,
+            "val_psnr": new_val,
+            "set5_psnr": results["Set5"]["model"]["psnr"],
+            "set14_psnr": results["Set14"]["model"]["psnr"],
+        }
+    )
     paper_results = None
     if photo:  # the paper model's row of the JPEG table (already measured when it was the one to beat)
         paper = models_dir / f"{model_name(scale, False)}.pt"
@@ -330,8 +431,9 @@ def recard(scale: int, photo: bool, device, valdir: Path) -> None:
     results = measure(loaded.model, scale, device, valdir, photo)
     paper_results = None
     if photo:
-        paper_results = measure(registry.load_model(models_dir / f"mlrn-x{scale}.pt", scale).model, scale, device,
-                                valdir, True)
+        paper_results = measure(
+            registry.load_model(models_dir / f"mlrn-x{scale}.pt", scale).model, scale, device, valdir, True
+        )
     history_file = models_dir / f"{name}.history.json"
     history = json.loads(history_file.read_text()) if history_file.exists() else []
     mf = registry.read_model_file(shipped)
@@ -342,13 +444,22 @@ def recard(scale: int, photo: bool, device, valdir: Path) -> None:
 
 
 def metrics_of(results: dict, photo: bool) -> dict:
-    metrics = {"val_psnr": results["val"]["model"]["psnr"], "val_ssim": results["val"]["model"]["ssim"],
-               "val_bicubic_psnr": results["val"]["bicubic"]["psnr"]}
+    metrics = {
+        "val_psnr": results["val"]["model"]["psnr"],
+        "val_ssim": results["val"]["model"]["ssim"],
+        "val_bicubic_psnr": results["val"]["bicubic"]["psnr"],
+    }
     for key, label in (("Set5", "set5"), ("Set14", "set14")) + tuple(
-            (f"Set14 {spec}", "set14_" + spec.replace(":", "")) for spec in PHOTO_TABLE[1:] if photo):
-        metrics.update({f"{label}_psnr": results[key]["model"]["psnr"], f"{label}_ssim": results[key]["model"]["ssim"],
-                        f"{label}_bicubic_psnr": results[key]["bicubic"]["psnr"],
-                        f"{label}_bicubic_ssim": results[key]["bicubic"]["ssim"]})
+        (f"Set14 {spec}", "set14_" + spec.replace(":", "")) for spec in PHOTO_TABLE[1:] if photo
+    ):
+        metrics.update(
+            {
+                f"{label}_psnr": results[key]["model"]["psnr"],
+                f"{label}_ssim": results[key]["model"]["ssim"],
+                f"{label}_bicubic_psnr": results[key]["bicubic"]["psnr"],
+                f"{label}_bicubic_ssim": results[key]["bicubic"]["ssim"],
+            }
+        )
     return metrics
 
 
@@ -362,19 +473,29 @@ def main() -> None:
     ap.add_argument("--patch", type=int, default=None, help="LR patch; default 64 on CUDA, 48 on CPU")
     ap.add_argument("--lr", type=float, default=None, help="default 5e-4 from scratch, 2e-4 when continuing")
     ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0 = off)")
-    ap.add_argument("--steps", type=int, default=None,
-                    help="cosine horizon in steps (default: measured on CUDA; on a CPU the cosine spans the minutes)")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="cosine horizon in steps (default: measured on CUDA; on a CPU the cosine spans the minutes)",
+    )
     ap.add_argument("--val-every", type=int, default=None, help="validation and checkpoint interval in steps")
     ap.add_argument("--runs", default=str(REPO / "runs"), help="where run folders go")
-    ap.add_argument("--resume", action="store_true",
-                    help="continue the newest unfinished run of each model from its checkpoint, if there is one")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the newest unfinished run of each model from its checkpoint, if there is one",
+    )
     ap.add_argument("--no-install", action="store_true", help="only train and report")
     ap.add_argument("--install-run", metavar="RUN_DIR", help="do not train: benchmark and ship this run's model.pt")
     ap.add_argument("--command", help="with --install-run: the command line that trained it (for the card)")
     ap.add_argument("--hardware", help="with --install-run: where it trained (for the card)")
     ap.add_argument("--force", action="store_true", help="with --install-run: ship even if not better")
-    ap.add_argument("--recard", action="store_true",
-                    help="do not train: measure the shipped models again and rewrite their cards (weights unchanged)")
+    ap.add_argument(
+        "--recard",
+        action="store_true",
+        help="do not train: measure the shipped models again and rewrite their cards (weights unchanged)",
+    )
     args = ap.parse_args()
     runs = Path(args.runs)
     os.environ.setdefault("MLRN_HOME", str(runs / "home"))
@@ -394,9 +515,19 @@ def main() -> None:
         ck = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=True)
         init = ck["config"].get("init")
         for scale in args.scales:
-            install(run, scale, args.photo, args.command or "see the run's config.json", pick_device(args.device),
-                    ck.get("elapsed_s", 0) / 60, int(ck["step"]), Path(init).name if init else "scratch", valdir,
-                    force=args.force, hardware=args.hardware)
+            install(
+                run,
+                scale,
+                args.photo,
+                args.command or "see the run's config.json",
+                pick_device(args.device),
+                ck.get("elapsed_s", 0) / 60,
+                int(ck["step"]),
+                Path(init).name if init else "scratch",
+                valdir,
+                force=args.force,
+                hardware=args.hardware,
+            )
         return
 
     import torch
@@ -415,8 +546,11 @@ def main() -> None:
         paper = models_dir / f"mlrn-x{scale}.pt"
         candidates = [shipped, paper, models_dir / "mlrn-x2.pt"]
         init = next((c for c in candidates if c.exists()), None)
-        resumable = sorted(p for p in runs.glob(f"{name}-[0-9]*") if (p / "ckpt.pt").exists()
-                           and (p / "command.txt").exists() and not (p / "finished").exists())
+        resumable = sorted(
+            p
+            for p in runs.glob(f"{name}-[0-9]*")
+            if (p / "ckpt.pt").exists() and (p / "command.txt").exists() and not (p / "finished").exists()
+        )
         if args.resume and resumable:
             out = resumable[-1]
             ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
@@ -438,40 +572,81 @@ def main() -> None:
             out = runs / f"{name}-{stamp}"
             deg = degradation_for(args.photo)
             cfg = TrainConfig(
-                data=tuple(str(SHARED / "train" / s) for s in TRAIN_SETS), val=(str(valdir),),
-                exclude=tuple(str(p) for p in held_out), out=str(out), scale=scale, batch=batch, patch=patch, lr=lr,
-                warmup_steps=min(100, steps // 10) if steps else 50, max_steps=steps, schedule=schedule,
+                data=tuple(str(SHARED / "train" / s) for s in TRAIN_SETS),
+                val=(str(valdir),),
+                exclude=tuple(str(p) for p in held_out),
+                out=str(out),
+                scale=scale,
+                batch=batch,
+                patch=patch,
+                lr=lr,
+                warmup_steps=min(100, steps // 10) if steps else 50,
+                max_steps=steps,
+                schedule=schedule,
                 max_minutes=args.minutes * (1.1 if steps else 1.0),
-                val_every=args.val_every or (max(50, steps // 10) if steps else 100), image_skip=True, ema=args.ema,
-                init=str(init) if init else None, device=str(device), seed=int(time.time()) % 10000,
-                jpeg_quality=deg.jpeg_quality, noise_sigma=deg.noise_sigma, blur=deg.blur, resize=deg.resize,
+                val_every=args.val_every or (max(50, steps // 10) if steps else 100),
+                image_skip=True,
+                ema=args.ema,
+                init=str(init) if init else None,
+                device=str(device),
+                seed=int(time.time()) % 10000,
+                jpeg_quality=deg.jpeg_quality,
+                noise_sigma=deg.noise_sigma,
+                blur=deg.blur,
+                resize=deg.resize,
             )
             ctx = autocast_for(device, cfg.amp)[0]
-            precision = ({torch.bfloat16: "bf16", torch.float16: "fp16"}[ctx.fast_dtype] + " autocast"
-                         if isinstance(ctx, torch.autocast) else "fp32") + " + channels_last"
-            command = (f"python scripts/train_weights.py --minutes {args.minutes:g} --scales {scale}"
-                       + (" --photo" if args.photo else "") + f" --device {device.type}"
-                       + (f" --lr {args.lr:g}" if args.lr else "") + (f" --ema {args.ema:g}" if args.ema else "")
-                       + (f" --batch {args.batch}" if args.batch else "")
-                       + (f" --patch {args.patch}" if args.patch else "")
-                       + (f" --steps {args.steps}" if args.steps else "")
-                       + f" (TrainConfig: batch {batch}, patch {patch}, lr {lr:g}, "
-                       + (f"cosine over {steps} steps, " if steps else f"cosine over {args.minutes:g} minutes, ")
-                       + f"warm-up {cfg.warmup_steps}, image_skip, {precision}"
-                       + (f", EMA {args.ema:g}" if args.ema else "") + f", init {init.name if init else 'scratch'})")
+            precision = (
+                {torch.bfloat16: "bf16", torch.float16: "fp16"}[ctx.fast_dtype] + " autocast"
+                if isinstance(ctx, torch.autocast)
+                else "fp32"
+            ) + " + channels_last"
+            command = (
+                f"python scripts/train_weights.py --minutes {args.minutes:g} --scales {scale}"
+                + (" --photo" if args.photo else "")
+                + f" --device {device.type}"
+                + (f" --lr {args.lr:g}" if args.lr else "")
+                + (f" --ema {args.ema:g}" if args.ema else "")
+                + (f" --batch {args.batch}" if args.batch else "")
+                + (f" --patch {args.patch}" if args.patch else "")
+                + (f" --steps {args.steps}" if args.steps else "")
+                + f" (TrainConfig: batch {batch}, patch {patch}, lr {lr:g}, "
+                + (f"cosine over {steps} steps, " if steps else f"cosine over {args.minutes:g} minutes, ")
+                + f"warm-up {cfg.warmup_steps}, image_skip, {precision}"
+                + (f", EMA {args.ema:g}" if args.ema else "")
+                + f", init {init.name if init else 'scratch'})"
+            )
             print(f"{name}: {device_label(device)}; {command}", flush=True)
             resume = False
             out.mkdir(parents=True, exist_ok=True)
             (out / "command.txt").write_text(command + "\n")
         t0 = time.perf_counter()
-        fin = Trainer(cfg, lambda ev: print(ev, flush=True) if type(ev).__name__ in (
-            "ValidationEvent", "FinishedEvent", "FailedEvent") else None, resume=resume).run()
+        fin = Trainer(
+            cfg,
+            lambda ev: (
+                print(ev, flush=True)
+                if type(ev).__name__ in ("ValidationEvent", "FinishedEvent", "FailedEvent")
+                else None
+            ),
+            resume=resume,
+        ).run()
         (out / "finished").write_text(f"{fin.elapsed_s:.1f}\n")
         minutes = fin.elapsed_s / 60 if fin.elapsed_s else (time.perf_counter() - t0) / 60
         ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
         init_name = Path(cfg.init).name if cfg.init else "scratch"
-        summary[name] = install(out, scale, args.photo, command, device, minutes, int(ck["step"]), init_name,
-                                valdir, force=False, dry=args.no_install)
+        summary[name] = install(
+            out,
+            scale,
+            args.photo,
+            command,
+            device,
+            minutes,
+            int(ck["step"]),
+            init_name,
+            valdir,
+            force=False,
+            dry=args.no_install,
+        )
     print(json.dumps(summary, indent=2))
 
 

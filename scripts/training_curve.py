@@ -29,8 +29,10 @@ def main() -> None:
     elapsed = {e["step"]: e["elapsed_s"] for e in events if "elapsed_s" in e}
     last = history[-1]
     scale_h = float(last["minutes"]) / 60 / max(elapsed.values()) * 3600 if elapsed else 0.0
-    print(f"{a.model}: {len(history)} rounds, {before_steps + int(last['steps']):,} steps, "
-          f"{before_h + float(last['minutes']) / 60:.2f} h in total; last round: `{last['command']}`\n")
+    print(
+        f"{a.model}: {len(history)} rounds, {before_steps + int(last['steps']):,} steps, "
+        f"{before_h + float(last['minutes']) / 60:.2f} h in total; last round: `{last['command']}`\n"
+    )
     print("| training hours (total) | steps (total) | validation PSNR (dB) | gain over bicubic |")
     print("|---|---|---|---|")
     if vals and vals[0].get("base_psnr") is not None:  # where the last round started: its warm-start model

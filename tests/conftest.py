@@ -53,8 +53,11 @@ def install_builtin():
     def install(name: str, scale: int = 2, seed: int = 0):
         torch.manual_seed(seed)
         folder = paths.builtin_models_dir()
-        path = registry.save_model(folder / f"{name}.pt", MLRN(scale=scale, features=8, blocks=1).eval(),
-                                   info={"note": f"test built-in {name}"})
+        path = registry.save_model(
+            folder / f"{name}.pt",
+            MLRN(scale=scale, features=8, blocks=1).eval(),
+            info={"note": f"test built-in {name}"},
+        )
         path.with_suffix(".md").write_text(f"# {name}\nA tiny test model.\n", encoding="utf-8")
         return path
 

@@ -582,8 +582,7 @@ def test_app_save_asks_for_a_name(qtbot, tiny_model, window, photo, home, monkey
     assert target.exists()
 
 
-def test_app_save_refuses_the_original_before_asking_to_replace_it(qtbot, tiny_model, window, photo, home,
-                                                                      monkeypatch):
+def test_app_save_refuses_the_original_before_asking_to_replace_it(qtbot, tiny_model, window, photo, home, monkeypatch):
     """Choosing the opened photo in the save dialog is refused at once, in a message box, and the dialog opens
     again; an existing other file is replaced only when the user says yes."""
     window.open_paths([photo])
@@ -777,8 +776,13 @@ def test_app_switching_images_does_not_reload_the_model(home, tiny_model, monkey
         image_id = ImageId.of(path)
         key = RenderKey(image_id, "model:tiny", 2, 64, 16, "cpu", precision)
         request = RenderRequest(
-            path, image_id, 2, (RenderSpec(key, "model", "MLRN tiny", str(tiny_model)),), tile=64,
-            picture=picture, lr=Pyramid.build(to_uint8(picture.rgb)),
+            path,
+            image_id,
+            2,
+            (RenderSpec(key, "model", "MLRN tiny", str(tiny_model)),),
+            tile=64,
+            picture=picture,
+            lr=Pyramid.build(to_uint8(picture.rgb)),
         )
         job = RenderJob(request)
         done, failed = [], []

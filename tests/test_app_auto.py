@@ -65,8 +65,9 @@ def _expected(model_path: Path, path: Path) -> np.ndarray:
     region = VisibleRegion()
     region.set((0.0, 0.0, float(picture.width), float(picture.height)))
     model = registry.load_model(str(model_path), 2).model
-    return to_uint8(upscale_array(model, picture.rgb, tile=128, overlap=16, device="cpu",
-                                  priority=make_priority(region)))
+    return to_uint8(
+        upscale_array(model, picture.rgb, tile=128, overlap=16, device="cpu", priority=make_priority(region))
+    )
 
 
 def test_auto_is_the_default_and_the_caption_says_which_model_ran_and_why(qtbot, install_builtin, _home) -> None:
@@ -150,8 +151,11 @@ def test_batch_export_defaults_to_auto_and_names_the_model_per_file(qtbot, insta
     dlg.refresh_preview()
     assert dlg.model_combo.currentData() == "auto" and dlg.options().model == "auto"
     models = {r[0]: r[COL_MODEL] for r in dlg.preview_rows()}
-    assert models == {"a.jpg": f"{PHOTO} (Auto: JPEG input)", "b.tif": f"{PAPER} (Auto: TIFF input, lossless)",
-                      "c.webp": f"{PHOTO} (Auto: lossy WebP input)"}
+    assert models == {
+        "a.jpg": f"{PHOTO} (Auto: JPEG input)",
+        "b.tif": f"{PAPER} (Auto: TIFF input, lossless)",
+        "c.webp": f"{PHOTO} (Auto: lossy WebP input)",
+    }
     assert f"Model Auto: {PHOTO} for 2 files" in dlg.plan_label.text()
 
     with qtbot.waitSignal(dlg.batch_finished, timeout=TIMEOUT_MS) as done:

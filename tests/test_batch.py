@@ -551,8 +551,9 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
     assert "upscale" in capsys.readouterr().out
 
 
-def test_the_record_is_kept_out_of_the_photos_and_the_summary_says_where(tmp_path: Path, model_file: Path,
-                                                                         capsys) -> None:
+def test_the_record_is_kept_out_of_the_photos_and_the_summary_says_where(
+    tmp_path: Path, model_file: Path, capsys
+) -> None:
     from mlrn_core import paths
 
     src = small_folder(tmp_path / "in", ("a.png", "b.png"))

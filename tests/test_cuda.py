@@ -67,9 +67,20 @@ def test_cuda_training_steps_with_amp(tmp_path, monkeypatch, amp):
     write_png_folder(tmp_path / "train", 4, 96, 96)
     write_png_folder(tmp_path / "val", 1, 64, 64)
     cfg = tr.TrainConfig(
-        data=(str(tmp_path / "train"),), val=(str(tmp_path / "val"),), out=str(tmp_path / "run"),
-        features=16, blocks=2, batch=4, patch=24, lr=1e-3, warmup_steps=1, max_steps=6, val_every=3,
-        device="cuda", amp=amp, log_every=1,
+        data=(str(tmp_path / "train"),),
+        val=(str(tmp_path / "val"),),
+        out=str(tmp_path / "run"),
+        features=16,
+        blocks=2,
+        batch=4,
+        patch=24,
+        lr=1e-3,
+        warmup_steps=1,
+        max_steps=6,
+        val_every=3,
+        device="cuda",
+        amp=amp,
+        log_every=1,
     )
     ctx, scaler = tr.autocast_for(torch.device("cuda"), amp)
     assert isinstance(ctx, torch.autocast) and (scaler is not None) == (amp == "fp16")

@@ -44,8 +44,7 @@ def test_same_seed_same_output_other_seed_other_output(hr):
     assert not np.array_equal(e1, CAMERA.apply_for_eval(lr, 1, hr=hr, scale=2))
 
 
-@pytest.mark.parametrize("part", [{"blur": 1.5}, {"resize": "area"}, {"noise_sigma": 8.0},
-                                  {"jpeg_quality": (40, 40)}])
+@pytest.mark.parametrize("part", [{"blur": 1.5}, {"resize": "area"}, {"noise_sigma": 8.0}, {"jpeg_quality": (40, 40)}])
 def test_each_part_alone_changes_the_lr_and_nothing_else_does(hr, part):
     clean = degrade(hr, 2)
     out = Degradation(**part).make_lr(hr, clean, 2, _rng())
@@ -77,8 +76,12 @@ def test_jpeg_uses_420_chroma_like_cameras():
 
 
 def test_parts_run_in_camera_order_and_bad_values_are_refused():
-    assert CAMERA.describe().index("blur") < CAMERA.describe().index("downscale") < \
-        CAMERA.describe().index("noise") < CAMERA.describe().index("JPEG")
+    assert (
+        CAMERA.describe().index("blur")
+        < CAMERA.describe().index("downscale")
+        < CAMERA.describe().index("noise")
+        < CAMERA.describe().index("JPEG")
+    )
     with pytest.raises(ValueError, match="resize"):
         Degradation(resize="lanczos")
     with pytest.raises(ValueError, match="JPEG"):
@@ -138,9 +141,22 @@ def test_trainer_validates_on_inputs_made_from_the_hr(tmp_path, monkeypatch):
     write_png_folder(tmp_path / "train", 3)
     write_png_folder(tmp_path / "val", 1, 48, 48)
     events = []
-    cfg = TrainConfig(data=(str(tmp_path / "train"),), val=(str(tmp_path / "val"),), out=str(tmp_path / "run"),
-                      features=8, blocks=1, batch=2, patch=16, max_steps=2, val_every=2, warmup_steps=1,
-                      blur=1.0, resize="area", noise_sigma=2.0, jpeg_quality=(70, 98))
+    cfg = TrainConfig(
+        data=(str(tmp_path / "train"),),
+        val=(str(tmp_path / "val"),),
+        out=str(tmp_path / "run"),
+        features=8,
+        blocks=1,
+        batch=2,
+        patch=16,
+        max_steps=2,
+        val_every=2,
+        warmup_steps=1,
+        blur=1.0,
+        resize="area",
+        noise_sigma=2.0,
+        jpeg_quality=(70, 98),
+    )
     Trainer(cfg, events.append).run()
     val = [e for e in events if isinstance(e, ValidationEvent)][0]
     pairs, _ = load_pairs([tmp_path / "val"], 2, 15)

@@ -25,15 +25,23 @@ def test_trainer_validation_bench_and_holdout_scores_agree(tmp_path, jpeg):
     train = write_png_folder(tmp_path / "train", 3)[0].parent
     val_files = write_png_folder(tmp_path / "val", 2, 56, 64)
     out = tmp_path / "run"
-    cfg = TrainConfig(data=(str(train),), val=(str(val_files[0].parent),), out=str(out), max_steps=2, val_every=2,
-                      jpeg_quality=jpeg, **TINY)
+    cfg = TrainConfig(
+        data=(str(train),),
+        val=(str(val_files[0].parent),),
+        out=str(out),
+        max_steps=2,
+        val_every=2,
+        jpeg_quality=jpeg,
+        **TINY,
+    )
     Trainer(cfg).run()
     metrics = registry.read_model_file(RunFolder(out).model).info["metrics"]
     model = registry.load_model(RunFolder(out).model, 2).model
     deg = Degradation(jpeg, 0.0) if jpeg else None
 
-    holdout = evaluate_models({"bicubic": None, "model": model}, load_eval_images(val_files, 2, deg), 2,
-                              torch.device("cpu"))
+    holdout = evaluate_models(
+        {"bicubic": None, "model": model}, load_eval_images(val_files, 2, deg), 2, torch.device("cpu")
+    )
     assert metrics["val_psnr"] == pytest.approx(holdout["model"].psnr, abs=1e-4)
     assert metrics["val_bicubic_psnr"] == pytest.approx(holdout["bicubic"].psnr, abs=1e-4)
     if jpeg is None:  # mlrn bench measures clean inputs: the same numbers as clean validation

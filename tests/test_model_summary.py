@@ -7,8 +7,10 @@ from mlrn_core.model_summary import card_lead, quality
 
 BUILTIN = {"metrics": {"set5_psnr": 37.1804, "set5_bicubic_psnr": 33.6818}}
 # the pair: a fine-tune whose hold-out (smooth photos) scores 51.83 dB, its base 51.98 dB there
-TUNED = {"metrics": {"val_psnr": 51.83, "val_base_psnr": 51.98, "val_bicubic_psnr": 49.0},
-         "provenance": {"base": {"name": "mlrn-x2"}, "config": {"init": "mlrn-x2"}}}
+TUNED = {
+    "metrics": {"val_psnr": 51.83, "val_base_psnr": 51.98, "val_bicubic_psnr": 49.0},
+    "provenance": {"base": {"name": "mlrn-x2"}, "config": {"init": "mlrn-x2"}},
+}
 
 
 def test_builtin_and_fine_tuned_figures_say_on_which_images_and_compare_gains_not_psnrs():
@@ -28,17 +30,35 @@ def test_from_scratch_compares_with_bicubic_and_a_lone_psnr_is_not_shown():
 
 
 def test_card_lead_speaks_of_photos_and_says_plainly_when_not_better():
-    better = card_lead(name="Weddings", scale=2, base="mlrn-x2", gain_db=0.75, reference="mlrn-x2", photos=40,
-                       degraded=True, held_out=4)
+    better = card_lead(
+        name="Weddings",
+        scale=2,
+        base="mlrn-x2",
+        gain_db=0.75,
+        reference="mlrn-x2",
+        photos=40,
+        degraded=True,
+        held_out=4,
+    )
     assert better.startswith("**Weddings** enlarges photos 2x")
     assert "camera JPEGs" in better and "slightly sharper than mlrn-x2" in better and "(+0.75 dB)" in better
-    worse = card_lead(name="W", scale=2, base="mlrn-x2", gain_db=-0.3, reference="mlrn-x2", photos=40,
-                      degraded=False, held_out=4)
+    worse = card_lead(
+        name="W", scale=2, base="mlrn-x2", gain_db=-0.3, reference="mlrn-x2", photos=40, degraded=False, held_out=4
+    )
     assert "less sharp than mlrn-x2" in worse and "keep using mlrn-x2" in worse
-    same = card_lead(name="W", scale=2, base="mlrn-x2", gain_db=0.02, reference="mlrn-x2", photos=9,
-                     degraded=False, held_out=1)
+    same = card_lead(
+        name="W", scale=2, base="mlrn-x2", gain_db=0.02, reference="mlrn-x2", photos=9, degraded=False, held_out=1
+    )
     assert "no visible difference" in same
     assert model_summary.describe_gain(1.2) == "visibly sharper"
-    from_file = card_lead(name="W", scale=3, base="/home/me/models/portraits.pt", gain_db=None,
-                          reference="/home/me/models/portraits.pt", photos=9, degraded=False, held_out=1)
+    from_file = card_lead(
+        name="W",
+        scale=3,
+        base="/home/me/models/portraits.pt",
+        gain_db=None,
+        reference="/home/me/models/portraits.pt",
+        photos=9,
+        degraded=False,
+        held_out=1,
+    )
     assert "a fine-tune of portraits on 9" in from_file and "not known whether it beats portraits" in from_file

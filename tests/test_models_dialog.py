@@ -143,11 +143,17 @@ def test_models_dialog_import_of_a_foreign_file_names_it(qtbot, user_models, tmp
 def test_list_shows_gains_on_named_images_never_psnrs_of_different_images(qtbot, tmp_path):
     """A fine-tune scored 51.83 dB on smooth hold-out photos must not look 14 dB better than a 37.18 dB model."""
     builtin = paths.builtin_models_dir()
-    registry.save_model(builtin / "mlrn-x2.pt", tiny_model(2),
-                        info={"metrics": {"set5_psnr": 37.18, "set5_bicubic_psnr": 33.68}})
-    src = registry.save_model(tmp_path / "t.pt", tiny_model(2, seed=1), info={
-        "metrics": {"val_psnr": 51.83, "val_base_psnr": 51.98, "val_bicubic_psnr": 49.0},
-        "provenance": {"base": {"name": "mlrn-x2"}}})
+    registry.save_model(
+        builtin / "mlrn-x2.pt", tiny_model(2), info={"metrics": {"set5_psnr": 37.18, "set5_bicubic_psnr": 33.68}}
+    )
+    src = registry.save_model(
+        tmp_path / "t.pt",
+        tiny_model(2, seed=1),
+        info={
+            "metrics": {"val_psnr": 51.83, "val_base_psnr": 51.98, "val_bicubic_psnr": 49.0},
+            "provenance": {"base": {"name": "mlrn-x2"}},
+        },
+    )
     registry.register_user_model(src, "train5 x2", "# train5 x2\n")
     dlg = make_dialog(qtbot)
     rows = {dlg.list.item(r).data(ENTRY_ROLE): dlg.list.item(r) for r in range(dlg.list.count())}

@@ -54,8 +54,11 @@ def test_a_missing_entry_script_fails_the_check(tmp_path):
 
 
 def test_an_entry_script_calling_the_wrong_main_fails_the_check(tmp_path):
-    swapped = mutated(tmp_path, 'ENTRY_MLRN = ROOT / "packaging" / "entry_mlrn.py"',
-                      'ENTRY_MLRN = ROOT / "packaging" / "make_icons.py"')
+    swapped = mutated(
+        tmp_path,
+        'ENTRY_MLRN = ROOT / "packaging" / "entry_mlrn.py"',
+        'ENTRY_MLRN = ROOT / "packaging" / "make_icons.py"',
+    )
     problems = problems_of(swapped)
     assert any("main is not mlrn_core.cli:main" in p for p in problems), problems
 

@@ -152,8 +152,7 @@ def test_session_saves_a_gray_photo_gray_exactly_as_batch_does(qtbot, tmp_path, 
         np.testing.assert_array_equal(np.asarray(app_im), np.asarray(batch_im))
 
 
-def test_a_save_after_a_cancel_restarts_the_upscale_without_the_stale_cancel_note(qtbot, tmp_path, session,
-                                                                                 model_file):
+def test_a_save_after_a_cancel_restarts_the_upscale_without_the_stale_cancel_note(qtbot, tmp_path, session, model_file):
     a = _photo(tmp_path / "a.png", size=(400, 500))
     infos: list[str] = []
     session.info.connect(lambda text, _ms: infos.append(text))

@@ -58,8 +58,9 @@ def test_shipped_model_psnr_matches_its_card_on_set5_and_set14(path):
         assert result.model.psnr == pytest.approx(card_psnr(card, name, 1), abs=0.05), name
         assert result.model.psnr > result.bicubic.psnr + 1.0, name
     if path.stem.endswith("-photo"):
-        result = benchmark([SHARED_DATA / "bench" / "Set14"], scale, loaded.model,
-                           degradation=parse_degradation("jpeg:85"))
+        result = benchmark(
+            [SHARED_DATA / "bench" / "Set14"], scale, loaded.model, degradation=parse_degradation("jpeg:85")
+        )
         assert result.bicubic.psnr == pytest.approx(card_psnr(card, "JPEG q85", 0), abs=0.01)
         assert result.model.psnr == pytest.approx(card_psnr(card, "JPEG q85", -1), abs=0.05)
 

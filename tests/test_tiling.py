@@ -51,8 +51,16 @@ def test_progress_priority_and_on_tile():
     def prio(t):
         return abs((t.y0 + t.y1) / 2 - target[0]) + abs((t.x0 + t.x1) / 2 - target[1])
 
-    out = upscale_array(model, lr, tile=32, overlap=8, device="cpu", progress=lambda d, n: seen.append((d, n)),
-                        priority=prio, on_tile=lambda t, rects: order.append((t, rects)))
+    out = upscale_array(
+        model,
+        lr,
+        tile=32,
+        overlap=8,
+        device="cpu",
+        progress=lambda d, n: seen.append((d, n)),
+        priority=prio,
+        on_tile=lambda t, rects: order.append((t, rects)),
+    )
     n = len(plan_tiles(64, 64, 32, 8))
     assert seen[0] == (0, n) and seen[-1] == (n, n)
     first, rects = order[0]

@@ -92,8 +92,11 @@ def test_same_seed_same_weights_and_resume_continues_exactly(folders, tmp_path):
     assert fin.stopped and fin.step == 3
     assert torch.load(part / "ckpt.pt", weights_only=True)["step"] == 3
     lrs = []
-    Trainer(cfg_for(folders, part, max_steps=6, val_every=3),
-            lambda e: lrs.append((e.step, e.lr)) if isinstance(e, tr.StepEvent) else None, resume=True).run()
+    Trainer(
+        cfg_for(folders, part, max_steps=6, val_every=3),
+        lambda e: lrs.append((e.step, e.lr)) if isinstance(e, tr.StepEvent) else None,
+        resume=True,
+    ).run()
     assert lrs[0][0] == 4
     cfg = cfg_for(folders, part, max_steps=6)
     assert lrs[0][1] == pytest.approx(lr_at(3, cfg))
@@ -114,12 +117,19 @@ def test_init_and_save_as_register_a_user_model(folders, tmp_path):
     entry = registry.find_model("My Style")
     assert entry is not None and entry.kind == "user" and entry.scale == 2
     assert "Base model" in entry.card and "bicubic" in entry.card
-    assert entry.card.startswith("# My Style\n\n**My Style** enlarges photos 2x (for example for a bigger print "
-                                 "or a crop). It is a fine-tune of base on 4 of your own photos")
+    assert entry.card.startswith(
+        "# My Style\n\n**My Style** enlarges photos 2x (for example for a bigger print "
+        "or a crop). It is a fine-tune of base on 4 of your own photos"
+    )
     val = [e for e in events if isinstance(e, tr.ValidationEvent)]
     assert val[0].base_psnr is not None  # the base was measured before fine-tuning
-    out = subprocess.run([sys.executable, "-m", "mlrn_core.cli", "models"], capture_output=True, text=True,
-                         cwd=REPO, env={**__import__("os").environ})
+    out = subprocess.run(
+        [sys.executable, "-m", "mlrn_core.cli", "models"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**__import__("os").environ},
+    )
     assert "My Style" in out.stdout
 
 
@@ -184,23 +194,45 @@ def test_degradations_change_lr_only_when_enabled(tmp_path):
 
 def test_two_process_torchrun_ends_with_identical_weights(folders, tmp_path):
     script = tmp_path / "ddp_train.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, sys, torch
         sys.path.insert(0, {str(REPO)!r})
         from mlrn_core.trainer import Trainer, TrainConfig
-        cfg = TrainConfig(**{dict(TINY, data=(str(folders[0]),), val=(str(folders[1]),),
-                                  out=str(tmp_path / "ddp"), max_steps=3, val_every=2, device="cpu")!r})
+        cfg = TrainConfig(**{
+            dict(
+                TINY,
+                data=(str(folders[0]),),
+                val=(str(folders[1]),),
+                out=str(tmp_path / "ddp"),
+                max_steps=3,
+                val_every=2,
+                device="cpu",
+            )!r
+        })
         t = Trainer(cfg)
         t.run()
         model = t.model
         torch.save(model.state_dict(), {str(tmp_path)!r} + f"/rank{{os.environ['RANK']}}.pt")
         import torch.distributed as dist
         dist.destroy_process_group()
-    """))
+    """)
+    )
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                           f"--master_port={free_port()}", str(script)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={free_port()}",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     a = torch.load(tmp_path / "rank0.pt", weights_only=True)
     b = torch.load(tmp_path / "rank1.pt", weights_only=True)
@@ -219,15 +251,49 @@ def test_cli_four_step_run_then_upscale_resume_and_save_as(folders, tmp_path, ca
 
     train, val = folders
     out = tmp_path / "cli-run"
-    common = ["train", "--data", str(train), "--val", str(val), "-s", "2", "--out", str(out), "--features", "8",
-              "--blocks", "1", "--batch", "2", "--patch", "16", "--val-every", "2"]
+    common = [
+        "train",
+        "--data",
+        str(train),
+        "--val",
+        str(val),
+        "-s",
+        "2",
+        "--out",
+        str(out),
+        "--features",
+        "8",
+        "--blocks",
+        "1",
+        "--batch",
+        "2",
+        "--patch",
+        "16",
+        "--val-every",
+        "2",
+    ]
     assert main([*common, "--max-steps", "4"]) == 0
     assert (out / "model.pt").exists()
     # the run's model.pt is what `mlrn upscale --model` loads
     src = tmp_path / "in.png"
     Image.new("RGB", (30, 20), (120, 60, 200)).save(src)
-    assert main(["upscale", str(src), "-s", "2", "--model", str(out / "model.pt"), "-o", str(tmp_path / "o.png"),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "upscale",
+                str(src),
+                "-s",
+                "2",
+                "--model",
+                str(out / "model.pt"),
+                "-o",
+                str(tmp_path / "o.png"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert Image.open(tmp_path / "o.png").size == (60, 40)
     # --resume continues to a larger budget from step 4; --save-as registers it
     assert main([*common, "--resume", "--max-steps", "6", "--save-as", "CLI model"]) == 0
@@ -236,9 +302,34 @@ def test_cli_four_step_run_then_upscale_resume_and_save_as(folders, tmp_path, ca
     assert "CLI model" in capsys.readouterr().out
     # the ablation switches reach the network
     abl = tmp_path / "abl"
-    assert main(["train", "--data", str(train), "-s", "2", "--out", str(abl), "--features", "8", "--blocks", "1",
-                 "--batch", "2", "--patch", "16", "--max-steps", "1", "--no-gff", "--no-rsc",
-                 "--kernels", "3,5"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(train),
+                "-s",
+                "2",
+                "--out",
+                str(abl),
+                "--features",
+                "8",
+                "--blocks",
+                "1",
+                "--batch",
+                "2",
+                "--patch",
+                "16",
+                "--max-steps",
+                "1",
+                "--no-gff",
+                "--no-rsc",
+                "--kernels",
+                "3,5",
+            ]
+        )
+        == 0
+    )
     hp = registry.read_model_file(abl / "model.pt").hparams
     assert hp["gff"] is False and hp["rsc"] is False and hp["kernels"] == [[3, 3], [5, 5]]
 
@@ -247,8 +338,20 @@ def test_cli_config_file_and_bad_input(folders, tmp_path, capsys):
     from mlrn_core.cli import main
 
     cfg = tmp_path / "ablation.json"
-    cfg.write_text(json.dumps({"data": [str(folders[0])], "scale": 2, "features": 8, "blocks": 1, "batch": 2,
-                               "patch": 16, "max_steps": 1, "gff": False}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "data": [str(folders[0])],
+                "scale": 2,
+                "features": 8,
+                "blocks": 1,
+                "batch": 2,
+                "patch": 16,
+                "max_steps": 1,
+                "gff": False,
+            }
+        )
+    )
     assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 0
     assert registry.read_model_file(tmp_path / "r" / "model.pt").hparams["gff"] is False
     empty = tmp_path / "nothing"
@@ -285,8 +388,19 @@ def test_cpu_amp_picks_bf16_only_where_the_cpu_has_it(monkeypatch):
 
 
 def test_model_card_names_the_inputs_its_scores_were_measured_on():
-    kw = {"name": "m", "scale": 2, "base": "b", "data": {}, "steps": 1, "seconds": 1.0, "device": "CPU",
-          "val_psnr": 30.0, "val_ssim": 0.9, "bicubic_psnr": 29.0, "base_psnr": 29.5}
+    kw = {
+        "name": "m",
+        "scale": 2,
+        "base": "b",
+        "data": {},
+        "steps": 1,
+        "seconds": 1.0,
+        "device": "CPU",
+        "val_psnr": 30.0,
+        "val_ssim": 0.9,
+        "bicubic_psnr": 29.0,
+        "base_psnr": 29.5,
+    }
     jpeg = TrainConfig(data=("x",), out="o", jpeg_quality=(60, 90))
     assert "training degradation" in tr.model_card(config=jpeg, **kw)
     assert "training degradation" not in tr.model_card(config=jpeg, degraded_inputs=False, **kw)

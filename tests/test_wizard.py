@@ -76,8 +76,9 @@ def make_wizard(qtbot, base: str | None = BASE_NAME) -> TrainingWizard:
 
 
 def click_next(qtbot, w: TrainingWizard) -> None:
-    button = w.button(QWizard.WizardButton.CommitButton if w.currentPage().isCommitPage()
-                      else QWizard.WizardButton.NextButton)
+    button = w.button(
+        QWizard.WizardButton.CommitButton if w.currentPage().isCommitPage() else QWizard.WizardButton.NextButton
+    )
     assert button.isEnabled()
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
@@ -118,8 +119,10 @@ def ckpt(run_dir: Path) -> dict:
 
 
 def fake_result(tuned: float, base: float, bicubic: float) -> EvalResult:
-    return EvalResult(scores={CLEAN: {BICUBIC: Score(bicubic, 0.80), BASE: Score(base, 0.82),
-                                      TUNED: Score(tuned, 0.85)}}, base_name=BASE_NAME)
+    return EvalResult(
+        scores={CLEAN: {BICUBIC: Score(bicubic, 0.80), BASE: Score(base, 0.82), TUNED: Score(tuned, 0.85)}},
+        base_name=BASE_NAME,
+    )
 
 
 # --- the whole wizard -------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert config["exclude"] == holdout + [str(photos / "thumb.png")] and config["init"] == BASE_NAME
     # the validation set is the hold-out's crop (the whole photo when it is small), kept in the run folder
     assert config["val"] == [str(run_dir / "holdout" / f"00_{Path(holdout[0]).stem}.png")]
-    assert (Image.open(config["val"][0]).size == Image.open(holdout[0]).size)
+    assert Image.open(config["val"][0]).size == Image.open(holdout[0]).size
     state = ckpt(run_dir)
     assert state["step"] == 6
     assert state["data"]["excluded"] == holdout + [str(photos / "thumb.png")]
@@ -225,8 +228,14 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert f"fine-tune of {BASE_NAME} on 5 of your own photos" in lead and f"({tuned - base:+.2f} dB)" in lead
     assert "EVALUATION.md" not in lead and "EVALUATION.md" in details
     assert entry.info["provenance"]["data"]["excluded"] == holdout + [str(photos / "thumb.png")]
-    out = subprocess.run([sys.executable, "-m", "mlrn_core.cli", "models"], cwd=REPO, capture_output=True,
-                         text=True, env={**os.environ, "MLRN_HOME": str(_home)}, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "mlrn_core.cli", "models"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLRN_HOME": str(_home)},
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "my photos x2" in out.stdout
 
@@ -391,8 +400,12 @@ def test_wizard_chart_ticks_and_painting(qtbot):
     chart.resize(360, 200)
     assert not chart.has_data()
     empty = chart.grab().toImage()
-    chart.set_series([Series("tuned", "#c0392b", [(0, 30.0), (10, 31.0), (20, 31.5)]),
-                      Series("base", "#2e86c1", [(0, 30.5)], hline=True, dashed=True)])
+    chart.set_series(
+        [
+            Series("tuned", "#c0392b", [(0, 30.0), (10, 31.0), (20, 31.5)]),
+            Series("base", "#2e86c1", [(0, 30.5)], hline=True, dashed=True),
+        ]
+    )
     assert chart.has_data()
     drawn = chart.grab().toImage()
     assert drawn != empty and drawn.format() != QImage.Format.Format_Invalid
