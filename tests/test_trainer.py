@@ -194,22 +194,21 @@ def test_degradations_change_lr_only_when_enabled(tmp_path):
 
 def test_two_process_torchrun_ends_with_identical_weights(folders, tmp_path):
     script = tmp_path / "ddp_train.py"
+    kwargs = dict(
+        TINY,
+        data=(str(folders[0]),),
+        val=(str(folders[1]),),
+        out=str(tmp_path / "ddp"),
+        max_steps=3,
+        val_every=2,
+        device="cpu",
+    )
     script.write_text(
         textwrap.dedent(f"""
         import os, sys, torch
         sys.path.insert(0, {str(REPO)!r})
         from mlrn_core.trainer import Trainer, TrainConfig
-        cfg = TrainConfig(**{
-            dict(
-                TINY,
-                data=(str(folders[0]),),
-                val=(str(folders[1]),),
-                out=str(tmp_path / "ddp"),
-                max_steps=3,
-                val_every=2,
-                device="cpu",
-            )!r
-        })
+        cfg = TrainConfig(**{kwargs!r})
         t = Trainer(cfg)
         t.run()
         model = t.model
