@@ -10,8 +10,7 @@ import threading
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
-
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: E402, F401 - a test requirement: a broken environment must fail, not skip
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from app import main as app_main  # noqa: E402
