@@ -51,6 +51,10 @@ def _num(value: Any) -> float | None:
 def quality(info: dict[str, Any]) -> Quality | None:
     """The gain a model file's metrics show, or None when they hold no pair measured on the same images."""
     m = info.get("metrics", {}) or {}
+    # a photo model is for camera JPEGs: its figure is the one on JPEG inputs (Set14 saved as JPEG q85)
+    jpeg, jpeg_bicubic = _num(m.get("set14_jpeg85_psnr")), _num(m.get("set14_jpeg85_bicubic_psnr"))
+    if jpeg is not None and jpeg_bicubic is not None:
+        return Quality(jpeg - jpeg_bicubic, "bicubic", "Set14 as JPEG q85", jpeg, jpeg_bicubic)
     set5, set5_bicubic = _num(m.get("set5_psnr")), _num(m.get("set5_bicubic_psnr"))
     if set5 is not None and set5_bicubic is not None:
         return Quality(set5 - set5_bicubic, "bicubic", "Set5", set5, set5_bicubic)

@@ -62,3 +62,17 @@ def test_card_lead_speaks_of_photos_and_says_plainly_when_not_better():
         held_out=1,
     )
     assert "a fine-tune of portraits on 9" in from_file and "not known whether it beats portraits" in from_file
+
+
+def test_a_photo_model_is_shown_by_its_gain_on_jpeg_inputs():
+    photo = {
+        "metrics": {
+            "set5_psnr": 36.06,
+            "set5_bicubic_psnr": 33.68,
+            "set14_jpeg85_psnr": 31.01,
+            "set14_jpeg85_bicubic_psnr": 29.69,
+        }
+    }
+    q = quality(photo)
+    assert q is not None and q.images == "Set14 as JPEG q85"
+    assert q.short == "+1.32 dB over bicubic on Set14 as JPEG q85"
