@@ -38,7 +38,7 @@ from mlrn_core.evaluate import EvalImage, eval_images, evaluate
 from mlrn_core.metrics import Score
 from mlrn_core.model import DEFAULT_KERNELS, MLRN
 from mlrn_core.runs import RunFolder
-from mlrn_core.tiling import device_label
+from mlrn_core.tiling import cpu_bf16_supported, device_label
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +138,6 @@ class TrainConfig:
             "rsc": self.rsc,
             "image_skip": self.image_skip,
         }
-
-
-def cpu_bf16_supported() -> bool:
-    """True where oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX), so bf16 training is faster."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def autocast_for(device: torch.device, amp: str = "auto"):
