@@ -16,7 +16,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -184,6 +184,10 @@ class Degradation:
     4. JPEG at a quality drawn from ``jpeg_quality`` (inclusive range, None = off), with 4:2:0 chroma as
        cameras and phones write (``chroma_420=False``: 4:4:4).
 
+    ``clean_share`` is a training mix, not a camera step: that fraction of the samples skips all four steps
+    and gets the clean protocol's LR (MATLAB bicubic), so a model trained for camera JPEGs keeps its detail
+    on lossless inputs. Evaluation uses :meth:`without_clean_share` (every image fully degraded).
+
     Every draw comes from the generator passed in, so a degradation is a pure function of its seed.
     """
 
@@ -192,8 +196,11 @@ class Degradation:
     blur: float = 0.0  # maximum Gaussian blur sigma on the HR image, in HR pixels
     resize: str = "bicubic"  # bicubic | area | mixed
     chroma_420: bool = True
+    clean_share: float = 0.0  # fraction of training samples left clean (MATLAB bicubic only)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.clean_share < 1.0:
+            raise ValueError(f"clean_share must be in [0, 1), got {self.clean_share}")
         if self.resize not in RESIZE_KINDS:
             raise ValueError(f"resize must be one of {', '.join(RESIZE_KINDS)}, got {self.resize!r}")
         if self.noise_sigma < 0 or self.blur < 0:
@@ -212,9 +219,19 @@ class Degradation:
         """Whether the LR must be made from the HR (a blur or a downscale other than the protocol's)."""
         return self.blur > 0 or self.resize != "bicubic"
 
+    def without_clean_share(self) -> Degradation:
+        """The same pipeline applied to every image (what evaluation and validation use)."""
+        return replace(self, clean_share=0.0)
+
+    def _draw_clean(self, rng: np.random.Generator) -> bool:
+        # no draw at all without a clean share, so such pipelines keep their random streams
+        return self.clean_share > 0 and rng.random() < self.clean_share
+
     def describe(self) -> str:
         if not self.active:
             return "clean MATLAB bicubic"
+        if self.clean_share > 0:
+            return f"{self.without_clean_share().describe()} ({self.clean_share:.0%} of samples left clean)"
         parts = []
         if self.blur > 0:
             parts.append(f"blur sigma 0-{self.blur:g} HR px")
@@ -230,6 +247,8 @@ class Degradation:
 
     def make_lr(self, hr: np.ndarray, lr: np.ndarray | None, scale: int, rng: np.random.Generator) -> np.ndarray:
         """The degraded uint8 RGB LR of ``hr`` (``lr``: its clean MATLAB bicubic LR, if already made)."""
+        if self._draw_clean(rng):
+            return lr if lr is not None else degrade(hr, scale)
         if self.needs_hr:
             img = hr
             if self.blur > 0:
@@ -244,7 +263,7 @@ class Degradation:
                 out = degrade(img, scale)
         else:
             out = lr if lr is not None else degrade(hr, scale)
-        return self.apply(out, rng)
+        return self._lr_steps(out, rng)
 
     def apply_for_eval(
         self, lr: np.ndarray, index: int, seed: int = EVAL_SEED, hr: np.ndarray | None = None, scale: int | None = None
@@ -255,6 +274,8 @@ class Degradation:
         """
         if not self.active:
             return lr
+        if self.clean_share > 0:
+            return self.without_clean_share().apply_for_eval(lr, index, seed, hr, scale)
         rng = np.random.default_rng([seed, index])
         if self.needs_hr:
             if hr is None or scale is None:
@@ -263,7 +284,13 @@ class Degradation:
         return self.apply(lr, rng)
 
     def apply(self, lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """The LR-side steps (noise, then JPEG) on one uint8 RGB LR image or patch."""
+        """The LR-side steps (noise, then JPEG) on one uint8 RGB LR image or patch (or, for the clean
+        share, the patch unchanged)."""
+        if self._draw_clean(rng):
+            return lr
+        return self._lr_steps(lr, rng)
+
+    def _lr_steps(self, lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = lr
         if self.noise_sigma > 0:
             sigma = rng.uniform(0, self.noise_sigma)

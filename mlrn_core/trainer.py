@@ -89,11 +89,14 @@ class TrainConfig:
     noise_sigma: float = 0.0
     blur: float = 0.0  # max Gaussian blur sigma on the HR before downscaling (data.Degradation)
     resize: str = "bicubic"  # bicubic | area | mixed
+    clean_share: float = 0.0  # fraction of training samples left clean (validation is always fully degraded)
     sample_by_area: bool = True  # draw images in proportion to their area (else every file the same)
 
     def degradation(self) -> data_mod.Degradation:
         """The LR degradation this run trains (and validates) with."""
-        return data_mod.Degradation(self.jpeg_quality, self.noise_sigma, self.blur, self.resize)
+        return data_mod.Degradation(
+            self.jpeg_quality, self.noise_sigma, self.blur, self.resize, clean_share=self.clean_share
+        )
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 3, 4):

@@ -474,6 +474,13 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None, help="default 5e-4 from scratch, 2e-4 when continuing")
     ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0 = off)")
     ap.add_argument(
+        "--clean-share",
+        type=float,
+        default=0.0,
+        help="photo models: fraction of training samples left clean (MATLAB bicubic), so lossless inputs keep "
+        "their detail; validation stays fully camera-degraded",
+    )
+    ap.add_argument(
         "--steps",
         type=int,
         default=None,
@@ -594,6 +601,7 @@ def main() -> None:
                 noise_sigma=deg.noise_sigma,
                 blur=deg.blur,
                 resize=deg.resize,
+                clean_share=args.clean_share if args.photo else 0.0,
             )
             ctx = autocast_for(device, cfg.amp)[0]
             precision = (
@@ -607,6 +615,7 @@ def main() -> None:
                 + f" --device {device.type}"
                 + (f" --lr {args.lr:g}" if args.lr else "")
                 + (f" --ema {args.ema:g}" if args.ema else "")
+                + (f" --clean-share {args.clean_share:g}" if args.photo and args.clean_share else "")
                 + (f" --batch {args.batch}" if args.batch else "")
                 + (f" --patch {args.patch}" if args.patch else "")
                 + (f" --steps {args.steps}" if args.steps else "")
@@ -614,6 +623,7 @@ def main() -> None:
                 + (f"cosine over {steps} steps, " if steps else f"cosine over {args.minutes:g} minutes, ")
                 + f"warm-up {cfg.warmup_steps}, image_skip, {precision}"
                 + (f", EMA {args.ema:g}" if args.ema else "")
+                + (f", {args.clean_share:.0%} of samples clean" if args.photo and args.clean_share else "")
                 + f", init {init.name if init else 'scratch'})"
             )
             print(f"{name}: {device_label(device)}; {command}", flush=True)

@@ -224,3 +224,57 @@ def test_the_wizards_match_camera_jpegs_is_the_camera_pipeline(tmp_path):
     assert state.degradation == Degradation((80, 90), 1.0, CAMERA.blur, CAMERA.resize)
     state.jpeg = False
     assert not state.build_config(out=str(tmp_path / "speed")).degradation().active
+
+
+def test_clean_share_leaves_that_fraction_of_samples_clean_and_evaluation_fully_degraded(hr):
+    clean = degrade(hr, 2)
+    mixed = Degradation(jpeg_quality=(40, 40), noise_sigma=4.0, clean_share=0.3)
+    rng = _rng(7)
+    outs = [mixed.make_lr(hr, clean, 2, rng) for _ in range(200)]
+    n_clean = sum(np.array_equal(o, clean) for o in outs)
+    assert 40 <= n_clean <= 80  # 30% of 200, drawn
+    # the LR-only path (no HR needed) draws the same way
+    assert 40 <= sum(np.array_equal(mixed.apply(clean, rng), clean) for _ in range(200)) <= 80
+    # evaluation never takes the clean branch: every image degraded exactly as without the share
+    full = mixed.without_clean_share()
+    assert full.clean_share == 0 and full.jpeg_quality == (40, 40)
+    for i in range(20):
+        e = mixed.apply_for_eval(clean, i, hr=hr, scale=2)
+        assert not np.array_equal(e, clean)
+        assert np.array_equal(e, full.apply_for_eval(clean, i, hr=hr, scale=2))
+    assert "30% of samples left clean" in mixed.describe()
+    with pytest.raises(ValueError, match="clean_share"):
+        Degradation(clean_share=1.0)
+
+
+def test_trainer_trains_with_the_clean_share_but_validates_fully_degraded(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLRN_HOME", str(tmp_path / "home"))
+    write_png_folder(tmp_path / "train", 3)
+    write_png_folder(tmp_path / "val", 1, 48, 48)
+    events = []
+    cfg = TrainConfig(
+        data=(str(tmp_path / "train"),),
+        val=(str(tmp_path / "val"),),
+        out=str(tmp_path / "run"),
+        features=8,
+        blocks=1,
+        batch=2,
+        patch=16,
+        max_steps=2,
+        val_every=2,
+        warmup_steps=1,
+        noise_sigma=2.0,
+        jpeg_quality=(50, 60),
+        clean_share=0.5,
+    )
+    assert TrainConfig.from_json(json.loads(json.dumps(cfg.to_json()))).clean_share == 0.5
+    trainer = Trainer(cfg, events.append)
+    trainer.run()
+    assert trainer.sampler.degradation.clean_share == 0.5
+    val = [e for e in events if isinstance(e, ValidationEvent)][0]
+    pairs, _ = load_pairs([tmp_path / "val"], 2, 15)
+    from mlrn_core.metrics import imresize
+
+    full = Degradation(jpeg_quality=(50, 60), noise_sigma=2.0).apply_for_eval(pairs[0].lr, 0)
+    assert val.bicubic_psnr == pytest.approx(psnr_y(imresize(full, 2), pairs[0].hr, 2), abs=1e-6)
+    assert val.bicubic_psnr < psnr_y(imresize(pairs[0].lr, 2), pairs[0].hr, 2) - 0.1
