@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import logging
 import math
+import signal
 import sys
 import threading
 import time
@@ -345,6 +346,13 @@ class Trainer:
     def unpause(self) -> None:
         self._running.set()
 
+    def pause_on_signals(self) -> None:
+        """``kill -USR1 PID`` pauses this training and ``kill -USR2 PID`` resumes it (POSIX, main thread only):
+        a benchmark that needs a quiet machine can borrow the cores without costing training time, since
+        paused time counts neither against ``max_minutes`` nor in the ``cosine-time`` schedule."""
+        signal.signal(signal.SIGUSR1, lambda *_: self.pause())
+        signal.signal(signal.SIGUSR2, lambda *_: self.unpause())
+
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
@@ -583,7 +591,8 @@ class Trainer:
 
     def _wait_while_paused(self) -> None:
         t_pause = time.perf_counter()
-        self._running.wait()
+        while not self._running.wait(0.5):  # short waits: a signal handler can unpause from this thread
+            pass
         self._paused_s += time.perf_counter() - t_pause
 
     def _train_step(self, lo_np: np.ndarray, hi_np: np.ndarray, lr: float) -> torch.Tensor:

@@ -631,7 +631,7 @@ def main() -> None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "command.txt").write_text(command + "\n")
         t0 = time.perf_counter()
-        fin = Trainer(
+        trainer = Trainer(
             cfg,
             lambda ev: (
                 print(ev, flush=True)
@@ -639,7 +639,9 @@ def main() -> None:
                 else None
             ),
             resume=resume,
-        ).run()
+        )
+        trainer.pause_on_signals()  # kill -USR1 / -USR2: pause / resume (paused time is not counted)
+        fin = trainer.run()
         (out / "finished").write_text(f"{fin.elapsed_s:.1f}\n")
         minutes = fin.elapsed_s / 60 if fin.elapsed_s else (time.perf_counter() - t0) / 60
         ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)

@@ -404,3 +404,34 @@ def test_model_card_names_the_inputs_its_scores_were_measured_on():
     assert "training degradation" in tr.model_card(config=jpeg, **kw)
     assert "training degradation" not in tr.model_card(config=jpeg, degraded_inputs=False, **kw)
     assert "training degradation" not in tr.model_card(config=TrainConfig(data=("x",), out="o"), **kw)
+
+
+def test_usr1_pauses_and_usr2_resumes_without_counting_the_pause(folders, tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    old = signal.getsignal(signal.SIGUSR1), signal.getsignal(signal.SIGUSR2)
+    pid = os.getpid()
+    steps_at_pause = []
+    trainer = None
+
+    def on_event(ev):
+        if isinstance(ev, tr.StepEvent) and ev.step == 1 and not steps_at_pause:
+            steps_at_pause.append(ev.step)
+            os.kill(pid, signal.SIGUSR1)  # as `kill -USR1 <training pid>` from a shell
+            threading.Timer(1.5, os.kill, (pid, signal.SIGUSR2)).start()
+
+    try:
+        trainer = Trainer(cfg_for(folders, tmp_path / "run", max_steps=3, val_every=10), on_event)
+        trainer.pause_on_signals()
+        t0 = time.perf_counter()
+        fin = trainer.run()
+        wall = time.perf_counter() - t0
+    finally:
+        signal.signal(signal.SIGUSR1, old[0])
+        signal.signal(signal.SIGUSR2, old[1])
+    assert fin.step == 3 and not fin.stopped and steps_at_pause == [1]
+    assert wall >= 1.5  # it did wait for USR2
+    assert fin.elapsed_s <= wall - 1.2  # and the paused time is not training time
