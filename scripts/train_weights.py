@@ -297,7 +297,14 @@ def card_text(
             "test for them; Set14 is). The validation split figure is measured on them afterwards. "
         )
         + "DIV2K, the paper's data, is not available here."
-        + (" LR inputs: " + degradation_for(True).describe() + "." if photo else ""),
+        + (
+            " LR inputs: "
+            + degradation_for(True).describe()
+            + " (a round whose command says `--clean-share S` left that fraction of its samples clean, "
+            "MATLAB bicubic only, so lossless inputs keep their detail)."
+            if photo
+            else ""
+        ),
         "",
         "Credits: Photos15 is CC-BY / CC-BY-SA 4.0 photographs whose authors are in the file names "
         "(`../shared/data/SOURCES.md`)"
