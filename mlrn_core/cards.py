@@ -1,13 +1,15 @@
-"""The one builder of a user model's card (the Markdown file next to it, shown in Manage Models).
+"""The one builder of a user model's card (the Markdown file next to it, shown in Manage Models), and the
+Markdown table renderer every model card uses (:func:`markdown_table`).
 
 ``mlrn train --save-as`` writes the trainer's card; the wizard writes the same card with its hold-out
-tables and verdict added (:class:`CardTable`, ``notes``).
+tables and verdict added (:class:`CardTable`, ``notes``). The shipped models' cards (``resources/models``,
+written by ``scripts/train_weights.py``) have their own builder, :mod:`mlrn_core.shipped_cards`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +31,18 @@ class TrainConfig(Protocol):
     def degradation(self) -> Any: ...
 
 
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A Markdown table's lines: the header, the rule and one line per row; cells as given (``""`` is empty)."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    return [line(header), "|" + "---|" * len(header), *map(line, rows)]
+
+
+SCORE_HEADER = ("", "PSNR (Y)", "SSIM")  # the user card's score tables
+
+
 @dataclass(frozen=True)
 class CardTable:
     """A titled table of PSNR/SSIM rows: (label, score)."""
@@ -38,10 +52,9 @@ class CardTable:
     rows: Sequence[tuple[str, Score]]
 
     def markdown(self) -> str:
-        text = f"\n## {self.title}\n\n{self.intro}\n\n| | PSNR (Y) | SSIM |\n|---|---|---|\n"
-        for label, s in self.rows:
-            text += f"| {label} | {s.psnr:.2f} dB | {s.ssim:.4f} |\n"
-        return text
+        rows = [(label, f"{s.psnr:.2f} dB", f"{s.ssim:.4f}") for label, s in self.rows]
+        table = "\n".join(markdown_table(SCORE_HEADER, rows))
+        return f"\n## {self.title}\n\n{self.intro}\n\n{table}\n"
 
 
 def model_card(
@@ -105,6 +118,16 @@ def model_card(
             f"\n**{'Better' if gain > 0 else 'Not better'} than the base model on the hold-out: {gain:+.2f} dB.**\n"
         )
     when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    scores = "\n".join(
+        markdown_table(
+            SCORE_HEADER,
+            [
+                ("bicubic", f(bicubic_psnr), "n/a" if bicubic_ssim is None else f"{bicubic_ssim:.4f}"),
+                ("base model", f(base_psnr), ""),
+                ("this model", f(val_psnr), "n/a" if val_ssim is None else f"{val_ssim:.4f}"),
+            ],
+        )
+    )
     text = f"""# {name}
 
 {lead}
@@ -113,11 +136,7 @@ def model_card(
 
 MLRN x{scale}, fine-tuned with MLRN Studio on {when}.
 {verdict}
-| | PSNR (Y) | SSIM |
-|---|---|---|
-| bicubic | {f(bicubic_psnr)} | {"n/a" if bicubic_ssim is None else f"{bicubic_ssim:.4f}"} |
-| base model | {f(base_psnr)} | |
-| this model | {f(val_psnr)} | {"n/a" if val_ssim is None else f"{val_ssim:.4f}"} |
+{scores}
 
 Measured on the hold-out/validation images ({data.get("val_images", 0)}) with the protocol of
 EVALUATION.md ({protocol}).
