@@ -1,0 +1,299 @@
+"""scripts/train_weights.py without training or benchmarking: which round it ships (``should_install``, and
+``install`` acting on it), the shipped models' cards (:mod:`mlrn_core.shipped_cards`) and ``metrics_of``.
+
+The result dicts below have the shape ``measure`` returns; the functions under test format and decide, they
+do not measure, so the figures are written out (realistic x2 values)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from mlrn_core import registry
+from mlrn_core.cards import markdown_table
+from mlrn_core.shipped_cards import credits, shipped_card
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("train_weights", REPO / "scripts" / "train_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tw = _load_script()
+
+
+def score(psnr: float, ssim: float) -> dict:
+    return {"psnr": psnr, "ssim": ssim}
+
+
+def results(val: float, set14: float, q85: float | None = None, set5: float = 37.21) -> dict:
+    """A ``measure`` result: the model's validation, Set5 and Set14 PSNR (and, for a photo model, the Set14
+    JPEG rows with q85 as given), bicubic as measured for x2."""
+    out = {
+        "val": {"bicubic": score(31.02, 0.8881), "model": score(val, 0.9264)},
+        "Set5": {"bicubic": score(33.68, 0.9305), "model": score(set5, 0.9573)},
+        "Set14": {"bicubic": score(30.33, 0.8700), "model": score(set14, 0.9106)},
+    }
+    if q85 is not None:
+        out["Set14 jpeg:95"] = {"bicubic": score(30.20, 0.8630), "model": score(q85 + 0.88, 0.8872)}
+        out["Set14 jpeg:85"] = {"bicubic": score(29.69, 0.8400), "model": score(q85, 0.8637)}
+        out["Set14 jpeg:75"] = {"bicubic": score(29.21, 0.8196), "model": score(q85 - 0.81, 0.8403)}
+    return out
+
+
+# --- the install decision ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("new_set14", "installed"),
+    [(32.76, False), (32.78, True), (32.85, True)],  # old Set14 32.79: 0.03 worse, 0.01 worse, better
+)
+def test_better_validation_installs_only_within_the_set14_tolerance(new_set14, installed):
+    old = results(val=33.30, set14=32.79)
+    ok, reason = tw.should_install(results(val=33.34, set14=new_set14), old, photo=False)
+    assert ok is installed
+    if not installed:
+        assert "Set14 more than 0.02 dB worse" in reason
+
+
+@pytest.mark.parametrize("new_val", [33.29, 33.30])  # worse, and equal (not better)
+def test_a_round_not_better_on_the_validation_split_is_refused_even_if_better_on_set14(new_val):
+    ok, reason = tw.should_install(results(val=new_val, set14=33.10), results(val=33.30, set14=32.79), photo=False)
+    assert not ok
+    assert "not better on the validation split" in reason
+
+
+def test_without_a_model_to_beat_the_round_is_installed():
+    assert tw.should_install(results(val=30.0, set14=29.0), None, photo=False) == (True, "no model to beat")
+    assert tw.should_install(results(val=30.0, set14=29.0, q85=28.0), None, photo=True)[0]
+
+
+def test_photo_models_are_held_to_set14_as_jpeg_q85_not_lossless_set14():
+    old = results(val=33.34, set14=32.79, q85=31.01)
+    # lossless Set14 much worse, JPEG q85 0.01 worse: installed
+    ok, reason = tw.should_install(results(val=33.39, set14=32.09, q85=31.00), old, photo=True)
+    assert ok
+    assert "Set14 jpeg:85" in reason
+    # lossless Set14 better, JPEG q85 0.03 worse: refused
+    ok, reason = tw.should_install(results(val=33.39, set14=32.90, q85=30.98), old, photo=True)
+    assert not ok
+    assert "Set14 jpeg:85 more than 0.02 dB worse" in reason
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """train_weights with its repository (resources/models) and shared data in tmp_path."""
+    monkeypatch.setattr(tw, "REPO", tmp_path / "repo")
+    monkeypatch.setattr(tw, "SHARED", tmp_path / "shared")
+    (tmp_path / "repo" / "resources" / "models").mkdir(parents=True)
+    return tmp_path / "repo" / "resources" / "models"
+
+
+def _run_with_model(folder: Path) -> Path:
+    from tests.helpers import tiny_model
+
+    registry.save_model(folder / "model.pt", tiny_model(2))
+    return folder
+
+
+def test_install_ships_a_round_only_when_should_install_says_so(repo, tmp_path, monkeypatch):
+    measured = []
+    monkeypatch.setattr(tw, "measure", lambda model, scale, device, valdir, photo: measured.pop(0))
+
+    def install(run, command):
+        return tw.install(run, 2, False, command, "cpu", 12.0, 150, "mlrn-x2.pt", tmp_path, hardware="test CPU")
+
+    measured[:] = [results(val=33.30, set14=32.79)]  # nothing shipped yet: only the new model is measured
+    report = install(_run_with_model(tmp_path / "run1"), "python scripts/train_weights.py --minutes 12")
+    assert report["installed"] and report["reason"] == "no model to beat"
+    shipped = repo / "mlrn-x2.pt"
+    assert registry.read_model_file(shipped).info["metrics"]["val_psnr"] == 33.30
+    card = (repo / "mlrn-x2.md").read_text(encoding="utf-8")
+    assert "- Command: `python scripts/train_weights.py --minutes 12`" in card
+    assert len(json.loads((repo / "mlrn-x2.history.json").read_text())) == 1
+
+    # better on the validation split but 0.03 dB worse on Set14: nothing changes
+    measured[:] = [results(val=33.40, set14=32.76), results(val=33.30, set14=32.79)]
+    report = install(_run_with_model(tmp_path / "run2"), "second round")
+    assert not report["installed"] and "Set14 more than 0.02 dB worse" in report["reason"]
+    assert (repo / "mlrn-x2.md").read_text(encoding="utf-8") == card
+    assert registry.read_model_file(shipped).info["metrics"]["val_psnr"] == 33.30
+
+    # better, and 0.01 dB worse on Set14: shipped, the card lists both rounds
+    measured[:] = [results(val=33.40, set14=32.78), results(val=33.30, set14=32.79)]
+    assert install(_run_with_model(tmp_path / "run3"), "third round")["installed"]
+    assert registry.read_model_file(shipped).info["metrics"]["val_psnr"] == 33.40
+    card = (repo / "mlrn-x2.md").read_text(encoding="utf-8")
+    assert "### Round 2:" in card and "- Command: `third round`" in card
+    assert "second round" not in card
+
+
+# --- the shipped models' cards ----------------------------------------------------------------------------
+
+HPARAMS = {"scale": 2, "features": 32, "blocks": 8, "kernels": [[3, 3], [3, 5], [5, 5]], "gff": True, "rsc": True}
+HPARAMS["image_skip"] = True
+CREDITS = ["pop-wallpapers__jumpington.jpg (CC-BY-4.0): Clayton Diggs (Schykle), 2020"]
+PAPER_HISTORY = [
+    {
+        "date": "2026-11-20",
+        "command": "python scripts/train_weights.py --minutes 40 --scales 2",
+        "device": "CPU, x86_64, torch 2.13",
+        "steps": 1200,
+        "minutes": 40.0,
+        "init": "scratch",
+        "set5_psnr": 36.9,
+        "set14_psnr": 32.5,
+    },
+    {
+        "date": "2026-11-27",
+        "command": "python scripts/train_weights.py --minutes 35 --scales 2 --device cpu",
+        "device": "CPU, x86_64, torch 2.13",
+        "steps": 909,
+        "minutes": 35.2,
+        "init": "mlrn-x2.pt",
+        "val_psnr": 33.3449,
+        "set5_psnr": 37.21,
+        "set14_psnr": 32.79,
+    },
+]
+PHOTO_HISTORY = [
+    dict(
+        PAPER_HISTORY[1],
+        command="python scripts/train_weights.py --minutes 35 --scales 2 --photo --clean-share 0.3",
+        val_psnr=33.392,
+    )
+]
+
+
+def test_paper_model_card():
+    card = shipped_card(
+        2,
+        False,
+        results(val=33.34, set14=32.79),
+        PAPER_HISTORY,
+        HPARAMS,
+        photo_model_shipped=True,
+        credit_lines=CREDITS,
+    )
+    assert card.startswith("# mlrn-x2\n")
+    assert "| Set14 | 30.33 / 0.8700 | 32.79 / 0.9106 | +2.46 dB | 33.49 / 0.9140 | 33.64 |" in card
+    assert "| Set5 | 33.68 / 0.9305 | 37.21 / 0.9573 | +3.53 dB | 37.90 / 0.9601 |  |" in card
+    assert "Where it stands: Set14 32.79 dB against the project's floor of 33.20" in card
+    assert "Below the floor" in card
+    assert "For camera JPEGs, mlrn-x2-photo is better" in card
+    assert "Set5 selected the checkpoints of round 1 (before the validation split existed)" in card
+    assert "- pop-wallpapers__jumpington.jpg (CC-BY-4.0): Clayton Diggs (Schykle), 2020" in card
+    assert "### Round 1: 2026-11-20" in card and "### Round 2: 2026-11-27" in card
+    assert "- Command: `python scripts/train_weights.py --minutes 35 --scales 2 --device cpu`" in card
+    assert "- Validation split after this round: 33.345 dB" in card
+    assert "2,109 training steps in 1.25 hours over 2 rounds" in card
+    assert "JPEG q85" not in card and "--clean-share" not in card
+    reached = shipped_card(
+        2, False, results(val=33.5, set14=33.21), PAPER_HISTORY[1:], HPARAMS, photo_model_shipped=False, credit_lines=()
+    )
+    assert "The floor is reached." in reached
+    assert "Set5 and Set14 are never used for training or selection." in reached
+    assert "(there is no mlrn-x2-photo yet)" in reached
+
+
+def test_photo_model_card():
+    paper = results(val=32.9, set14=32.79, q85=30.58)
+    card = shipped_card(
+        2,
+        True,
+        results(val=33.39, set14=32.09, q85=31.00),
+        PHOTO_HISTORY,
+        HPARAMS,
+        paper,
+        photo_model_shipped=True,
+        credit_lines=CREDITS,
+    )
+    assert card.startswith("# mlrn-x2-photo\n")
+    assert "as JPEG quality 85 it is +1.31 dB sharper than plain (bicubic) enlargement and +0.42 dB" in card
+    assert "| Set14 | 30.33 / 0.8700 | 32.09 / 0.9106 | +1.76 dB | 33.49 / 0.9140 | 33.64 |" in card
+    assert "| Set14 input | bicubic | mlrn-x2 (paper model) | mlrn-x2-photo |" in card
+    assert "| JPEG q85 | 29.69 / 0.8400 | 30.58 / 0.8637 | 31.00 / 0.8637 |" in card
+    assert "| lossless | 30.33 / 0.8700 | 32.79 / 0.9106 | 32.09 / 0.9106 |" in card
+    assert "the project's floor" not in card
+    assert "a round whose command says `--clean-share S` left that fraction of its samples clean" in card
+    assert "- pop-wallpapers__jumpington.jpg (CC-BY-4.0): Clayton Diggs (Schykle), 2020" in card
+    assert "- Command: `python scripts/train_weights.py --minutes 35 --scales 2 --photo --clean-share 0.3`" in card
+    assert "counting only this model's own rounds" in card
+    # without the paper model's figures the JPEG table says so instead of inventing them
+    alone = shipped_card(
+        2, True, results(33.39, 32.09, 31.00), PHOTO_HISTORY, HPARAMS, photo_model_shipped=True, credit_lines=()
+    )
+    assert "| JPEG q85 | 29.69 / 0.8400 | n/a | 31.00 / 0.8637 |" in alone
+    assert "against the built-in model" not in alone
+
+
+def test_credits_are_the_cc_by_rows_of_sources_md(tmp_path):
+    sources = tmp_path / "SOURCES.md"
+    sources.write_text(
+        "| file | licence | author |\n|---|---|---|\n"
+        "| a.jpg | CC0-1.0 | nobody |\n"
+        "| b.jpg | CC-BY-4.0 | Clayton Diggs |\n"
+        "| c.jpg | CC-BY-SA-3.0 | Gavin Ash |\n",
+        encoding="utf-8",
+    )
+    assert credits(sources) == ["b.jpg (CC-BY-4.0): Clayton Diggs", "c.jpg (CC-BY-SA-3.0): Gavin Ash"]
+    assert credits(tmp_path / "missing.md") == []
+
+
+def test_the_script_s_card_uses_the_repository_s_photo_models_and_openphotos_credits(repo):
+    sources = tw.SHARED / "train" / "OpenPhotos" / "SOURCES.md"
+    sources.parent.mkdir(parents=True)
+    sources.write_text("| b.jpg | CC-BY-4.0 | Clayton Diggs |\n", encoding="utf-8")
+    card = tw.card_text(2, False, results(33.34, 32.79), PAPER_HISTORY, HPARAMS)
+    assert "- b.jpg (CC-BY-4.0): Clayton Diggs" in card
+    assert "(there is no mlrn-x2-photo yet)" in card
+    (repo / "mlrn-x2-photo.pt").write_bytes(b"")
+    assert "For camera JPEGs, mlrn-x2-photo is better" in tw.card_text(
+        2, False, results(33.34, 32.79), PAPER_HISTORY, HPARAMS
+    )
+
+
+def test_markdown_table_keeps_cells_as_given():
+    assert markdown_table(("set", "IMDN"), [("Set5", ""), ("Set14", "33.64")]) == [
+        "| set | IMDN |",
+        "|---|---|",
+        "| Set5 |  |",
+        "| Set14 | 33.64 |",
+    ]
+
+
+# --- metrics_of ---------------------------------------------------------------------------------------------
+
+
+def test_metrics_of_a_paper_model():
+    m = tw.metrics_of(results(val=33.34, set14=32.79), photo=False)
+    assert m == {
+        "val_psnr": 33.34,
+        "val_ssim": 0.9264,
+        "val_bicubic_psnr": 31.02,
+        "set5_psnr": 37.21,
+        "set5_ssim": 0.9573,
+        "set5_bicubic_psnr": 33.68,
+        "set5_bicubic_ssim": 0.9305,
+        "set14_psnr": 32.79,
+        "set14_ssim": 0.9106,
+        "set14_bicubic_psnr": 30.33,
+        "set14_bicubic_ssim": 0.8700,
+    }
+
+
+def test_metrics_of_a_photo_model_adds_the_jpeg_rows():
+    m = tw.metrics_of(results(val=33.39, set14=32.09, q85=31.00), photo=True)
+    assert m["set14_jpeg85_psnr"] == 31.00
+    assert m["set14_jpeg85_bicubic_psnr"] == 29.69
+    assert m["set14_jpeg75_ssim"] == 0.8403
+    assert m["set14_jpeg95_bicubic_ssim"] == 0.8630
+    assert m["set14_psnr"] == 32.09
+    assert len(m) == 3 + 4 * 5  # validation, then Set5, Set14 and three JPEG qualities
