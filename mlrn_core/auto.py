@@ -8,7 +8,8 @@ input file, from the file's real format (its first bytes, not its name: a JPEG s
 JPEG):
 
 * **photo model** for lossy camera formats: JPEG (and MPO), HEIC/HEIF, AVIF, lossy WebP and
-  JPEG-compressed TIFF;
+  JPEG-compressed TIFF, except JPEGs saved at so high a quality that they are nearly lossless
+  (:data:`PAPER_FROM_JPEG_QUALITY`: the quality is estimated from the file's luminance quantisation table);
 * **paper model** for lossless ones: PNG, TIFF (uncompressed, LZW, Deflate, PackBits...), BMP, GIF,
   lossless WebP, and anything not recognised. Auto never picks the photo model for these.
 
@@ -33,7 +34,37 @@ AUTO = "auto"
 AUTO_LABEL = "Auto"
 
 _HEAD_BYTES = 64
-_MAX_CHUNKS = 64  # WebP chunks / TIFF entries looked at before giving up
+_MAX_CHUNKS = 64  # WebP chunks / TIFF entries / JPEG segments looked at before giving up
+
+#: From this JPEG quality up (IJG scale, estimated from the file's quantisation table), Auto uses the paper
+#: model: such a JPEG is nearly lossless, and the paper model is sharper on it than the photo model. Measured
+#: on Set14 with ``mlrn bench ../shared/data/bench/Set14 -s S --degrade jpeg:Q --model M`` for both models
+#: (README, "Photo models and Auto"): the lowest quality at which the paper model scores at least as well.
+PAPER_FROM_JPEG_QUALITY = {2: 93, 4: 93}
+
+# The JPEG standard's example luminance table (Annex K), which IJG libjpeg (and most cameras, roughly)
+# scale by the quality setting
+_STD_LUMA = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+)  # fmt: skip
+
+
+def _ijg_table(quality: int) -> list[int]:
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return sorted(min(255, max(1, (v * scale + 50) // 100)) for v in _STD_LUMA)
+
+
+_IJG_TABLES = {q: _ijg_table(q) for q in range(1, 101)}
+
+
+def jpeg_quality_of_table(table: Iterable[int]) -> int:
+    """The IJG quality (1-100) whose luminance table is closest to ``table`` (64 values, any order): exact
+    for files written by libjpeg, Pillow, OpenCV and most software, an equivalent for camera tables."""
+    values = sorted(int(v) for v in table)
+    return min(_IJG_TABLES, key=lambda q: (sum(abs(a - b) for a, b in zip(values, _IJG_TABLES[q])), -q))
+
 
 # TIFF compression codes whose pixels went through a lossy codec
 _LOSSY_TIFF = {6: "JPEG", 7: "JPEG", 34892: "JPEG", 34712: "JPEG 2000", 50001: "WebP", 50002: "JPEG XL"}
@@ -59,12 +90,15 @@ class SourceFormat:
 
     label: str
     lossy: bool
+    quality: int | None = None  # JPEG: the estimated IJG quality of its luminance table
 
     @property
     def reason(self) -> str:
-        """'JPEG input', 'PNG input, lossless', 'unrecognised format'."""
+        """'JPEG input, quality 85', 'PNG input, lossless', 'unrecognised format'."""
         if self.label == UNKNOWN.label:
             return "format not recognised, treated as lossless"
+        if self.quality is not None:
+            return f"{self.label} input, quality {self.quality}"
         if self.lossy or "lossless" in self.label:
             return f"{self.label} input"
         return f"{self.label} input, lossless"
@@ -80,7 +114,10 @@ def sniff_format(path: str | os.PathLike[str]) -> SourceFormat:
         with open(path, "rb") as fh:
             head = fh.read(_HEAD_BYTES)
             if head[:3] == b"\xff\xd8\xff":
-                return SourceFormat("JPEG", True)
+                try:
+                    return SourceFormat("JPEG", True, _sniff_jpeg_quality(fh))
+                except (OSError, struct.error, ValueError):  # damaged segments: the reader will say so
+                    return SourceFormat("JPEG", True)
             if head[:8] == b"\x89PNG\r\n\x1a\n":
                 return SourceFormat("PNG", False)
             if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
@@ -99,6 +136,35 @@ def sniff_format(path: str | os.PathLike[str]) -> SourceFormat:
     except (OSError, struct.error):
         pass
     return UNKNOWN
+
+
+def _sniff_jpeg_quality(fh) -> int | None:
+    """The quality of a JPEG's luminance table (id 0), from its DQT segments before the first scan: walks
+    the segment headers, seeking over the rest (an EXIF thumbnail is skipped, not read)."""
+    fh.seek(2)
+    for _ in range(_MAX_CHUNKS):
+        header = fh.read(4)
+        if len(header) < 4 or header[0] != 0xFF:
+            return None
+        marker, length = header[1], struct.unpack(">H", header[2:4])[0]
+        if marker in (0xDA, 0xD9) or length < 2:  # start of scan / end of image: no luminance table seen
+            return None
+        if marker != 0xDB:
+            fh.seek(length - 2, os.SEEK_CUR)
+            continue
+        data = fh.read(length - 2)
+        while data:
+            precision, table_id = data[0] >> 4, data[0] & 15
+            n = 128 if precision else 64
+            values = data[1 : 1 + n]
+            if len(values) < n:
+                return None
+            if table_id == 0:
+                if precision:
+                    return jpeg_quality_of_table(struct.unpack(">64H", values))
+                return jpeg_quality_of_table(values)
+            data = data[1 + n :]
+    return None
 
 
 def _sniff_tiff(fh, head: bytes) -> SourceFormat:
@@ -173,7 +239,7 @@ class AutoChoice:
 
     @property
     def caption(self) -> str:
-        """'mlrn-x2-photo (Auto: JPEG input)'."""
+        """'mlrn-x2-photo (Auto: JPEG input, quality 85)'."""
         return f"{self.name} (Auto: {self.reason})"
 
 
@@ -193,6 +259,10 @@ def choose_model(source: str | os.PathLike[str] | SourceFormat, scale: int) -> A
     fmt = source if isinstance(source, SourceFormat) else sniff_format(source)
     photo, paper = photo_name(scale), builtin_name(scale)
     photo_path, paper_path = installed(photo), installed(paper)
+    if near_lossless(fmt, scale) and paper_path is not None:
+        return AutoChoice(
+            paper, paper_path, scale, fmt, False, False, f"{fmt.reason}, nearly lossless: {paper} is sharper there"
+        )
     if fmt.lossy and photo_path is not None:
         return AutoChoice(photo, photo_path, scale, fmt, True, False, fmt.reason)
     if paper_path is None:
@@ -207,6 +277,12 @@ def choose_model(source: str | os.PathLike[str] | SourceFormat, scale: int) -> A
     return AutoChoice(paper, paper_path, scale, fmt, False, False, fmt.reason)
 
 
+def near_lossless(fmt: SourceFormat, scale: int) -> bool:
+    """A JPEG at or above :data:`PAPER_FROM_JPEG_QUALITY` for ``scale`` (the paper model is sharper there)."""
+    limit = PAPER_FROM_JPEG_QUALITY.get(scale)
+    return fmt.quality is not None and limit is not None and fmt.quality >= limit
+
+
 def available(scale: int) -> bool:
     """True when Auto can run at ``scale`` for some input (the paper or the photo model is installed)."""
     return installed(builtin_name(scale)) is not None or installed(photo_name(scale)) is not None
@@ -219,7 +295,9 @@ def describe(scale: int) -> str:
     lossy = "JPEG, HEIC/HEIF, AVIF and lossy WebP files (camera and phone pictures)"
     lossless = "lossless files (PNG, TIFF, BMP, lossless WebP)"
     if has_photo and has_paper:
-        return f"Picks the model per image: {photo} for {lossy}, {paper} for {lossless}."
+        limit = PAPER_FROM_JPEG_QUALITY.get(scale)
+        near = f" and JPEGs of quality {limit} or more (nearly lossless)" if limit else ""
+        return f"Picks the model per image: {photo} for {lossy}, {paper} for {lossless}{near}."
     if has_paper:
         return f"Uses {paper} for every image: the photo model {photo}, for {lossy}, is not installed."
     if has_photo:

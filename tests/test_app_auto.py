@@ -85,7 +85,7 @@ def test_auto_is_the_default_and_the_caption_says_which_model_ran_and_why(qtbot,
     assert not any("Auto" in t for t in left_items) and f"{PHOTO} (built-in)" in left_items
 
     _show(qtbot, window, jpeg)
-    assert window.right_image.label == f"MLRN {PHOTO} (Auto: JPEG input)"
+    assert window.right_image.label == f"MLRN {PHOTO} (Auto: JPEG input, quality 85)"
     np.testing.assert_array_equal(window.right_image.base.levels[0], _expected(photo_model, jpeg))
 
     _show(qtbot, window, png)
@@ -93,7 +93,7 @@ def test_auto_is_the_default_and_the_caption_says_which_model_ran_and_why(qtbot,
     np.testing.assert_array_equal(window.right_image.base.levels[0], _expected(paper_model, png))
 
     _show(qtbot, window, jpeg_named_png)  # the bytes decide, not the name
-    assert window.right_image.label == f"MLRN {PHOTO} (Auto: JPEG input)"
+    assert window.right_image.label == f"MLRN {PHOTO} (Auto: JPEG input, quality 85)"
 
     assert window.panel.select_model(PAPER)  # the user can always pick another model
     qtbot.waitUntil(lambda: window.right_image.label == f"MLRN {PAPER}" and not window.busy, timeout=TIMEOUT_MS)
@@ -109,7 +109,7 @@ def test_caption_says_when_the_photo_model_is_missing(qtbot, window, install_bui
     assert window.panel.model.spec == "auto"
     assert "not installed" in window.panel.model.tooltip
     _show(qtbot, window, _save(_home / "camera.jpg", "JPEG"))
-    caption = f"MLRN {PAPER} (Auto: JPEG input; {PHOTO} is not installed)"
+    caption = f"MLRN {PAPER} (Auto: JPEG input, quality 75; {PHOTO} is not installed)"
     assert window.right_image.label == caption
     assert window.status_fields.time_label.toolTip() == caption
     window.resize(900, 700)  # the caption no longer fits its view: shortened, and in full on hover
@@ -120,7 +120,9 @@ def test_caption_says_when_the_photo_model_is_missing(qtbot, window, install_bui
 
     install_builtin(PHOTO, seed=1)  # installed while the window is open: Auto picks it up
     window._on_watch_timer_timeout()
-    qtbot.waitUntil(lambda: window.right_image.label == f"MLRN {PHOTO} (Auto: JPEG input)", timeout=TIMEOUT_MS)
+    qtbot.waitUntil(
+        lambda: window.right_image.label == f"MLRN {PHOTO} (Auto: JPEG input, quality 75)", timeout=TIMEOUT_MS
+    )
 
 
 def test_auto_never_runs_the_photo_model_on_a_lossless_file(qtbot, window, install_builtin, _home) -> None:
@@ -152,7 +154,7 @@ def test_batch_export_defaults_to_auto_and_names_the_model_per_file(qtbot, insta
     assert dlg.model_combo.currentData() == "auto" and dlg.options().model == "auto"
     models = {r[0]: r[COL_MODEL] for r in dlg.preview_rows()}
     assert models == {
-        "a.jpg": f"{PHOTO} (Auto: JPEG input)",
+        "a.jpg": f"{PHOTO} (Auto: JPEG input, quality 75)",
         "b.tif": f"{PAPER} (Auto: TIFF input, lossless)",
         "c.webp": f"{PHOTO} (Auto: lossy WebP input)",
     }

@@ -59,13 +59,14 @@ FORMATS = [
 @pytest.mark.parametrize(("name", "fmt", "kw", "label", "lossy"), FORMATS, ids=[f[0] for f in FORMATS])
 def test_real_format_of_each_file(tmp_path: Path, name: str, fmt: str, kw: dict, label: str, lossy: bool) -> None:
     path = _write(tmp_path, name, fmt, **kw)
-    assert auto.sniff_format(path) == auto.SourceFormat(label, lossy)
+    quality = kw["quality"] if fmt == "JPEG" else None  # a JPEG's quality is read from its tables
+    assert auto.sniff_format(path) == auto.SourceFormat(label, lossy, quality)
 
 
 def test_format_comes_from_the_bytes_not_the_name(tmp_path: Path) -> None:
     jpeg_as_png = _write(tmp_path, "really-a-jpeg.png", "JPEG", quality=80)
     png_as_jpg = _write(tmp_path, "really-a-png.jpg", "PNG")
-    assert auto.sniff_format(jpeg_as_png) == auto.SourceFormat("JPEG", True)
+    assert auto.sniff_format(jpeg_as_png) == auto.SourceFormat("JPEG", True, 80)
     assert auto.sniff_format(png_as_jpg) == auto.SourceFormat("PNG", False)
     assert imageio.read_image(jpeg_as_png).source_format == "jpg"  # what the reader sees too
 
@@ -92,6 +93,52 @@ def test_heic_is_a_camera_format(tmp_path: Path) -> None:
     assert auto.sniff_format(path) == auto.SourceFormat("HEIC", True)
 
 
+@pytest.mark.parametrize("quality", [10, 50, 75, 85, 90, 92, 93, 95, 97, 98, 100])
+def test_jpeg_quality_is_read_from_the_quantisation_table(tmp_path: Path, quality: int) -> None:
+    # Pillow (libjpeg) and OpenCV write the standard tables scaled by the quality: read back exactly
+    path = _write(tmp_path, "q.jpg", "JPEG", quality=quality)
+    assert auto.sniff_format(path).quality == quality
+    import cv2
+
+    cv_path = tmp_path / "cv.jpg"
+    cv2.imwrite(str(cv_path), textured_image(40, 56, seed=1), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert auto.sniff_format(cv_path).quality == quality
+
+
+def test_jpeg_quality_behind_a_large_exif_block_and_in_damaged_files(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 60_000  # ImageDescription: a 60 KB APP1 segment before the tables
+    path = tmp_path / "camera.jpg"
+    _rgb().save(path, format="JPEG", quality=96, exif=exif.tobytes())
+    assert path.stat().st_size > 60_000
+    assert auto.sniff_format(path) == auto.SourceFormat("JPEG", True, 96)
+    # a camera-like table that is no IJG table: the nearest IJG quality
+    custom = [max(1, round(v * 0.13)) for v in auto._STD_LUMA]
+    assert auto.jpeg_quality_of_table(custom) in (93, 94)
+    # cut inside the segments or a garbage length: still a JPEG (lossy), quality unknown
+    data = path.read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[:300])
+    assert auto.sniff_format(cut) == auto.SourceFormat("JPEG", True)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xdb\x00\x01" + bytes(100))
+    assert auto.sniff_format(bad) == auto.SourceFormat("JPEG", True)
+
+
+def test_nearly_lossless_jpegs_get_the_paper_model(tmp_path: Path, install_builtin) -> None:
+    install_builtin(PHOTO, seed=1)
+    paper_path = install_builtin(PAPER, seed=2)
+    limit = auto.PAPER_FROM_JPEG_QUALITY[2]
+    below = auto.choose_model(_write(tmp_path, "a.jpg", "JPEG", quality=limit - 1), 2)
+    assert below.name == PHOTO and below.photo
+    at = auto.choose_model(_write(tmp_path, "b.jpg", "JPEG", quality=limit), 2)
+    assert (at.name, at.path, at.photo, at.fallback) == (PAPER, paper_path, False, False)
+    assert at.caption == f"{PAPER} (Auto: JPEG input, quality {limit}, nearly lossless: {PAPER} is sharper there)"
+    assert f"JPEGs of quality {limit} or more" in auto.describe(2)
+    # lossy formats whose quality is not read (HEIC, WebP...) keep the photo model
+    assert auto.choose_model(_write(tmp_path, "c.webp", "WEBP", quality=98), 2).name == PHOTO
+
+
 def test_unknown_and_broken_files_count_as_lossless(tmp_path: Path) -> None:
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
@@ -114,17 +161,17 @@ def test_auto_picks_the_photo_model_only_for_lossy_inputs(tmp_path: Path, instal
             (PHOTO, photo_path, True, False) if lossy else (PAPER, paper_path, False, False)
         ), name
         assert label in choice.reason
-    assert auto.choose_model(_write(tmp_path, "x.jpg", "JPEG"), 2).caption == f"{PHOTO} (Auto: JPEG input)"
+    assert auto.choose_model(_write(tmp_path, "x.jpg", "JPEG"), 2).caption == f"{PHOTO} (Auto: JPEG input, quality 75)"
     assert auto.choose_model(_write(tmp_path, "x.png", "PNG"), 2).caption == f"{PAPER} (Auto: PNG input, lossless)"
     jpeg_named_png = auto.choose_model(_write(tmp_path, "y.png", "JPEG"), 2)
-    assert jpeg_named_png.name == PHOTO and jpeg_named_png.reason == "JPEG input"
+    assert jpeg_named_png.name == PHOTO and jpeg_named_png.reason == "JPEG input, quality 75"
 
 
 def test_without_the_photo_model_auto_falls_back_and_says_so(tmp_path: Path, install_builtin) -> None:
     install_builtin(PAPER)
     choice = auto.choose_model(_write(tmp_path, "a.jpg", "JPEG"), 2)
     assert choice.name == PAPER and choice.fallback and not choice.photo
-    assert choice.caption == f"{PAPER} (Auto: JPEG input; {PHOTO} is not installed)"
+    assert choice.caption == f"{PAPER} (Auto: JPEG input, quality 75; {PHOTO} is not installed)"
     lossless = auto.choose_model(_write(tmp_path, "a.png", "PNG"), 2)
     assert lossless.name == PAPER and not lossless.fallback
     assert "not installed" in auto.describe(2) and auto.available(2)
@@ -179,7 +226,7 @@ def test_batch_runs_each_file_through_the_model_auto_picked(tmp_path: Path, mixe
     picked = {i.source.name: i.auto.name for i in plan.items}
     assert picked == {"a.jpg": PHOTO, "b.png": PHOTO, "c.png": PAPER, "d.webp": PAPER}
     lines = batch.plan_lines(plan.items)
-    assert any("b.png" in line and f"[{PHOTO} (Auto: JPEG input)]" in line for line in lines)
+    assert any("b.png" in line and f"[{PHOTO} (Auto: JPEG input, quality 85)]" in line for line in lines)
     assert batch.auto_summary(plan.items) == [
         f"{PHOTO} for 2 files (2 JPEG)",
         f"{PAPER} for 2 files (1 PNG, 1 lossless WebP)",
@@ -191,7 +238,7 @@ def test_batch_runs_each_file_through_the_model_auto_picked(tmp_path: Path, mixe
     assert len(summary.succeeded) == 4 and summary.model == "auto"
     rec = _records(out)
     assert {k: r["model"] for k, r in rec.items()} == picked
-    assert rec["b.png"]["auto"] == "JPEG input" and rec["c.png"]["auto"] == "PNG input, lossless"
+    assert rec["b.png"]["auto"] == "JPEG input, quality 85" and rec["c.png"]["auto"] == "PNG input, lossless"
     # the pixels are those of the model named: the JPEG through the photo model, the PNG through the paper one
     for name, model in (("a.jpg", PHOTO), ("c.png", PAPER)):
         expected = tiling.upscale_picture(models[model].model, imageio.read_image(mixed / name), device="cpu")
@@ -239,7 +286,7 @@ def test_cli_auto_fallback_is_reported(tmp_path: Path, mixed: Path, install_buil
     install_builtin(PAPER)
     assert main(["upscale", str(mixed / "a.jpg"), "--model", "auto", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert f"[{PAPER} (Auto: JPEG input; {PHOTO} is not installed)]" in out
+    assert f"[{PAPER} (Auto: JPEG input, quality 85; {PHOTO} is not installed)]" in out
     assert f"model auto: {PHOTO} is not installed: 1 file from cameras use {PAPER}" in out
     assert main(["upscale", str(mixed / "a.jpg"), "--device", "cpu"]) == 0
     assert f"{PHOTO} is not installed" in capsys.readouterr().err
