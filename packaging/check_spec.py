@@ -59,7 +59,7 @@ class _Analysis:
         self.scripts = [("pyi_rth_stand_in", "<runtime hook>", "PYSOURCE")]
         self.scripts += [(Path(s).stem, s, "PYSOURCE") for s in self.scripts_in]
         self.pure: list = []
-        self.binaries = [(str(dest), str(src), "BINARY") for src, dest in binaries]
+        self.binaries = [(str(Path(dest) / Path(src).name), str(src), "BINARY") for src, dest in binaries]
         self.datas = [(str(Path(dest) / Path(src).name), src, "DATA") for src, dest in self.datas_in]
         recorded.analyses.append(self)
 

@@ -107,3 +107,18 @@ def test_icons_are_shipped_and_can_be_redrawn(tmp_path):
     redrawn = Image.open(tmp_path / "mlrn-studio.png")
     assert redrawn.size == (256, 256) and redrawn.getpixel((128, 128))[3] == 255  # opaque inside
     assert redrawn.getpixel((0, 0))[3] < 64  # transparent corner (rounded square)
+
+
+def test_the_bundle_carries_libexiv2_where_pyexiv2_loads_it(tmp_path):
+    # pyexiv2/lib/__init__.py loads libexiv2 with ctypes from its own folder: PyInstaller's dependency scan
+    # alone would put it beside the executables, and the app's XMP/IPTC keeping would fail to import
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyexiv2")  # a dependency: missing must fail, not skip
+    lib = Path(list(spec.submodule_search_locations)[0]) / "lib"
+    recorded = check_spec.run_spec(SPEC, ROOT, tmp_path / "work")
+    binaries = {(dest, src) for a in recorded.analyses for dest, src, _kind in a.binaries}
+    expected = [n for n in ("libexiv2.so", "libexiv2.dylib", "exiv2.dll") if (lib / n).is_file()]
+    assert expected, f"no libexiv2 in {lib}"
+    for name in expected:
+        assert (f"pyexiv2/lib/{name}", str(lib / name)) in binaries
