@@ -260,9 +260,7 @@ def choose_model(source: str | os.PathLike[str] | SourceFormat, scale: int) -> A
     photo, paper = photo_name(scale), builtin_name(scale)
     photo_path, paper_path = installed(photo), installed(paper)
     if near_lossless(fmt, scale) and paper_path is not None:
-        return AutoChoice(
-            paper, paper_path, scale, fmt, False, False, f"{fmt.reason}, nearly lossless: {paper} is sharper there"
-        )
+        return AutoChoice(paper, paper_path, scale, fmt, False, False, f"{fmt.reason}, nearly lossless")
     if fmt.lossy and photo_path is not None:
         return AutoChoice(photo, photo_path, scale, fmt, True, False, fmt.reason)
     if paper_path is None:

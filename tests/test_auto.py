@@ -133,7 +133,7 @@ def test_nearly_lossless_jpegs_get_the_paper_model(tmp_path: Path, install_built
     assert below.name == PHOTO and below.photo
     at = auto.choose_model(_write(tmp_path, "b.jpg", "JPEG", quality=limit), 2)
     assert (at.name, at.path, at.photo, at.fallback) == (PAPER, paper_path, False, False)
-    assert at.caption == f"{PAPER} (Auto: JPEG input, quality {limit}, nearly lossless: {PAPER} is sharper there)"
+    assert at.caption == f"{PAPER} (Auto: JPEG input, quality {limit}, nearly lossless)"
     assert f"JPEGs of quality {limit} or more" in auto.describe(2)
     # lossy formats whose quality is not read (HEIC, WebP...) keep the photo model
     assert auto.choose_model(_write(tmp_path, "c.webp", "WEBP", quality=98), 2).name == PHOTO
