@@ -51,7 +51,7 @@ def peak_rss_gb() -> float:
     return int(hwm) / 2**20
 
 
-def run(path: Path, scale: int, precision: str, max_tiles: int | None) -> dict:
+def run(path: Path, scale: int, precision: str, max_tiles: int | None, tile: int = 0) -> dict:
     from app.image_cache import ImageId, RenderKey
     from app.render import VisibleRegion
     from app.worker import MODELS, RenderJob, RenderRequest, RenderSpec
@@ -60,11 +60,11 @@ def run(path: Path, scale: int, precision: str, max_tiles: int | None) -> dict:
     model_path = str(registry.resolve_model_path(None, scale)[1])
     image_id = ImageId.of(path)
     bicubic = RenderSpec(RenderKey(image_id, "bicubic", scale), "bicubic", "Bicubic")
-    mkey = RenderKey(image_id, f"model:{model_path}", scale, 0, 16, "cpu", precision)
+    mkey = RenderKey(image_id, f"model:{model_path}", scale, tile, 16, "cpu", precision)
     model = RenderSpec(mkey, "model", "MLRN", model_path)
     MODELS.get(model_path, scale, __import__("torch").device("cpu"), precision)  # the app has it loaded already
     visible = VisibleRegion()  # the fitted view: the whole image is on screen, tiles go centre-out
-    request = RenderRequest(path, image_id, scale, (bicubic, model), visible=visible)
+    request = RenderRequest(path, image_id, scale, (bicubic, model), tile=tile, visible=visible)
     job = RenderJob(request)
     marks: dict[str, float] = {}
     tiles_done: list[float] = []
@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: the app's, cores - 1)")
     ap.add_argument("--max-tiles", type=int, default=0)
+    ap.add_argument("--tile", type=int, default=0, help="LR tile size (default 0: the app's interactive size)")
     args = ap.parse_args()
 
     import torch
@@ -142,7 +143,7 @@ def main() -> None:
         }
         print(json.dumps(info), flush=True)
         for scale in args.scales:
-            res = run(path, scale, args.precision, args.max_tiles or None)
+            res = run(path, scale, args.precision, args.max_tiles or None, args.tile)
             res["peak_rss_gb"] = round(peak_rss_gb(), 2)
             print(json.dumps(res), flush=True)
     print(json.dumps({"loadavg_end": os.getloadavg()}))
