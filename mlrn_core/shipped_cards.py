@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from mlrn_core.auto import PAPER_FROM_JPEG_QUALITY
 from mlrn_core.cards import markdown_table
 from mlrn_core.data import CAMERA
 from mlrn_core.validation import DESCRIPTION
@@ -27,6 +28,11 @@ PAPER = {  # the MLRN paper's Table 2: PSNR, SSIM
 }
 FLOORS = {2: 33.20, 3: 29.90, 4: 28.10}  # Set14 PSNR floors of the weights issue (round 2)
 IMDN_SET14 = {2: 33.64, 3: 30.33, 4: 28.58}
+
+
+def _near_lossless(scale: int) -> int:
+    """The JPEG quality from which Auto uses the paper model (mlrn_core.auto)."""
+    return PAPER_FROM_JPEG_QUALITY.get(scale, 101)
 
 
 def model_name(scale: int, photo: bool) -> str:
@@ -87,8 +93,8 @@ def shipped_card(
                 if paper_results
                 else ""
             )
-            + '. Model "Auto" uses it for JPEG and HEIC files; for PNG/TIFF files, '
-            f"mlrn-x{scale} is better.",
+            + f'. Model "Auto" uses it for JPEG files below quality {_near_lossless(scale)} and for HEIC files; '
+            f"for PNG/TIFF files and nearly lossless JPEGs, mlrn-x{scale} is better.",
             "",
         ]
     else:
@@ -97,7 +103,8 @@ def shipped_card(
             f"raw conversions). On the Set14 test photos it is {gain14:+.2f} dB sharper than plain (bicubic) "
             "enlargement."
             + (
-                f' For camera JPEGs, mlrn-x{scale}-photo is better (model "Auto" picks it).'
+                f" For camera JPEGs below quality {_near_lossless(scale)}, mlrn-x{scale}-photo is better "
+                '(model "Auto" picks it).'
                 if photo_model_shipped
                 else ' It is also what model "Auto" uses for camera JPEGs at this scale (there is no '
                 f"mlrn-x{scale}-photo yet)."
