@@ -359,7 +359,11 @@ class _ThreadEnd(QObject):
 
 
 class JobRunner(QObject):
-    """Starts jobs on their own QThreads and keeps them alive until they have finished."""
+    """Starts jobs on their own QThreads and keeps them alive until they have finished.
+
+    Give it a parent that outlives its jobs (the app's render session does): an unparented runner crashed
+    with SIGBUS in ``QObject::~QObject`` when a finished thread's notifier was deleted (PySide6 6.11,
+    seen in ``benchmarks/threads.py`` before it parented its runner)."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -32,7 +32,7 @@ TICK_MS = 16
 
 def measure(path: Path, threads: int, precision: str) -> dict:
     import torch
-    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
 
     from app.image_cache import ImageId, RenderKey
     from app.render import VisibleRegion
@@ -61,7 +61,7 @@ def measure(path: Path, threads: int, precision: str) -> dict:
     timer.timeout.connect(tick)
     job.render_done.connect(lambda r: done.update(seconds=r.seconds, mp=r.image.shape[0] * r.image.shape[1] / 1e6))
     job.finished.connect(loop.quit)
-    runner = JobRunner()
+    runner = JobRunner(QCoreApplication.instance())  # parented, as the app's session parents its runner
     timer.start()
     runner.start(job)
     loop.exec()
