@@ -114,7 +114,7 @@ def main() -> None:
     ap.add_argument("--image", type=Path, help="a JPEG to open (default: a generated 24 MP one)")
     ap.add_argument("--scales", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--precision", default="auto")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: the app's, cores - 1)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (default: the app's, every core)")
     ap.add_argument("--max-tiles", type=int, default=0)
     ap.add_argument("--tile", type=int, default=0, help="LR tile size (default 0: the app's interactive size)")
     args = ap.parse_args()
@@ -125,7 +125,7 @@ def main() -> None:
     from mlrn_core.tiling import default_threads, resolve_precision
 
     _app = QApplication.instance() or QApplication([])
-    torch.set_num_threads(args.threads or max(1, default_threads() - 1))
+    torch.set_num_threads(args.threads or default_threads())  # as app.main.configure_torch_threads
     with tempfile.TemporaryDirectory() as tmp:
         path = args.image or make_jpeg(Path(tmp) / "big24.jpg")
         from PIL import Image
