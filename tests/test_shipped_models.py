@@ -70,3 +70,30 @@ def test_without_weights_the_message_says_they_are_missing():
     assert not list(paths.builtin_models_dir().glob("*.pt"))
     with pytest.raises(registry.ModelError, match="built-in"):
         registry.load_model(None, 2)
+
+
+# the measured quality below Auto's threshold for each scale (the next lower one of 88, 90, 93, 95)
+BELOW_THRESHOLD = {2: 93, 4: 90}
+
+
+@pytest.mark.builtin_models
+@needs_shared_data
+@pytest.mark.parametrize("scale", sorted(BELOW_THRESHOLD))
+def test_auto_jpeg_threshold_is_where_the_paper_model_catches_up(scale):
+    """Auto's near-lossless rule (mlrn_core.auto.PAPER_FROM_JPEG_QUALITY) rests on Set14: at the threshold
+    the paper model scores at least as well as the photo model, just below it the photo model is better."""
+    from mlrn_core.auto import PAPER_FROM_JPEG_QUALITY
+
+    limit = PAPER_FROM_JPEG_QUALITY[scale]
+    paper = registry.load_model(f"mlrn-x{scale}", scale).model
+    photo = registry.load_model(f"mlrn-x{scale}-photo", scale).model
+    set14 = [SHARED_DATA / "bench" / "Set14"]
+
+    def gap(quality: int) -> float:  # photo minus paper, dB
+        deg = parse_degradation(f"jpeg:{quality}")
+        return benchmark(set14, scale, photo, degradation=deg).model.psnr - (
+            benchmark(set14, scale, paper, degradation=deg).model.psnr
+        )
+
+    assert gap(limit) <= 0.0
+    assert gap(BELOW_THRESHOLD[scale]) > 0.0
