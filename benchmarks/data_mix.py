@@ -22,7 +22,7 @@ from mlrn_core import validation  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
-SETS = ("OpenPhotos", "Photos15", "BSD200", "T91", "General100")
+SETS = validation.TRAIN_SETS  # the data train_weights.py trains on
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ from mlrn_core import validation  # noqa: E402
 from mlrn_core.trainer import TrainConfig, Trainer, ValidationEvent  # noqa: E402
 
 SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
-TRAIN_SETS = ("OpenPhotos", "Photos15", "BSD200", "T91", "General100")
+TRAIN_SETS = validation.TRAIN_SETS  # the data train_weights.py trains on
 RECIPE = re.compile(r"^p(\d+)b(\d+)(-ema)?$")
 
 

@@ -20,6 +20,8 @@ import numpy as np
 from mlrn_core import imageio
 
 SPLIT_NAME = "openphotos-val10"
+#: the training sets of the shipped weights (under ../shared/data/train), the split's photographs excluded
+TRAIN_SETS = ("OpenPhotos", "Photos15", "BSD200", "T91", "General100")
 CROP = 480
 FILES = (
     "budgie-backgrounds__colorful-wall.jpg",

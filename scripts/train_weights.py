@@ -35,10 +35,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
-TRAIN_SETS = ("OpenPhotos", "Photos15", "BSD200", "T91", "General100")
 SET14_TOLERANCE = 0.02  # dB: a round may not lose more than this on Set14 (rounding and tiling noise)
 
 from mlrn_core.shipped_cards import PHOTO_TABLE, credits, model_name, shipped_card  # noqa: E402 (after sys.path)
+from mlrn_core.validation import TRAIN_SETS  # noqa: E402
 
 
 def probe_steps_per_s(device: str, batch: int, patch: int, scale: int, image_skip: bool) -> float:
