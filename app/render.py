@@ -23,8 +23,10 @@ from mlrn_core.metrics import imresize
 from mlrn_core.tiling import Tile, auto_tile_size
 
 #: LR tile size used for interactive viewing on a CPU: small enough that the first sharp tile of the
-#: default MLRN shows up within about a second on two cores.
-INTERACTIVE_CPU_TILE = 128
+#: default MLRN (bf16) shows up within about a second on two cores, large enough that little is spent
+#: on overlaps: a 24 MP x2 image took 166 s at 192 px against 179 s at 128
+#: (``python benchmarks/big_photo.py --scales 2 --threads 2 --tile 192`` / ``--tile 128``).
+INTERACTIVE_CPU_TILE = 192
 
 #: Above this many output pixels (or with sides whose dense resize matrices would be large) the bicubic
 #: preview uses OpenCV's bicubic instead of the MATLAB-exact one, which builds dense matrices.
@@ -100,9 +102,10 @@ def make_priority(
     """Lowest first: tiles on screen (nearest the centre of the view first), then by distance to it.
 
     ``default`` stands for the screen until the GUI has said what is visible (the whole image, as a
-    view fitted to the window would show it); with neither, tiles go in grid order. The core asks for
-    every pending tile before each pick (thousands for a 24 MP photo), so the values are kept until the
-    rectangle changes.
+    view fitted to the window would show it); with neither, tiles go in grid order. The values are kept
+    until the rectangle changes, and ``priority.version()`` (the rectangle) tells the core when to sort
+    the pending tiles again, instead of asking for every one of them (thousands for a 24 MP photo)
+    before each pick.
     """
     memo: dict[tuple[int, int, int, int], float] = {}
     seen: list[tuple[float, float, float, float] | None] = [None]
@@ -125,4 +128,6 @@ def make_priority(
             value = memo[where] = round(math.hypot(dx, dy), 1) * 1e4 + round(centre, 2)
         return value
 
+    # the values change only with the rectangle: the core sorts the pending tiles once per rectangle
+    priority.version = lambda: region.get() or default  # type: ignore[attr-defined]
     return priority

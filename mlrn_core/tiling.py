@@ -276,7 +276,9 @@ def upscale_array(
     rounds; ``out`` is a preallocated output of that shape and one of those dtypes (e.g. a display
     canvas), written in place. ``tile`` (LR px, None = from free device memory) is halved and the image
     restarted when the device runs out of memory. ``priority(tile)`` is asked before each tile is picked
-    (lowest first), so the caller can re-prioritise while it runs. ``on_tile(tile, rects)`` gets the LR
+    (lowest first), so the caller can re-prioritise while it runs; a ``priority`` with a ``version()``
+    attribute is asked only when that value changes (the pending tiles are sorted once per version,
+    which saves thousands of calls per pick on a big photo). ``on_tile(tile, rects)`` gets the LR
     rectangles ``(x0, y0, x1, y1)`` of the output that became final (every covering tile blended in)
     with that tile (possibly none: a tile whose every cell still waits for a neighbour). Raises
     :class:`Cancelled`.
@@ -328,6 +330,9 @@ def segments(intervals: list[tuple[int, int]]) -> list[Segment]:
     return segs
 
 
+_UNSORTED = object()
+
+
 def _upscale_tiles(
     runner: TileRunner,
     lr: np.ndarray,
@@ -358,17 +363,27 @@ def _upscale_tiles(
     col_segs = [[i for i, g in enumerate(xsegs) if c in g.cover] for c in range(len(cols))]
     partial: dict[tuple[int, int], list] = {}  # overlap cell -> [float32 sum so far, tiles still to add]
     pending = list(tiles)
+    version = getattr(priority, "version", None)
+    order_of: object = _UNSORTED
     done = 0
     if progress:
         progress(0, len(tiles))
     while pending:
         if cancel is not None and cancel():
             raise Cancelled("cancelled")
-        if priority is not None:
+        if priority is None:
+            t = pending.pop(0)
+        elif version is None:
             t = min(pending, key=priority)
             pending.remove(t)
         else:
-            t = pending.pop(0)
+            # the priorities change only with the version: sort once per version (lowest last, ties by
+            # index, the order min() picks in) instead of asking for every pending tile before each pick
+            v = version()
+            if v != order_of:
+                pending.sort(key=lambda t: (priority(t), t.index), reverse=True)
+                order_of = v
+            t = pending.pop()
         y = runner.run(lr[t.y0 : t.y1, t.x0 : t.x1])
         ty = wy[t.row] * norm_y[t.y0 * s : t.y1 * s]
         tx = wx[t.col] * norm_x[t.x0 * s : t.x1 * s]

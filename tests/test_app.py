@@ -28,7 +28,7 @@ from app.image_cache import ImageCache, ImageId, RenderKey, RenderResult
 from app.main import configure_torch_threads
 from app.main_window import MainWindow
 from app.pyramid import Pyramid
-from app.render import VisibleRegion, bicubic_uint8, make_priority, to_uint8
+from app.render import INTERACTIVE_CPU_TILE, VisibleRegion, bicubic_uint8, make_priority, to_uint8
 from app.settings import Settings, load_settings, save_settings, settings_path
 from app.viewer import ViewState
 from app.worker import RenderJob, RenderRequest, RenderSpec
@@ -143,7 +143,9 @@ def test_app_drop_loads_image_and_right_view_matches_core(qtbot, tiny_model, win
     region = VisibleRegion()
     region.set((0.0, 0.0, 200.0, 150.0))
     expected = to_uint8(
-        upscale_array(model, picture.rgb, tile=128, overlap=16, device="cpu", priority=make_priority(region))
+        upscale_array(
+            model, picture.rgb, tile=INTERACTIVE_CPU_TILE, overlap=16, device="cpu", priority=make_priority(region)
+        )
     )
     shown = window.right_image.base.levels[0]
     assert shown.shape == (300, 400, 3)
@@ -694,6 +696,10 @@ def test_app_priority_puts_visible_tiles_first():
     assert first.x0 < 100 and first.y0 < 100
     region.set((600.0, 450.0, 800.0, 600.0))
     assert min(tiles, key=priority).x1 > 600
+    # the version the core re-sorts on follows the rectangle, and the default until there is one
+    assert priority.version() == (600.0, 450.0, 800.0, 600.0)
+    fitted = make_priority(VisibleRegion(), (0.0, 0.0, 800.0, 600.0))
+    assert fitted.version() == (0.0, 0.0, 800.0, 600.0)
 
 
 def test_app_pyramid_paste_matches_a_full_build():

@@ -17,7 +17,7 @@ from PySide6.QtCore import QPointF, Qt
 from app.batch_dialog import COL_MODEL, BatchExportDialog
 from app.main import configure_torch_threads
 from app.main_window import MainWindow
-from app.render import VisibleRegion, make_priority, to_uint8
+from app.render import INTERACTIVE_CPU_TILE, VisibleRegion, make_priority, to_uint8
 from app.wizard import TrainingWizard
 from mlrn_core import batch, registry
 from mlrn_core.imageio import read_image
@@ -66,7 +66,9 @@ def _expected(model_path: Path, path: Path) -> np.ndarray:
     region.set((0.0, 0.0, float(picture.width), float(picture.height)))
     model = registry.load_model(str(model_path), 2).model
     return to_uint8(
-        upscale_array(model, picture.rgb, tile=128, overlap=16, device="cpu", priority=make_priority(region))
+        upscale_array(
+            model, picture.rgb, tile=INTERACTIVE_CPU_TILE, overlap=16, device="cpu", priority=make_priority(region)
+        )
     )
 
 

@@ -223,3 +223,44 @@ def test_uint8_result_is_written_to_tiff_without_a_full_copy(tmp_path):
     # the compressed strips (small) and one 1 MB strip at a time; a predictor or float copy would be >= 1x
     assert peak < 0.5 * rgb.nbytes, f"peak {peak / 2**20:.1f} MiB for a {rgb.nbytes / 2**20:.1f} MiB image"
     np.testing.assert_array_equal(imageio.picture_to_uint8_rgb(imageio.read_image(tmp_path / "big.tif")), rgb)
+
+
+def test_a_versioned_priority_is_sorted_once_per_version_in_the_order_min_picks():
+    """``priority.version()`` lets the core sort once per view instead of asking every tile before each pick."""
+    model = tiny_model(2)
+    lr = textured_image(75, 115).astype(np.float32) / 255
+    tiles = plan_tiles(75, 115, 32, 8)
+    view = [(60.0, 100.0)]
+    calls = [0]
+
+    def distance(t, where):  # many ties: the order among them must be the one min() gives
+        return abs((t.y0 + t.y1) // 2 - where[0]) // 20 + abs((t.x0 + t.x1) // 2 - where[1]) // 20
+
+    def prio(t):
+        calls[0] += 1
+        return distance(t, view[0])
+
+    prio.version = lambda: view[0]
+    order = []
+
+    def on_tile(t, _rects):
+        order.append(t.index)
+        if len(order) == 3:
+            view[0] = (0.0, 0.0)  # the user scrolled to the top-left corner
+
+    out = upscale_array(model, lr, tile=32, overlap=8, device="cpu", priority=prio, on_tile=on_tile)
+    expected, pending, where = [], list(tiles), (60.0, 100.0)
+    while pending:
+        t = min(pending, key=lambda t: distance(t, where))
+        pending.remove(t)
+        expected.append(t.index)
+        if len(expected) == 3:
+            where = (0.0, 0.0)
+    assert order == expected
+    assert order[3] == 0  # right after the scroll, the top-left tile
+    assert calls[0] == len(tiles) + (len(tiles) - 3)  # one sort per view, not one scan per pick
+    # the same order gives the same pixels as the unversioned priority (overlap sums are order-sensitive)
+    view[0] = (60.0, 100.0)
+    rank = {i: k for k, i in enumerate(order)}
+    same = upscale_array(model, lr, tile=32, overlap=8, device="cpu", priority=lambda t: rank[t.index])
+    np.testing.assert_array_equal(out, same)
