@@ -225,6 +225,7 @@ class ValidationEvent(Event):
     is_best: bool
     base_psnr: float | None = None  # the warm-start model's score (fine-tuning)
     preview: np.ndarray | None = field(default=None, compare=False, repr=False)  # uint8 HR output, val image 0
+    raw_psnr: float | None = None  # with EMA on: the latest weights' PSNR (``psnr`` is the better of the two)
 
 
 @dataclass(frozen=True)
@@ -329,6 +330,8 @@ class Trainer:
         self.dist = Dist()
         self.step = 0
         self._preview: np.ndarray | None = None
+        self._raw_psnr: float | None = None  # with EMA on: the latest (not averaged) weights' validation PSNR
+        self._val_net: torch.nn.Module | None = None  # the weights the last validation chose (EMA or latest)
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()  # cleared while paused
@@ -636,13 +639,28 @@ class Trainer:
 
     @torch.no_grad()
     def _validate(self) -> Score | None:
-        """The validation score of the weights that would be saved (the EMA ones when EMA is on)."""
+        """The validation score of the weights that would be saved.
+
+        With EMA on, both the averaged and the latest weights are validated: the better of the two is
+        the candidate (so EMA can never make a run worse), and the latest weights' PSNR is reported
+        beside it (``ValidationEvent.raw_psnr``), which is how EMA is measured.
+        """
+        self._raw_psnr = None
+        self._val_net = self.ema if self.ema is not None else self.model
         if not self.val_images:
             return None
-        net = self.ema if self.ema is not None else self.model
-        net.eval()
-        result = evaluate(net, self.val_images, self.cfg.scale, self.device, tile=self.cfg.val_tile, keep_first=True)
-        net.train()
+        best = None
+        for net in (self.model,) if self.ema is None else (self.ema, self.model):
+            net.eval()
+            result = evaluate(
+                net, self.val_images, self.cfg.scale, self.device, tile=self.cfg.val_tile, keep_first=True
+            )
+            net.train()
+            if self.ema is not None and net is self.model:
+                self._raw_psnr = result.mean.psnr
+            if best is None or result.mean.psnr > best[0].mean.psnr:
+                best = (result, net)
+        result, self._val_net = best
         self._preview = result.first_output
         return result.mean
 
@@ -653,7 +671,10 @@ class Trainer:
             is_best = val.psnr > self.best["psnr"]
             if is_best:
                 self.best.update(psnr=val.psnr, ssim=val.ssim, step=self.step)
-            self.history.append({"step": self.step, "psnr": val.psnr, "ssim": val.ssim})
+            entry = {"step": self.step, "psnr": val.psnr, "ssim": val.ssim}
+            if self._raw_psnr is not None:
+                entry["raw_psnr"] = self._raw_psnr
+            self.history.append(entry)
             self._emit(
                 ValidationEvent(
                     self.step,
@@ -665,6 +686,7 @@ class Trainer:
                     is_best,
                     self.base_score,
                     self._preview,
+                    raw_psnr=self._raw_psnr,
                 )
             )
         else:
@@ -698,7 +720,7 @@ class Trainer:
 
     def _export_model(self, val: Score | None) -> None:
         """model.pt: the best weights by validation PSNR (the latest ones when there is no validation)."""
-        net = self.ema if self.ema is not None else self.model
+        net = self._val_net if self._val_net is not None else (self.ema if self.ema is not None else self.model)
         bicubic, base_score = self.bicubic, self.base_score
         info = {
             "provenance": {

@@ -435,3 +435,35 @@ def test_usr1_pauses_and_usr2_resumes_without_counting_the_pause(folders, tmp_pa
     assert fin.step == 3 and not fin.stopped and steps_at_pause == [1]
     assert wall >= 1.5  # it did wait for USR2
     assert fin.elapsed_s <= wall - 1.2  # and the paused time is not training time
+
+
+def test_ema_validates_both_weights_and_keeps_the_better(folders, tmp_path):
+    """With EMA on, the averaged and the latest weights are both validated; model.pt is the better one."""
+    from mlrn_core.evaluate import evaluate
+
+    events = []
+    out = tmp_path / "ema"
+    cfg = cfg_for(folders, out, ema=0.99, lr=3e-3, max_steps=2, val_every=2)
+    trainer = Trainer(cfg, events.append)
+    trainer.run()
+    (val,) = [e for e in events if isinstance(e, tr.ValidationEvent)]
+    state = torch.load(out / "ckpt.pt", weights_only=False)
+    assert state["step"] == 2 and state["history"][0]["raw_psnr"] == val.raw_psnr
+
+    def psnr_of(weights):
+        net = registry.load_model(out / "model.pt", 2).model
+        net.load_state_dict(weights)
+        return evaluate(net.eval(), trainer.val_images, 2, torch.device("cpu"), tile=cfg.val_tile).mean.psnr
+
+    ema_psnr, raw_psnr = psnr_of(state["ema"]), psnr_of(state["model"]["state_dict"])
+    assert val.raw_psnr == pytest.approx(raw_psnr, abs=1e-6)
+    assert ema_psnr != pytest.approx(raw_psnr, abs=1e-3)  # the two really differ, so the choice matters
+    assert val.psnr == pytest.approx(max(ema_psnr, raw_psnr), abs=1e-6)
+    chosen = state["ema"] if ema_psnr > raw_psnr else state["model"]["state_dict"]
+    saved = registry.load_model(out / "model.pt", 2).model.state_dict()
+    for k, v in saved.items():
+        torch.testing.assert_close(v, chosen[k])
+    # without EMA there is nothing to compare
+    plain = []
+    Trainer(cfg_for(folders, tmp_path / "plain"), plain.append).run()
+    assert all(e.raw_psnr is None for e in plain if isinstance(e, tr.ValidationEvent))
