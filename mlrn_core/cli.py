@@ -368,7 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     opt.add_argument("--warmup", type=int, help="warm-up steps for cosine (default 100)")
     opt.add_argument("--schedule-steps", type=int, help="cosine horizon (default: --max-steps)")
-    opt.add_argument("--ema", type=float, help="EMA decay of the weights, e.g. 0.999 (default off)")
+    opt.add_argument(
+        "--ema",
+        type=float,
+        help="EMA decay of the weights, e.g. 0.999 (default off); both the average and the latest weights are "
+        "validated and the better one is kept",
+    )
     opt.add_argument("--grad-clip", type=float, help="max gradient norm (default off)")
     opt.add_argument(
         "--amp",

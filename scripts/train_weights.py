@@ -301,7 +301,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="default 32 on CUDA, 16 on CPU")
     ap.add_argument("--patch", type=int, default=None, help="LR patch; default 64 on CUDA, 48 on CPU")
     ap.add_argument("--lr", type=float, default=None, help="default 5e-4 from scratch, 2e-4 when continuing")
-    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights (0 = off)")
+    ap.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="EMA decay of the weights (0 = off); the average and the latest weights are both validated, "
+        "the better kept",
+    )
     ap.add_argument(
         "--clean-share",
         type=float,
