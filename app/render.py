@@ -110,8 +110,11 @@ def make_priority(
     memo: dict[tuple[int, int, int, int], float] = {}
     seen: list[tuple[float, float, float, float] | None] = [None]
 
+    def visible() -> tuple[float, float, float, float] | None:
+        return region.get() or default
+
     def priority(t: Tile) -> float:
-        rect = region.get() or default
+        rect = visible()
         if rect is None:
             return float(t.index)
         if rect != seen[0]:
@@ -129,5 +132,5 @@ def make_priority(
         return value
 
     # the values change only with the rectangle: the core sorts the pending tiles once per rectangle
-    priority.version = lambda: region.get() or default  # type: ignore[attr-defined]
+    priority.version = visible  # type: ignore[attr-defined]
     return priority

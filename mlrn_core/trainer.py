@@ -720,7 +720,7 @@ class Trainer:
 
     def _export_model(self, val: Score | None) -> None:
         """model.pt: the best weights by validation PSNR (the latest ones when there is no validation)."""
-        net = self._val_net if self._val_net is not None else (self.ema if self.ema is not None else self.model)
+        net = self._val_net  # set by _validate, which runs before every export
         bicubic, base_score = self.bicubic, self.base_score
         info = {
             "provenance": {
