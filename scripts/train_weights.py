@@ -216,8 +216,11 @@ def install(
         return report
     history_file = models_dir / f"{name}.history.json"
     history = json.loads(history_file.read_text()) if history_file.exists() else []
+    if history and history[-1].get("run") == run.name:
+        history.pop()  # the same round installed again from a later checkpoint: one round, counted once
     history.append(
         {
+            "run": run.name,
             "date": _dt.date.today().isoformat(),
             "command": command,
             "device": hardware or hardware_text(device_label(device)),
@@ -247,6 +250,22 @@ def install(
     print(f"{name}: installed {shipped} (validation {new_val:.3f} dB, was {old_val})", flush=True)
     report["installed"] = True
     return report
+
+
+def best_checkpoint(run: Path, ckpt: dict) -> tuple[int, float]:
+    """(steps, minutes) of the checkpoint a run's model.pt holds: its best validation, from events.jsonl (the
+    trainer exports the best weights, while ckpt.pt is the latest); the checkpoint's own figures otherwise."""
+    steps, minutes = int(ckpt["step"]), ckpt.get("elapsed_s", 0) / 60
+    events_file = run / "events.jsonl"
+    if not events_file.exists():
+        return steps, minutes
+    events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
+    best = [e for e in events if e.get("event") == "validation" and e.get("is_best")]
+    if not best:
+        return steps, minutes
+    step = max(best, key=lambda e: e["psnr"])["step"]
+    elapsed = [e["elapsed_s"] for e in events if e.get("event") == "step" and e["step"] <= step]
+    return step, (elapsed[-1] / 60 if elapsed else minutes)
 
 
 def recard(scale: int, photo: bool, device, valdir: Path) -> None:
@@ -356,6 +375,7 @@ def main() -> None:
         run = Path(args.install_run)
         ck = torch.load(run / "ckpt.pt", map_location="cpu", weights_only=True)
         init = ck["config"].get("init")
+        steps, minutes = best_checkpoint(run, ck)
         for scale in args.scales:
             install(
                 run,
@@ -363,8 +383,8 @@ def main() -> None:
                 args.photo,
                 args.command or "see the run's config.json",
                 pick_device(args.device),
-                ck.get("elapsed_s", 0) / 60,
-                int(ck["step"]),
+                minutes,
+                steps,
                 Path(init).name if init else "scratch",
                 valdir,
                 force=args.force,

@@ -297,3 +297,37 @@ def test_metrics_of_a_photo_model_adds_the_jpeg_rows():
     assert m["set14_jpeg95_bicubic_ssim"] == 0.8630
     assert m["set14_psnr"] == 32.09
     assert len(m) == 3 + 4 * 5  # validation, then Set5, Set14 and three JPEG qualities
+
+
+def test_a_run_installed_again_from_a_later_checkpoint_stays_one_round(repo, tmp_path, monkeypatch):
+    """--install-run on a run that was already installed from an earlier checkpoint (a round that ran on) must
+    not count its first steps twice: the card keeps one round with the later figures."""
+    measured = []
+    monkeypatch.setattr(tw, "measure", lambda model, scale, device, valdir, photo: measured.pop(0))
+    run = _run_with_model(tmp_path / "mlrn-x2-20261130-041417")
+    measured[:] = [results(val=33.30, set14=32.79)]
+    assert tw.install(run, 2, False, "round", "cpu", 16.4, 1400, "mlrn-x2.pt", tmp_path, hardware="CPU")["installed"]
+    measured[:] = [results(val=33.40, set14=32.80), results(val=33.30, set14=32.79)]
+    assert tw.install(run, 2, False, "round", "cpu", 78.0, 4900, "mlrn-x2.pt", tmp_path, hardware="CPU")["installed"]
+    history = json.loads((repo / "mlrn-x2.history.json").read_text())
+    assert [(h["steps"], h["val_psnr"]) for h in history] == [(4900, 33.40)]
+    # another run is another round
+    measured[:] = [results(val=33.50, set14=32.80), results(val=33.40, set14=32.80)]
+    run2 = _run_with_model(tmp_path / "run2")
+    assert tw.install(run2, 2, False, "next", "cpu", 9.0, 300, "mlrn-x2.pt", tmp_path, hardware="CPU")["installed"]
+    assert [h["steps"] for h in json.loads((repo / "mlrn-x2.history.json").read_text())] == [4900, 300]
+
+
+def test_install_run_counts_the_steps_of_the_best_checkpoint_not_the_latest(tmp_path):
+    events = [
+        {"step": 100, "elapsed_s": 60.0, "event": "step"},
+        {"step": 100, "psnr": 33.0, "is_best": True, "event": "validation"},
+        {"step": 200, "elapsed_s": 130.0, "event": "step"},
+        {"step": 200, "psnr": 33.2, "is_best": True, "event": "validation"},
+        {"step": 300, "elapsed_s": 200.0, "event": "step"},
+        {"step": 300, "psnr": 33.1, "is_best": False, "event": "validation"},
+    ]
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert tw.best_checkpoint(tmp_path, {"step": 300, "elapsed_s": 200.0}) == (200, 130.0 / 60)
+    # without events, the checkpoint's own figures
+    assert tw.best_checkpoint(tmp_path / "none", {"step": 300, "elapsed_s": 240.0}) == (300, 4.0)
