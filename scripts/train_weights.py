@@ -253,19 +253,14 @@ def install(
 
 
 def best_checkpoint(run: Path, ckpt: dict) -> tuple[int, float]:
-    """(steps, minutes) of the checkpoint a run's model.pt holds: its best validation, from events.jsonl (the
-    trainer exports the best weights, while ckpt.pt is the latest); the checkpoint's own figures otherwise."""
-    steps, minutes = int(ckpt["step"]), ckpt.get("elapsed_s", 0) / 60
-    events_file = run / "events.jsonl"
-    if not events_file.exists():
-        return steps, minutes
-    events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
-    best = [e for e in events if e.get("event") == "validation" and e.get("is_best")]
-    if not best:
-        return steps, minutes
-    step = max(best, key=lambda e: e["psnr"])["step"]
-    elapsed = [e["elapsed_s"] for e in events if e.get("event") == "step" and e["step"] <= step]
-    return step, (elapsed[-1] / 60 if elapsed else minutes)
+    """(steps, minutes) of the checkpoint a run's model.pt holds (the trainer exports the best weights with their
+    step and training time, while ckpt.pt is the latest); the checkpoint's own figures for an older model.pt."""
+    from mlrn_core import registry
+
+    prov = registry.read_model_file(run / "model.pt").info.get("provenance") or {}
+    if "steps" not in prov or "train_seconds" not in prov:
+        return int(ckpt["step"]), ckpt.get("elapsed_s", 0) / 60
+    return int(prov["steps"]), prov["train_seconds"] / 60
 
 
 def recard(scale: int, photo: bool, device, valdir: Path) -> None:

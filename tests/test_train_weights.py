@@ -319,15 +319,11 @@ def test_a_run_installed_again_from_a_later_checkpoint_stays_one_round(repo, tmp
 
 
 def test_install_run_counts_the_steps_of_the_best_checkpoint_not_the_latest(tmp_path):
-    events = [
-        {"step": 100, "elapsed_s": 60.0, "event": "step"},
-        {"step": 100, "psnr": 33.0, "is_best": True, "event": "validation"},
-        {"step": 200, "elapsed_s": 130.0, "event": "step"},
-        {"step": 200, "psnr": 33.2, "is_best": True, "event": "validation"},
-        {"step": 300, "elapsed_s": 200.0, "event": "step"},
-        {"step": 300, "psnr": 33.1, "is_best": False, "event": "validation"},
-    ]
-    (tmp_path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    from tests.helpers import tiny_model
+
+    # model.pt holds the best weights, exported at step 200 after 130 s; ckpt.pt is at step 300
+    registry.save_model(tmp_path / "model.pt", tiny_model(2), {"provenance": {"steps": 200, "train_seconds": 130.0}})
     assert tw.best_checkpoint(tmp_path, {"step": 300, "elapsed_s": 200.0}) == (200, 130.0 / 60)
-    # without events, the checkpoint's own figures
-    assert tw.best_checkpoint(tmp_path / "none", {"step": 300, "elapsed_s": 240.0}) == (300, 4.0)
+    # a model.pt without provenance: the checkpoint's own figures
+    registry.save_model(tmp_path / "old" / "model.pt", tiny_model(2))
+    assert tw.best_checkpoint(tmp_path / "old", {"step": 300, "elapsed_s": 240.0}) == (300, 4.0)
