@@ -162,6 +162,7 @@ _TRAIN_FIELDS = {
     "schedule": "schedule",
     "warmup": "warmup_steps",
     "schedule_steps": "schedule_steps",
+    "tail_steps": "tail_steps",
     "ema": "ema",
     "grad_clip": "grad_clip",
     "amp": "amp",
@@ -363,11 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--lr", type=float, help="peak learning rate (default 5e-4)")
     opt.add_argument(
         "--schedule",
-        choices=("cosine", "cosine-time", "step"),
-        help="cosine with warm-up over the steps, cosine over --max-minutes, or the paper's halving",
+        choices=("cosine", "cosine-time", "step", "constant-cosine"),
+        help="cosine with warm-up over the steps, cosine over --max-minutes, the paper's halving, or constant "
+        "with a cosine over the last --tail-steps (a long run resumed across sessions)",
     )
     opt.add_argument("--warmup", type=int, help="warm-up steps for cosine (default 100)")
     opt.add_argument("--schedule-steps", type=int, help="cosine horizon (default: --max-steps)")
+    opt.add_argument("--tail-steps", type=int, help="constant-cosine: steps of the cosine tail ending at --max-steps")
     opt.add_argument(
         "--ema",
         type=float,

@@ -44,6 +44,7 @@ from mlrn_core.tiling import cpu_bf16_supported, device_label
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "mlrn-studio-checkpoint"
+SCHEDULES = ("cosine", "cosine-time", "step", "constant-cosine")
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,12 @@ class TrainConfig:
     batch: int = 16
     patch: int = 48  # LR patch side; HR patches are patch * scale
     lr: float = 5e-4
-    schedule: str = "cosine"  # "cosine" (warm-up then cosine), "cosine-time" (over max_minutes) or "step" (halving)
+    # "cosine" (warm-up then cosine), "cosine-time" (over max_minutes), "step" (halving) or "constant-cosine"
+    # (warm-up, constant, then a cosine over the last tail_steps of max_steps: a long run that spans sessions)
+    schedule: str = "cosine"
     warmup_steps: int = 100
     schedule_steps: int | None = None  # cosine horizon; defaults to max_steps
+    tail_steps: int = 0  # constant-cosine: the length of the cosine tail that ends at max_steps
     min_lr_ratio: float = 0.02
     halve_every: int = 200_000  # the paper: every 200 epochs of 1000 iterations
     betas: tuple[float, float] = (0.9, 0.999)
@@ -106,8 +110,15 @@ class TrainConfig:
             raise ValueError("at least one data folder is needed")
         if self.max_steps is None and self.max_minutes is None:
             raise ValueError("give max_steps or max_minutes (or both)")
-        if self.schedule not in ("cosine", "step", "cosine-time"):
-            raise ValueError(f"schedule must be 'cosine', 'cosine-time' or 'step', got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.schedule == "constant-cosine" and not (
+            self.max_steps and 0 < self.tail_steps <= self.max_steps - self.warmup_steps
+        ):
+            raise ValueError(
+                "the constant-cosine schedule needs max_steps and 0 < tail_steps <= max_steps - warmup_steps, "
+                f"got max_steps {self.max_steps}, tail_steps {self.tail_steps}, warmup_steps {self.warmup_steps}"
+            )
         if self.schedule == "cosine-time" and not self.max_minutes:
             raise ValueError("the cosine-time schedule needs max_minutes (its horizon)")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
@@ -179,6 +190,13 @@ def lr_at(step: int, cfg: TrainConfig, elapsed_s: float | None = None) -> float:
     if cfg.schedule == "cosine-time" and cfg.max_minutes:
         progress = min(1.0, max(0.0, (elapsed_s or 0.0) / (cfg.max_minutes * 60)))
         floor = cfg.lr * cfg.min_lr_ratio
+        return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    floor = cfg.lr * cfg.min_lr_ratio
+    if cfg.schedule == "constant-cosine" and cfg.max_steps:
+        tail0 = cfg.max_steps - cfg.tail_steps
+        if step < tail0:
+            return cfg.lr
+        progress = min(1.0, (step - tail0) / max(1, cfg.tail_steps))
         return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
     horizon = cfg.schedule_steps or cfg.max_steps
     if not horizon:
@@ -507,9 +525,13 @@ class Trainer:
             model.load_state_dict(state["model"]["state_dict"], strict=True)
             base = state.get("base")
         model.to(device)
-        # channels_last: faster on CUDA and on oneDNN CPUs (1.15x fp32, 1.16x bf16 here); gloo's DDP buffer
-        # broadcast cannot handle channels_last CPU tensors, so a multi-process CPU run stays NCHW.
-        self.channels_last = device.type == "cuda" or (device.type == "cpu" and not dist.enabled)
+        # channels_last: faster on CUDA and on CPUs with native bf16 kernels (AVX512-BF16/AMX: 1.15x fp32, 1.16x
+        # bf16), slower on an AVX2-only CPU (0.87x fp32: benchmarks/cpu_train_step.py --variants fp32,fp32-cl), so
+        # the same rule as inference (tiling.py). gloo's DDP buffer broadcast cannot handle channels_last CPU
+        # tensors, so a multi-process CPU run stays NCHW.
+        self.channels_last = device.type == "cuda" or (
+            device.type == "cpu" and not dist.enabled and cpu_bf16_supported()
+        )
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         ema = copy.deepcopy(model).eval() if cfg.ema > 0 else None

@@ -14,6 +14,14 @@ than 0.02 dB). Set5 and Set14 are only reported. It never starts over from scrat
 so every GPU or CPU hour adds to the last; ``--resume`` continues an interrupted round from its last
 checkpoint (a killed job loses at most ``val_every`` steps).
 
+``--campaign`` trains one long run per model that spans sessions instead of short rounds: a constant learning
+rate after warm-up and a cosine over the last ``--tail-steps`` of ``--campaign-steps`` (``constant-cosine``).
+Its folder, ``training/<model>-campaign/`` in the repository (checkpoint with optimiser, EMA, step, RNG and
+best-so-far; the data sampler is a pure function of the seed and the step), is committed at the end of each
+session, and the next ``--campaign`` call resumes it exactly where it stopped for another ``--minutes``. Each
+session installs its best weights by the usual rule, except that Set14 is held to what shipped before the
+campaign began (``baseline.json``), not to the previous session's install.
+
 The cosine schedule needs a horizon in steps: a few timed training steps on the device turn the
 minute budget into a step count (``--max-minutes`` stays as a hard stop).
 
@@ -35,6 +43,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
+CAMPAIGNS = REPO / "training"  # long runs that span sessions (committed: the work tree is new every session)
 SET14_TOLERANCE = 0.02  # dB: a round may not lose more than this on Set14 (rounding and tiling noise)
 
 from mlrn_core.shipped_cards import PHOTO_TABLE, credits, model_name, shipped_card  # noqa: E402 (after sys.path)
@@ -72,6 +81,13 @@ def probe_steps_per_s(device: str, batch: int, patch: int, scale: int, image_ski
     if dev.type == "cuda":
         torch.cuda.synchronize()
     return n / (time.perf_counter() - t)
+
+
+def layout_text(device) -> str:
+    """The trainer's memory format on ``device`` (channels_last on CUDA and on CPUs with native bf16 kernels)."""
+    from mlrn_core.tiling import cpu_bf16_supported
+
+    return " + channels_last" if device.type == "cuda" or cpu_bf16_supported() else ", NCHW"
 
 
 def degradation_for(photo: bool):
@@ -144,16 +160,19 @@ def set14_key(photo: bool) -> str:
     return "Set14 jpeg:85" if photo else "Set14"
 
 
-def should_install(new: dict, old: dict | None, photo: bool) -> tuple[bool, str]:
+def should_install(new: dict, old: dict | None, photo: bool, set14_reference: float | None = None) -> tuple[bool, str]:
     """Whether a round's results beat the model to beat (``old``; ``None`` when there is none), and why.
 
     Better means: higher on the validation split *and* at most :data:`SET14_TOLERANCE` dB lower on Set14
-    (:func:`set14_key`). ``new`` and ``old`` are :func:`measure` results."""
+    (:func:`set14_key`) than ``old``, or than ``set14_reference`` when given (a campaign holds Set14 to the model
+    shipped before it began, so installs cannot ratchet it down session by session). ``new`` and ``old`` are
+    :func:`measure` results."""
     if old is None:
         return True, "no model to beat"
     s14 = set14_key(photo)
     new_val, old_val = new["val"]["model"]["psnr"], old["val"]["model"]["psnr"]
-    new14, old14 = new[s14]["model"]["psnr"], old[s14]["model"]["psnr"]
+    new14 = new[s14]["model"]["psnr"]
+    old14 = old[s14]["model"]["psnr"] if set14_reference is None else set14_reference
     figures = f"validation {new_val:.3f} dB (was {old_val:.3f}), {s14} {new14:.3f} dB (was {old14:.3f})"
     if not new_val > old_val:
         return False, f"not better on the validation split: {figures}"
@@ -175,6 +194,7 @@ def install(
     force: bool = False,
     dry: bool = False,
     hardware: str | None = None,
+    set14_reference: float | None = None,
 ) -> dict:
     """Benchmark a run's model.pt; ship it if it beats the shipped model on the validation split (or ``force``)
     and is not worse on Set14 (for photo models: Set14 as JPEG q85)."""
@@ -210,7 +230,7 @@ def install(
         "minutes": round(minutes, 1),
         "installed": False,
     }
-    better, report["reason"] = should_install(results, old, photo)
+    better, report["reason"] = should_install(results, old, photo, set14_reference)
     if dry or not (force or better):
         print(f"{name}: not installed ({json.dumps(report)})", flush=True)
         return report
@@ -306,6 +326,103 @@ def metrics_of(results: dict, photo: bool) -> dict:
     return metrics
 
 
+def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path], folder: Path):
+    """(TrainConfig, resume, command, Set14 reference) of the campaign in ``folder``: resumed from its checkpoint
+    (the paths and this session's minutes brought up to date, everything else as it was) or started from the
+    shipped weights with the baseline recorded."""
+    import dataclasses
+
+    import torch
+
+    from mlrn_core import registry
+    from mlrn_core.trainer import TrainConfig, autocast_for
+
+    name = model_name(scale, args.photo)
+    paths = {
+        "data": tuple(str(SHARED / "train" / s) for s in TRAIN_SETS),
+        "val": (str(valdir),),
+        "exclude": tuple(str(p) for p in held_out),
+        "out": str(folder),
+    }
+    ckpt = folder / "ckpt.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        cfg = TrainConfig.from_json(state["config"])
+        if cfg.scale != scale:
+            raise SystemExit(f"{ckpt} is a x{cfg.scale} checkpoint, not x{scale}: move it away or pick its scale")
+        done_min = float(state.get("elapsed_s", 0.0)) / 60
+        cfg = dataclasses.replace(cfg, **paths, max_minutes=done_min + args.minutes, device=str(device))
+        horizon = {"max_steps": args.campaign_steps or cfg.max_steps, "tail_steps": args.tail_steps or cfg.tail_steps}
+        if (horizon["max_steps"], horizon["tail_steps"]) != (cfg.max_steps, cfg.tail_steps):
+            # a longer or shorter campaign: only while the learning rate is still constant, so the steps already
+            # taken are the same under the new schedule as under the old one
+            tail0_old, tail0_new = cfg.max_steps - cfg.tail_steps, horizon["max_steps"] - horizon["tail_steps"]
+            if int(state["step"]) > min(tail0_old, tail0_new):
+                raise SystemExit(
+                    f"{folder}: step {state['step']} is past the constant phase (the tail starts at step "
+                    f"{min(tail0_old, tail0_new)}), so its horizon can no longer change; run it as it is"
+                )
+            cfg = dataclasses.replace(cfg, **horizon)
+            print(f"{name}: campaign horizon now {cfg.max_steps} steps, cosine over the last {cfg.tail_steps}")
+        baseline = json.loads((folder / "baseline.json").read_text())
+        print(f"{name}: resuming the campaign {folder} at step {state['step']} of {cfg.max_steps}", flush=True)
+        return cfg, True, (folder / "command.txt").read_text().strip(), baseline["set14_psnr"]
+    models_dir = REPO / "resources" / "models"
+    candidates = [models_dir / f"{name}.pt", models_dir / f"mlrn-x{scale}.pt", models_dir / "mlrn-x2.pt"]
+    init = next((c for c in candidates if c.exists()), None)
+    cuda = device.type == "cuda"
+    batch, patch = args.batch or (32 if cuda else 16), args.patch or (64 if cuda else 48)
+    lr = args.lr or (2e-4 if init else 5e-4)
+    deg = degradation_for(args.photo)
+    cfg = TrainConfig(
+        **paths,
+        scale=scale,
+        batch=batch,
+        patch=patch,
+        lr=lr,
+        warmup_steps=100,
+        max_steps=args.campaign_steps or 40_000,
+        tail_steps=args.tail_steps or 10_000,
+        schedule="constant-cosine",
+        max_minutes=args.minutes,
+        val_every=args.val_every or 200,
+        image_skip=True,
+        ema=args.ema,
+        init=str(init) if init else None,
+        device=str(device),
+        seed=int(time.time()) % 10000,
+        jpeg_quality=deg.jpeg_quality,
+        noise_sigma=deg.noise_sigma,
+        blur=deg.blur,
+        resize=deg.resize,
+        clean_share=args.clean_share if args.photo else 0.0,
+    )
+    ctx = autocast_for(device, cfg.amp)[0]
+    precision = "bf16 autocast" if isinstance(ctx, torch.autocast) else "fp32"
+    command = (
+        f"python scripts/train_weights.py --campaign --scales {scale}"
+        + (" --photo" if args.photo else "")
+        + f" --minutes M (one call a session; TrainConfig: batch {batch}, patch {patch}, lr {lr:g} constant after "
+        f"{cfg.warmup_steps} warm-up steps, cosine over the last {cfg.tail_steps} of {cfg.max_steps} steps, "
+        f"{precision}{layout_text(device)}"
+        + (f", EMA {args.ema:g}" if args.ema else "")
+        + (f", {args.clean_share:.0%} of samples clean" if args.photo and args.clean_share else "")
+        + f", init {init.name if init else 'scratch'})"
+    )
+    baseline = {"model": name, "set14_psnr": None, "val_psnr": None}
+    if init is not None and init.name == f"{name}.pt":
+        metrics = registry.read_model_file(init).info.get("metrics") or {}
+        key = "set14_jpeg85_psnr" if args.photo else "set14_psnr"
+        baseline.update(
+            set14_psnr=metrics.get(key), val_psnr=metrics.get("val_psnr"), date=_dt.date.today().isoformat()
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "command.txt").write_text(command + "\n")
+    (folder / "baseline.json").write_text(json.dumps(baseline, indent=2) + "\n")
+    print(f"{name}: new campaign {folder}; {command}", flush=True)
+    return cfg, False, command, baseline["set14_psnr"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=4.0, help="training minutes per scale")
@@ -337,6 +454,23 @@ def main() -> None:
     )
     ap.add_argument("--val-every", type=int, default=None, help="validation and checkpoint interval in steps")
     ap.add_argument("--runs", default=str(REPO / "runs"), help="where run folders go")
+    ap.add_argument(
+        "--campaign",
+        action="store_true",
+        help="train the model's one long run (training/<model>-campaign/, committed), resuming it where the last "
+        "session stopped; --minutes is this session's share",
+    )
+    ap.add_argument(
+        "--campaign-steps",
+        type=int,
+        default=None,
+        help="the campaign's total steps (default 40000 for a new one); a running campaign takes a new value only "
+        "while its learning rate is still constant",
+    )
+    ap.add_argument(
+        "--tail-steps", type=int, default=None, help="the campaign's cosine tail, its last steps (default 10000)"
+    )
+    ap.add_argument("--campaigns", default=str(CAMPAIGNS), help="where campaign folders go")
     ap.add_argument(
         "--resume",
         action="store_true",
@@ -408,7 +542,11 @@ def main() -> None:
             for p in runs.glob(f"{name}-[0-9]*")
             if (p / "ckpt.pt").exists() and (p / "command.txt").exists() and not (p / "finished").exists()
         )
-        if args.resume and resumable:
+        set14_reference = None
+        if args.campaign:
+            out = Path(args.campaigns) / f"{name}-campaign"
+            cfg, resume, command, set14_reference = campaign_setup(args, scale, device, valdir, held_out, out)
+        elif args.resume and resumable:
             out = resumable[-1]
             ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
             cfg = TrainConfig.from_json(ck["config"])
@@ -458,7 +596,7 @@ def main() -> None:
                 {torch.bfloat16: "bf16", torch.float16: "fp16"}[ctx.fast_dtype] + " autocast"
                 if isinstance(ctx, torch.autocast)
                 else "fp32"
-            ) + " + channels_last"
+            ) + layout_text(device)
             command = (
                 f"python scripts/train_weights.py --minutes {args.minutes:g} --scales {scale}"
                 + (" --photo" if args.photo else "")
@@ -492,9 +630,13 @@ def main() -> None:
         )
         trainer.pause_on_signals()  # kill -USR1 / -USR2: pause / resume (paused time is not counted)
         fin = trainer.run()
-        (out / "finished").write_text(f"{fin.elapsed_s:.1f}\n")
+        if not args.campaign or (cfg.max_steps is not None and fin.step >= cfg.max_steps):
+            (out / "finished").write_text(f"{fin.elapsed_s:.1f}\n")
         minutes = fin.elapsed_s / 60 if fin.elapsed_s else (time.perf_counter() - t0) / 60
         ck = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=True)
+        steps = int(ck["step"])
+        if args.campaign:  # a campaign installs the weights its validation chose, with their own step and time
+            steps, minutes = best_checkpoint(out, ck)
         init_name = Path(cfg.init).name if cfg.init else "scratch"
         summary[name] = install(
             out,
@@ -503,11 +645,12 @@ def main() -> None:
             command,
             device,
             minutes,
-            int(ck["step"]),
+            steps,
             init_name,
             valdir,
             force=False,
             dry=args.no_install,
+            set14_reference=set14_reference,
         )
     print(json.dumps(summary, indent=2))
 

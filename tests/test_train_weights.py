@@ -327,3 +327,103 @@ def test_install_run_counts_the_steps_of_the_best_checkpoint_not_the_latest(tmp_
     # a model.pt without provenance: the checkpoint's own figures
     registry.save_model(tmp_path / "old" / "model.pt", tiny_model(2))
     assert tw.best_checkpoint(tmp_path / "old", {"step": 300, "elapsed_s": 240.0}) == (300, 4.0)
+
+
+# --- the campaign: one long run across sessions ------------------------------------------------------------
+
+
+def _campaign_args(**kw):
+    import argparse
+
+    values = {"photo": False, "minutes": 150.0, "batch": None, "patch": None, "lr": None, "ema": 0.999}
+    values.update(clean_share=0.0, val_every=None)
+    values.update(campaign_steps=None, tail_steps=None)
+    values.update(kw)
+    return argparse.Namespace(**values)
+
+
+def test_a_campaign_starts_from_the_shipped_model_and_records_its_set14_as_the_reference(repo, tmp_path):
+    import torch
+
+    from tests.helpers import tiny_model
+
+    registry.save_model(repo / "mlrn-x2.pt", tiny_model(2), {"metrics": {"set14_psnr": 32.7957, "val_psnr": 36.1568}})
+    folder = tmp_path / "training" / "mlrn-x2-campaign"
+    valdir = tmp_path / "val"
+    cfg, resume, command, ref = tw.campaign_setup(_campaign_args(), 2, torch.device("cpu"), valdir, [], folder)
+    assert not resume and ref == 32.7957
+    assert (cfg.schedule, cfg.max_steps, cfg.tail_steps, cfg.lr, cfg.ema) == (
+        "constant-cosine",
+        40_000,
+        10_000,
+        2e-4,
+        0.999,
+    )
+    assert cfg.init == str(repo / "mlrn-x2.pt") and cfg.out == str(folder) and cfg.max_minutes == 150.0
+    assert cfg.val == (str(valdir),) and cfg.data == tuple(str(tw.SHARED / "train" / s) for s in tw.TRAIN_SETS)
+    assert json.loads((folder / "baseline.json").read_text())["set14_psnr"] == 32.7957
+    assert "--campaign" in command and "cosine over the last 10000 of 40000 steps" in command
+    assert (folder / "command.txt").read_text().strip() == command
+
+
+def test_a_campaign_resumes_with_today_s_paths_and_minutes_and_keeps_its_reference(repo, tmp_path):
+    import dataclasses
+
+    import torch
+
+    from tests.helpers import tiny_model
+
+    registry.save_model(repo / "mlrn-x2.pt", tiny_model(2), {"metrics": {"set14_psnr": 32.7957}})
+    folder = tmp_path / "training" / "mlrn-x2-campaign"
+    cpu = torch.device("cpu")
+    cfg, *_ = tw.campaign_setup(_campaign_args(), 2, cpu, tmp_path / "val", [], folder)
+    # the first session's checkpoint, written on another machine at another path, 150 minutes in
+    old = dataclasses.replace(cfg, out="/elsewhere/training/mlrn-x2-campaign", data=("/elsewhere/T91",))
+    torch.save({"config": old.to_json(), "step": 3500, "elapsed_s": 9000.0}, folder / "ckpt.pt")
+    # the shipped model improves after the first install: the reference stays what shipped before the campaign
+    registry.save_model(repo / "mlrn-x2.pt", tiny_model(2), {"metrics": {"set14_psnr": 32.90}})
+    cfg2, resume, command, ref = tw.campaign_setup(_campaign_args(minutes=140), 2, cpu, tmp_path / "v2", [], folder)
+    assert resume and ref == 32.7957
+    assert cfg2.out == str(folder) and cfg2.data == cfg.data and cfg2.val == (str(tmp_path / "v2"),)
+    assert cfg2.max_minutes == pytest.approx(150 + 140)  # max_minutes counts all sessions' training time
+    assert (cfg2.seed, cfg2.max_steps, cfg2.lr, cfg2.init) == (cfg.seed, 40_000, cfg.lr, cfg.init)
+    assert command == (folder / "command.txt").read_text().strip()
+    # while the rate is constant the horizon may grow; once in the tail it may not
+    longer, *_ = tw.campaign_setup(_campaign_args(campaign_steps=60_000), 2, cpu, tmp_path / "v2", [], folder)
+    assert (longer.max_steps, longer.tail_steps) == (60_000, 10_000)
+    torch.save({"config": old.to_json(), "step": 31_000, "elapsed_s": 9e4}, folder / "ckpt.pt")
+    with pytest.raises(SystemExit, match="past the constant phase"):
+        tw.campaign_setup(_campaign_args(campaign_steps=60_000), 2, cpu, tmp_path / "v2", [], folder)
+
+
+def test_a_campaign_install_holds_set14_to_the_reference_not_the_previous_install(repo, tmp_path, monkeypatch):
+    measured = []
+    monkeypatch.setattr(tw, "measure", lambda model, scale, device, valdir, photo: measured.pop(0))
+    run = _run_with_model(tmp_path / "mlrn-x2-campaign")
+
+    def install(minutes, steps):
+        return tw.install(
+            run,
+            2,
+            False,
+            "campaign",
+            "cpu",
+            minutes,
+            steps,
+            "mlrn-x2.pt",
+            tmp_path,
+            hardware="CPU",
+            set14_reference=32.80,
+        )
+
+    # session 1 gains on Set14; session 2 is 0.03 below session 1 but above the reference: installed
+    measured[:] = [results(val=36.30, set14=32.95), results(val=36.16, set14=32.80)]
+    assert install(150.0, 3500)["installed"]
+    measured[:] = [results(val=36.40, set14=32.92), results(val=36.30, set14=32.95)]
+    assert install(290.0, 7000)["installed"]
+    # 0.03 below the reference: refused, whatever the validation split says
+    measured[:] = [results(val=36.50, set14=32.77), results(val=36.40, set14=32.92)]
+    report = install(430.0, 10_500)
+    assert not report["installed"] and "Set14 more than 0.02 dB worse" in report["reason"]
+    history = json.loads((repo / "mlrn-x2.history.json").read_text())
+    assert [(h["run"], h["steps"]) for h in history] == [("mlrn-x2-campaign", 7000)]  # one round that grows

@@ -50,6 +50,63 @@ def test_lr_schedules_are_pure_functions_of_the_step():
     assert lr_at(199_999, paper) == 1e-4 and lr_at(200_000, paper) == 5e-5 and lr_at(400_000, paper) == 2.5e-5
 
 
+def test_constant_cosine_holds_the_rate_then_decays_over_the_tail_only():
+    c = TrainConfig(
+        data=("x",), out="o", lr=2e-4, warmup_steps=10, max_steps=1000, tail_steps=200, schedule="constant-cosine"
+    )
+    assert lr_at(0, c) == pytest.approx(2e-5)  # warm-up as for cosine
+    assert lr_at(10, c) == lr_at(500, c) == lr_at(799, c) == 2e-4  # constant until the tail
+    assert lr_at(900, c) == pytest.approx(2e-4 * (0.02 + 0.98 * 0.5))  # half-way down the tail
+    assert lr_at(1000, c) == pytest.approx(2e-4 * 0.02)  # the floor at the end
+    assert lr_at(899, c) > lr_at(900, c) > lr_at(901, c)
+    # a longer campaign (the same warm-up and rate) takes the same steps as long as both are constant
+    longer = TrainConfig(**{**c.to_json(), "max_steps": 3000, "data": ("x",)})
+    assert all(lr_at(s, c) == lr_at(s, longer) for s in range(800))
+    with pytest.raises(ValueError, match="constant-cosine schedule needs max_steps and 0 < tail_steps"):
+        TrainConfig(data=("x",), out="o", schedule="constant-cosine", max_steps=100, tail_steps=0)
+    with pytest.raises(ValueError, match="constant-cosine schedule needs"):
+        TrainConfig(data=("x",), out="o", schedule="constant-cosine", max_steps=100, warmup_steps=10, tail_steps=95)
+
+
+def test_a_campaign_resumed_in_another_folder_is_the_same_as_never_stopping(folders, tmp_path):
+    """What train_weights --campaign does between sessions: the checkpoint (with the EMA, the optimiser, the step
+    and the RNG) travels to a fresh clone at another path, the config's paths are brought up to date and the
+    run goes on. The weights, the EMA and the Adam moments end where one uninterrupted run ends."""
+    import dataclasses
+    import shutil
+
+    kw = {"schedule": "constant-cosine", "max_steps": 8, "tail_steps": 3, "ema": 0.9, "val_every": 2}
+    straight = tmp_path / "straight"
+    Trainer(cfg_for(folders, straight, **kw)).run()
+    first = tmp_path / "session1"
+    holder = {}
+
+    def stop_at_4(ev):
+        if isinstance(ev, tr.CheckpointEvent) and ev.step == 4:
+            holder["t"].request_stop()
+
+    holder["t"] = Trainer(cfg_for(folders, first, **kw), stop_at_4)
+    assert holder["t"].run().step == 4
+    moved = tmp_path / "clone" / "campaign"
+    shutil.copytree(first, moved)
+    shutil.rmtree(first)  # the old session's folder is gone, as on a new machine
+    state = torch.load(moved / "ckpt.pt", weights_only=True)
+    cfg = dataclasses.replace(TrainConfig.from_json(state["config"]), out=str(moved))
+    lrs = []
+    Trainer(cfg, lambda e: lrs.append((e.step, e.lr)) if isinstance(e, tr.StepEvent) else None, resume=True).run()
+    assert lrs[0] == (5, pytest.approx(lr_at(4, cfg)))
+    a = torch.load(straight / "ckpt.pt", weights_only=True)
+    b = torch.load(moved / "ckpt.pt", weights_only=True)
+    assert a["step"] == b["step"] == 8
+    for k in a["model"]["state_dict"]:
+        assert torch.equal(a["model"]["state_dict"][k], b["model"]["state_dict"][k]), k
+        assert torch.equal(a["ema"][k], b["ema"][k]), k
+    for i, sa in a["optimizer"]["state"].items():
+        sb = b["optimizer"]["state"][i]
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"]) and torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+    assert a["best"] == b["best"]
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="scale must be 2, 3 or 4, got 5"):
         TrainConfig(data=("x",), out="o", scale=5)
