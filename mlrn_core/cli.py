@@ -169,6 +169,7 @@ _TRAIN_FIELDS = {
     "compile": "compile",
     "seed": "seed",
     "val_every": "val_every",
+    "ckpt_every": "ckpt_every",
     "device": "device",
     "threads": "threads",
     "init": "init",
@@ -387,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--compile", action="store_true", default=None, help="use torch.compile")
     opt.add_argument("--seed", type=int, help="seed (a CPU run with the same seed is repeatable)")
     opt.add_argument("--val-every", type=int, help="validate and checkpoint every K steps (default 250)")
+    opt.add_argument(
+        "--ckpt-every", type=int, help="also checkpoint every K steps between validations (default: only at them)"
+    )
     opt.add_argument("--device", help="auto, cpu, cuda or mps (default auto)")
     opt.add_argument("--threads", type=int, help="CPU threads (default: all)")
     arch = t.add_argument_group("model (ignored with --init, which brings its own architecture)")

@@ -28,7 +28,9 @@ def main() -> None:
     vals = [e for e in events if e.get("event") == "validation"]
     elapsed = {e["step"]: e["elapsed_s"] for e in events if "elapsed_s" in e}
     last = history[-1]
-    scale_h = float(last["minutes"]) / 60 / max(elapsed.values()) * 3600 if elapsed else 0.0
+    # the round's minutes are those of its installed checkpoint (step last["steps"]): scale the logged times to them
+    at_install = [t for s, t in elapsed.items() if s <= int(last["steps"])]
+    scale_h = float(last["minutes"]) / 60 / max(at_install) * 3600 if at_install and max(at_install) > 0 else 1.0
     print(
         f"{a.model}: {len(history)} rounds, {before_steps + int(last['steps']):,} steps, "
         f"{before_h + float(last['minutes']) / 60:.2f} h in total; last round: `{last['command']}`\n"

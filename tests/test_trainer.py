@@ -75,18 +75,19 @@ def test_a_campaign_resumed_in_another_folder_is_the_same_as_never_stopping(fold
     import dataclasses
     import shutil
 
-    kw = {"schedule": "constant-cosine", "max_steps": 8, "tail_steps": 3, "ema": 0.9, "val_every": 2}
+    # validations at 4 and 8, checkpoints alone at every other step: the session ends at step 5, between two
+    kw = {"schedule": "constant-cosine", "max_steps": 8, "tail_steps": 3, "ema": 0.9, "val_every": 4, "ckpt_every": 1}
     straight = tmp_path / "straight"
     Trainer(cfg_for(folders, straight, **kw)).run()
     first = tmp_path / "session1"
     holder = {}
 
-    def stop_at_4(ev):
-        if isinstance(ev, tr.CheckpointEvent) and ev.step == 4:
+    def stop_at_5(ev):
+        if isinstance(ev, tr.CheckpointEvent) and ev.step == 5:
             holder["t"].request_stop()
 
-    holder["t"] = Trainer(cfg_for(folders, first, **kw), stop_at_4)
-    assert holder["t"].run().step == 4
+    holder["t"] = Trainer(cfg_for(folders, first, **kw), stop_at_5)
+    assert holder["t"].run().step == 5
     moved = tmp_path / "clone" / "campaign"
     shutil.copytree(first, moved)
     shutil.rmtree(first)  # the old session's folder is gone, as on a new machine
@@ -94,7 +95,7 @@ def test_a_campaign_resumed_in_another_folder_is_the_same_as_never_stopping(fold
     cfg = dataclasses.replace(TrainConfig.from_json(state["config"]), out=str(moved))
     lrs = []
     Trainer(cfg, lambda e: lrs.append((e.step, e.lr)) if isinstance(e, tr.StepEvent) else None, resume=True).run()
-    assert lrs[0] == (5, pytest.approx(lr_at(4, cfg)))
+    assert lrs[0] == (6, pytest.approx(lr_at(5, cfg)))
     a = torch.load(straight / "ckpt.pt", weights_only=True)
     b = torch.load(moved / "ckpt.pt", weights_only=True)
     assert a["step"] == b["step"] == 8
