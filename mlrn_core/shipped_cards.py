@@ -171,8 +171,14 @@ def shipped_card(
             + (
                 "The floor is reached."
                 if s14["model"]["psnr"] >= floor
-                else "Below the floor: these weights come from short CPU rounds; continue them with "
-                "`scripts/train_weights.py` (on a GPU when one is at hand)."
+                else (
+                    f"Below the floor: training goes on in one long run across sessions (`python "
+                    f"scripts/train_weights.py --campaign --scales {scale}`, resumed every session; on a GPU when "
+                    "one is at hand)."
+                    if history and history[-1].get("campaign")
+                    else "Below the floor: these weights come from short CPU rounds; continue them with "
+                    "`scripts/train_weights.py` (on a GPU when one is at hand)."
+                )
             ),
             "",
         ]
@@ -237,7 +243,14 @@ def shipped_card(
     lines += ["", "## Training rounds (each continues from the previous weights)", ""]
     for i, h in enumerate(history, 1):
         lines += [
-            f"### Round {i}: {h['date']}",
+            f"### Round {i}: {h['date']}"
+            + (
+                f" (one training campaign since {h['campaign']['since']}, {h['campaign']['sessions']} "
+                + ("session" if h["campaign"]["sessions"] == 1 else "sessions")
+                + " so far; the figures are its totals)"
+                if h.get("campaign")
+                else ""
+            ),
             "",
             f"- Command: `{h['command']}`",
             f"- Hardware: {h['device']}; {h['steps']} steps in {h['minutes']:.1f} min",

@@ -252,6 +252,13 @@ def install(
             "set14_psnr": results["Set14"]["model"]["psnr"],
         }
     )
+    if (run / "baseline.json").exists():  # a campaign: one round that grows over sessions
+        baseline = json.loads((run / "baseline.json").read_text())
+        started = 0
+        if (run / "events.jsonl").exists():
+            lines = (run / "events.jsonl").read_text().splitlines()
+            started = sum(json.loads(line).get("event") == "started" for line in lines if line.strip())
+        history[-1]["campaign"] = {"since": baseline.get("date") or history[-1]["date"], "sessions": max(1, started)}
     paper_results = None
     if photo:  # the paper model's row of the JPEG table (already measured when it was the one to beat)
         paper = models_dir / f"{model_name(scale, False)}.pt"

@@ -400,6 +400,9 @@ def test_a_campaign_install_holds_set14_to_the_reference_not_the_previous_instal
     measured = []
     monkeypatch.setattr(tw, "measure", lambda model, scale, device, valdir, photo: measured.pop(0))
     run = _run_with_model(tmp_path / "mlrn-x2-campaign")
+    (run / "baseline.json").write_text(json.dumps({"set14_psnr": 32.80, "date": "2026-12-03"}))
+    started = {"step": 0, "event": "started"}
+    (run / "events.jsonl").write_text("\n".join(json.dumps(e) for e in (started, {"step": 1}, started)) + "\n")
 
     def install(minutes, steps):
         return tw.install(
@@ -427,3 +430,8 @@ def test_a_campaign_install_holds_set14_to_the_reference_not_the_previous_instal
     assert not report["installed"] and "Set14 more than 0.02 dB worse" in report["reason"]
     history = json.loads((repo / "mlrn-x2.history.json").read_text())
     assert [(h["run"], h["steps"]) for h in history] == [("mlrn-x2-campaign", 7000)]  # one round that grows
+    assert history[0]["campaign"] == {"since": "2026-12-03", "sessions": 2}
+    card = (repo / "mlrn-x2.md").read_text(encoding="utf-8")
+    assert "### Round 1: " in card and "(one training campaign since 2026-12-03, 2 sessions so far" in card
+    assert "Compute in total: 7,000 training steps in 4.83 hours over 1 round" in card
+    assert "training goes on in one long run across sessions (`python scripts/train_weights.py --campaign" in card
