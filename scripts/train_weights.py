@@ -333,6 +333,19 @@ def metrics_of(results: dict, photo: bool) -> dict:
     return metrics
 
 
+def warm_start(name: str, scale: int) -> Path | None:
+    """The weights a new round or campaign of ``name`` starts from: its own, the paper model's, else x2's body."""
+    models_dir = REPO / "resources" / "models"
+    candidates = [models_dir / f"{name}.pt", models_dir / f"mlrn-x{scale}.pt", models_dir / "mlrn-x2.pt"]
+    return next((c for c in candidates if c.exists()), None)
+
+
+def recipe(args, device, init: Path | None) -> tuple[int, int, float]:
+    """(batch, LR patch, peak lr): the options given, else the device's defaults."""
+    cuda = device.type == "cuda"
+    return args.batch or (32 if cuda else 16), args.patch or (64 if cuda else 48), args.lr or (2e-4 if init else 5e-4)
+
+
 def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path], folder: Path):
     """(TrainConfig, resume, command, Set14 reference) of the campaign in ``folder``: resumed from its checkpoint
     (the paths and this session's minutes brought up to date, everything else as it was) or started from the
@@ -376,12 +389,8 @@ def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path],
         baseline = json.loads((folder / "baseline.json").read_text())
         print(f"{name}: resuming the campaign {folder} at step {state['step']} of {cfg.max_steps}", flush=True)
         return cfg, True, (folder / "command.txt").read_text().strip(), baseline["set14_psnr"]
-    models_dir = REPO / "resources" / "models"
-    candidates = [models_dir / f"{name}.pt", models_dir / f"mlrn-x{scale}.pt", models_dir / "mlrn-x2.pt"]
-    init = next((c for c in candidates if c.exists()), None)
-    cuda = device.type == "cuda"
-    batch, patch = args.batch or (32 if cuda else 16), args.patch or (64 if cuda else 48)
-    lr = args.lr or (2e-4 if init else 5e-4)
+    init = warm_start(name, scale)
+    batch, patch, lr = recipe(args, device, init)
     deg = degradation_for(args.photo)
     cfg = TrainConfig(
         **paths,
@@ -543,15 +552,11 @@ def main() -> None:
 
     device = pick_device(args.device)
     cuda = device.type == "cuda"
-    batch, patch = args.batch or (32 if cuda else 16), args.patch or (64 if cuda else 48)
-    models_dir = REPO / "resources" / "models"
     summary = {}
     for scale in args.scales:
         name = model_name(scale, args.photo)
-        shipped = models_dir / f"{name}.pt"
-        paper = models_dir / f"mlrn-x{scale}.pt"
-        candidates = [shipped, paper, models_dir / "mlrn-x2.pt"]
-        init = next((c for c in candidates if c.exists()), None)
+        init = warm_start(name, scale)
+        batch, patch, lr = recipe(args, device, init)
         resumable = sorted(
             p
             for p in runs.glob(f"{name}-[0-9]*")
@@ -570,7 +575,6 @@ def main() -> None:
             print(f"{name}: resuming {out} at step {ck['step']} of {steps}", flush=True)
             resume = True
         else:
-            lr = args.lr or (2e-4 if init else 5e-4)
             if args.steps:
                 steps, schedule = args.steps, "cosine"
             elif cuda:  # a dedicated GPU's speed is steady: turn the minutes into a step horizon
