@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlrn_core import registry
+from mlrn_core.auto import PAPER_FROM_JPEG_QUALITY
 from mlrn_core.cards import markdown_table
 from mlrn_core.shipped_cards import credits, shipped_card
 
@@ -187,7 +188,7 @@ def test_paper_model_card():
     assert "| Set5 | 33.68 / 0.9305 | 37.21 / 0.9573 | +3.53 dB | 37.90 / 0.9601 |  |" in card
     assert "Where it stands: Set14 32.79 dB against the project's floor of 33.20" in card
     assert "Below the floor" in card
-    assert "For camera JPEGs below quality 93, mlrn-x2-photo is better" in card
+    assert f"For camera JPEGs below quality {PAPER_FROM_JPEG_QUALITY[2]}, mlrn-x2-photo is better" in card
     assert "Set5 selected the checkpoints of round 1 (before the validation split existed)" in card
     assert "- pop-wallpapers__jumpington.jpg (CC-BY-4.0): Clayton Diggs (Schykle), 2020" in card
     assert "### Round 1: 2026-11-20" in card and "### Round 2: 2026-11-27" in card
@@ -255,7 +256,7 @@ def test_the_script_s_card_uses_the_repository_s_photo_models_and_openphotos_cre
     assert "- b.jpg (CC-BY-4.0): Clayton Diggs" in card
     assert "(there is no mlrn-x2-photo yet)" in card
     (repo / "mlrn-x2-photo.pt").write_bytes(b"")
-    assert "For camera JPEGs below quality 93, mlrn-x2-photo is better" in tw.card_text(
+    assert f"For camera JPEGs below quality {PAPER_FROM_JPEG_QUALITY[2]}, mlrn-x2-photo is better" in tw.card_text(
         2, False, results(33.34, 32.79), PAPER_HISTORY, HPARAMS
     )
 
