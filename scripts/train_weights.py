@@ -346,6 +346,27 @@ def recipe(args, device, init: Path | None) -> tuple[int, int, float]:
     return args.batch or (32 if cuda else 16), args.patch or (64 if cuda else 48), args.lr or (2e-4 if init else 5e-4)
 
 
+def campaign_command(cfg, scale: int, photo: bool, device) -> str:
+    """The campaign's recipe line for its card, derived from its TrainConfig (rewritten when the horizon changes)."""
+    import torch
+
+    from mlrn_core.trainer import autocast_for
+
+    ctx = autocast_for(device, cfg.amp)[0]
+    precision = "bf16 autocast" if isinstance(ctx, torch.autocast) else "fp32"
+    init = Path(cfg.init).name if cfg.init else "scratch"
+    return (
+        f"python scripts/train_weights.py --campaign --scales {scale}"
+        + (" --photo" if photo else "")
+        + f" --minutes M (one call a session; TrainConfig: batch {cfg.batch}, patch {cfg.patch}, lr {cfg.lr:g} "
+        f"constant after {cfg.warmup_steps} warm-up steps, cosine over the last {cfg.tail_steps} of {cfg.max_steps} "
+        f"steps, {precision}{layout_text(device)}"
+        + (f", EMA {cfg.ema:g}" if cfg.ema else "")
+        + (f", {cfg.clean_share:.0%} of samples clean" if photo and cfg.clean_share else "")
+        + f", init {init})"
+    )
+
+
 def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path], folder: Path):
     """(TrainConfig, resume, command, Set14 reference) of the campaign in ``folder``: resumed from its checkpoint
     (the paths and this session's minutes brought up to date, everything else as it was) or started from the
@@ -355,7 +376,7 @@ def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path],
     import torch
 
     from mlrn_core import registry
-    from mlrn_core.trainer import TrainConfig, autocast_for
+    from mlrn_core.trainer import TrainConfig
 
     name = model_name(scale, args.photo)
     paths = {
@@ -385,6 +406,7 @@ def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path],
                     f"{min(tail0_old, tail0_new)}), so its horizon can no longer change; run it as it is"
                 )
             cfg = dataclasses.replace(cfg, **horizon)
+            (folder / "command.txt").write_text(campaign_command(cfg, scale, args.photo, device) + "\n")
             print(f"{name}: campaign horizon now {cfg.max_steps} steps, cosine over the last {cfg.tail_steps}")
         baseline = json.loads((folder / "baseline.json").read_text())
         print(f"{name}: resuming the campaign {folder} at step {state['step']} of {cfg.max_steps}", flush=True)
@@ -416,18 +438,7 @@ def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path],
         resize=deg.resize,
         clean_share=args.clean_share if args.photo else 0.0,
     )
-    ctx = autocast_for(device, cfg.amp)[0]
-    precision = "bf16 autocast" if isinstance(ctx, torch.autocast) else "fp32"
-    command = (
-        f"python scripts/train_weights.py --campaign --scales {scale}"
-        + (" --photo" if args.photo else "")
-        + f" --minutes M (one call a session; TrainConfig: batch {batch}, patch {patch}, lr {lr:g} constant after "
-        f"{cfg.warmup_steps} warm-up steps, cosine over the last {cfg.tail_steps} of {cfg.max_steps} steps, "
-        f"{precision}{layout_text(device)}"
-        + (f", EMA {args.ema:g}" if args.ema else "")
-        + (f", {args.clean_share:.0%} of samples clean" if args.photo and args.clean_share else "")
-        + f", init {init.name if init else 'scratch'})"
-    )
+    command = campaign_command(cfg, scale, args.photo, device)
     baseline = {"model": name, "set14_psnr": None, "val_psnr": None}
     if init is not None and init.name == f"{name}.pt":
         metrics = registry.read_model_file(init).info.get("metrics") or {}
