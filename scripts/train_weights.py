@@ -340,6 +340,29 @@ def warm_start(name: str, scale: int) -> Path | None:
     return next((c for c in candidates if c.exists()), None)
 
 
+def body_with_upsampler(body: Path, upsampler: Path, out: Path) -> Path:
+    """A model file at ``out`` with ``upsampler``'s architecture and ``upsample.*`` tensors and everything else
+    from ``body`` (the new x2 body under the shipped x3/x4 upsampler): the start of a x3/x4 campaign."""
+    from mlrn_core import registry
+
+    b, u = registry.read_model_file(body), registry.read_model_file(upsampler)
+    if {k: v for k, v in b.hparams.items() if k != "scale"} != {k: v for k, v in u.hparams.items() if k != "scale"}:
+        raise SystemExit(f"{body.name} and {upsampler.name} are different networks: cannot join them")
+    body_keys = [k for k in u.state_dict if not k.startswith("upsample.")]
+    lacking = [k for k in body_keys if k not in b.state_dict or b.state_dict[k].shape != u.state_dict[k].shape]
+    if lacking:
+        raise SystemExit(f"{body.name} lacks tensors of {upsampler.name}: {lacking[:5]}")
+    state = {k: (b.state_dict[k] if k in body_keys else v).float() for k, v in u.state_dict.items()}
+    info = {
+        "name": out.stem,
+        "provenance": {
+            "body": f"{body.name} ({b.info.get('created', 'undated')})",
+            "upsampler": f"{upsampler.name} ({u.info.get('created', 'undated')})",
+        },
+    }
+    return registry.atomic_torch_save(registry.make_model_payload(u.hparams, state, info), out)
+
+
 def recipe(args, device, init: Path | None) -> tuple[int, int, float]:
     """(batch, LR patch, peak lr): the options given, else the device's defaults."""
     cuda = device.type == "cuda"
@@ -392,6 +415,8 @@ def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path],
         if cfg.scale != scale:
             raise SystemExit(f"{ckpt} is a x{cfg.scale} checkpoint, not x{scale}: move it away or pick its scale")
         done_min = float(state.get("elapsed_s", 0.0)) / 60
+        if cfg.init and (folder / Path(cfg.init).name).exists():  # a composed start kept in the folder
+            paths["init"] = str(folder / Path(cfg.init).name)
         cfg = dataclasses.replace(
             cfg, **paths, max_minutes=done_min + args.minutes, device=str(device), ckpt_every=cfg.ckpt_every or 50
         )
@@ -412,6 +437,12 @@ def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path],
         print(f"{name}: resuming the campaign {folder} at step {state['step']} of {cfg.max_steps}", flush=True)
         return cfg, True, (folder / "command.txt").read_text().strip(), baseline["set14_psnr"]
     init = warm_start(name, scale)
+    own = REPO / "resources" / "models" / f"{name}.pt"
+    x2 = REPO / "resources" / "models" / "mlrn-x2.pt"
+    if not args.photo and scale != 2 and init == own and x2.exists():
+        # x3/x4 start from the x2 campaign's body (far more trained) under their own shipped upsampler
+        folder.mkdir(parents=True, exist_ok=True)
+        init = body_with_upsampler(x2, own, folder / f"mlrn-x2-body+{name}-upsampler.pt")
     batch, patch, lr = recipe(args, device, init)
     deg = degradation_for(args.photo)
     cfg = TrainConfig(
@@ -440,8 +471,8 @@ def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path],
     )
     command = campaign_command(cfg, scale, args.photo, device)
     baseline = {"model": name, "set14_psnr": None, "val_psnr": None}
-    if init is not None and init.name == f"{name}.pt":
-        metrics = registry.read_model_file(init).info.get("metrics") or {}
+    if own.exists():  # the reference: what ships now, whatever the campaign starts from
+        metrics = registry.read_model_file(own).info.get("metrics") or {}
         key = "set14_jpeg85_psnr" if args.photo else "set14_psnr"
         baseline.update(
             set14_psnr=metrics.get(key), val_psnr=metrics.get("val_psnr"), date=_dt.date.today().isoformat()
