@@ -12,6 +12,7 @@ validation split), ``"Set5"``, ``"Set14"`` and, for photo models, ``"Set14 jpeg:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,6 +51,18 @@ def credits(sources: Path) -> list[str]:
             if len(cells) == 3 and cells[1].upper().startswith("CC-BY"):
                 rows.append(f"{cells[0]} ({cells[1]}): {cells[2]}")
     return rows
+
+
+def _start(init: str) -> str:
+    """A round's start as the card says it: a composed x2-body start (``mlrn-x2-body+mlrn-x4-upsampler.pt``,
+    written by ``scripts/train_weights.py`` when a x3/x4 campaign begins) in words, any other file by name."""
+    m = re.fullmatch(r"mlrn-x2-body\+(mlrn-x\d+)-upsampler\.pt", init)
+    if not m:
+        return init
+    return (
+        f"the body of mlrn-x2 (every layer but the upsampler; its training is on the mlrn-x2 card) under the "
+        f"upsampler of the previous {m[1]} (`{init}`, kept in the campaign's folder)"
+    )
 
 
 def _cell(r: dict) -> str:
@@ -203,6 +216,11 @@ def shipped_card(
         + ("round" if len(history) == 1 else "rounds")
         + " (below"
         + (", counting only this model's own rounds, not those of the model it was fine-tuned from" if photo else "")
+        + (
+            ", not counting the training of the mlrn-x2 body a round started from"
+            if any(_start(h["init"]) != h["init"] for h in history)
+            else ""
+        )
         + ").",
         "",
         (
@@ -254,7 +272,7 @@ def shipped_card(
             "",
             f"- Command: `{h['command']}`",
             f"- Hardware: {h['device']}; {h['steps']} steps in {h['minutes']:.1f} min",
-            f"- Start: {h['init']}",
+            f"- Start: {_start(h['init'])}",
         ]
         if h.get("val_psnr") is not None:
             lines.append(f"- Validation split after this round: {h['val_psnr']:.3f} dB")

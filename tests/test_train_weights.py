@@ -480,3 +480,23 @@ def test_a_campaign_install_holds_set14_to_the_reference_not_the_previous_instal
     assert "### Round 1: " in card and "(one training campaign since 2026-12-03, 2 sessions so far" in card
     assert "Compute in total: 7,000 training steps in 4.83 hours over 1 round" in card
     assert "training goes on in one long run across sessions (`python scripts/train_weights.py --campaign" in card
+
+
+def test_a_round_started_from_the_x2_body_says_so_on_the_card():
+    composed = dict(PAPER_HISTORY[1], init="mlrn-x2-body+mlrn-x4-upsampler.pt")
+    card = shipped_card(
+        4,
+        False,
+        results(val=31.5, set14=27.81),
+        [PAPER_HISTORY[1], composed],
+        HPARAMS,
+        photo_model_shipped=True,
+        credit_lines=(),
+    )
+    assert "- Start: the body of mlrn-x2 (every layer but the upsampler; its training is on the mlrn-x2 card)" in card
+    assert "under the upsampler of the previous mlrn-x4 (`mlrn-x2-body+mlrn-x4-upsampler.pt`" in card
+    assert "not counting the training of the mlrn-x2 body a round started from" in card
+    plain = shipped_card(
+        4, False, results(val=31.5, set14=27.81), PAPER_HISTORY, HPARAMS, photo_model_shipped=True, credit_lines=()
+    )
+    assert "- Start: mlrn-x2.pt" in plain and "mlrn-x2 body" not in plain
