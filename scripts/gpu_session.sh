@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared session on a lent CUDA GPU (issue 15, item 4). Everything it makes goes under $OUT.
 #
-#   scripts/gpu_session.sh train  [--dry-run]   # ~9.5 min: continue the x2 training campaign on the GPU
+#   scripts/gpu_session.sh train  [--dry-run]   # ~9.5 min: continue the x4 training campaign on the GPU
 #   scripts/gpu_session.sh checks [--dry-run]   # ~3 min: CUDA tests, CUDA speed, fp16 vs fp32 Set14 PSNR
 #   scripts/gpu_session.sh all    [--dry-run]   # both, for a machine without a per-command limit
 #
@@ -58,15 +58,16 @@ if [ -z "${MLRN_SHARED_DATA:-}" ]; then
 fi
 
 if [ "$MODE" = train ] || [ "$MODE" = all ]; then
-  # The x2 campaign (issue 23: one long run across sessions) goes on from its committed checkpoint, in a
-  # copy under $OUT/training; bring it back with `cp -r FILES_AT/training/mlrn-x2-campaign training/` and
-  # install it with `python scripts/train_weights.py --install-run training/mlrn-x2-campaign`.
+  # The running campaign (issue 23: one long run across sessions; x2 finished its schedule on 2026-12-04, x4 goes
+  # on from the x2 body) continues from its committed checkpoint, in a copy under $OUT/training; bring it back
+  # with `cp -r FILES_AT/training/mlrn-x4-campaign training/` and install it with
+  # `python scripts/train_weights.py --install-run training/mlrn-x4-campaign --scales 4`.
   [ -d training ] && mkdir -p "$OUT/training" && cp -r training/. "$OUT/training/"
   if [ $DRY = 1 ]; then
-    ARGS=${TRAIN_ARGS:---device cpu --campaign --scales 2 --minutes 0.5 --no-install}
+    ARGS=${TRAIN_ARGS:---device cpu --campaign --scales 4 --minutes 0.5 --no-install}
     LIMIT=480
   else
-    ARGS=${TRAIN_ARGS:---device cuda --campaign --scales 2 --minutes 8 --no-install}
+    ARGS=${TRAIN_ARGS:---device cuda --campaign --scales 4 --minutes 8 --no-install}
     LIMIT=570
   fi
   # shellcheck disable=SC2086

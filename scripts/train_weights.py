@@ -433,6 +433,13 @@ def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path],
             cfg = dataclasses.replace(cfg, **horizon)
             (folder / "command.txt").write_text(campaign_command(cfg, scale, args.photo, device) + "\n")
             print(f"{name}: campaign horizon now {cfg.max_steps} steps, cosine over the last {cfg.tail_steps}")
+        if int(state["step"]) >= cfg.max_steps:
+            # its schedule has run out (the rate decayed to its floor): resuming would train nothing
+            raise SystemExit(
+                f"{folder}: this campaign finished its {cfg.max_steps} steps (install it with --install-run "
+                f"{folder}); to train {name} further, start a new campaign from the installed weights in another "
+                f"folder: --campaign --scales {scale} --campaigns training/{name}-leg2"
+            )
         baseline = json.loads((folder / "baseline.json").read_text())
         print(f"{name}: resuming the campaign {folder} at step {state['step']} of {cfg.max_steps}", flush=True)
         return cfg, True, (folder / "command.txt").read_text().strip(), baseline["set14_psnr"]
@@ -568,7 +575,7 @@ def main() -> None:
         steps, minutes = best_checkpoint(run, ck)
         baseline = run / "baseline.json"  # a campaign: Set14 is held to what shipped before it began
         reference = json.loads(baseline.read_text()).get("set14_psnr") if baseline.exists() else None
-        for scale in args.scales:
+        for scale in [ck["config"]["scale"]] if ck["config"].get("scale") else args.scales:  # the run's own scale
             install(
                 run,
                 scale,

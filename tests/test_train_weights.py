@@ -395,6 +395,10 @@ def test_a_campaign_resumes_with_today_s_paths_and_minutes_and_keeps_its_referen
     torch.save({"config": old.to_json(), "step": 31_000, "elapsed_s": 9e4}, folder / "ckpt.pt")
     with pytest.raises(SystemExit, match="past the constant phase"):
         tw.campaign_setup(_campaign_args(campaign_steps=60_000), 2, cpu, tmp_path / "v2", [], folder)
+    # a campaign at the end of its schedule is not "resumed" for nothing: the message says how to go on
+    torch.save({"config": longer.to_json(), "step": longer.max_steps, "elapsed_s": 6000.0}, folder / "ckpt.pt")
+    with pytest.raises(SystemExit, match=r"finished its 60000 steps .*--campaigns training/mlrn-x2-leg2"):
+        tw.campaign_setup(_campaign_args(), 2, cpu, tmp_path / "v2", [], folder)
 
 
 def test_an_x4_campaign_starts_from_the_x2_body_under_the_shipped_x4_upsampler(repo, tmp_path):
@@ -500,3 +504,23 @@ def test_a_round_started_from_the_x2_body_says_so_on_the_card():
         4, False, results(val=31.5, set14=27.81), PAPER_HISTORY, HPARAMS, photo_model_shipped=True, credit_lines=()
     )
     assert "- Start: mlrn-x2.pt" in plain and "mlrn-x2 body" not in plain
+
+
+def test_install_run_installs_a_run_as_the_scale_it_was_trained_at(repo, tmp_path, monkeypatch):
+    import sys
+
+    import torch
+
+    from mlrn_core.trainer import TrainConfig
+
+    run = tmp_path / "training" / "mlrn-x4-campaign"
+    run.mkdir(parents=True)
+    cfg = TrainConfig(data=("d",), out=str(run), scale=4)
+    torch.save({"config": cfg.to_json(), "step": 300, "elapsed_s": 600.0}, run / "ckpt.pt")
+    installed = []
+    monkeypatch.setattr(tw, "val_split", lambda runs: (tmp_path / "val", []))
+    monkeypatch.setattr(tw, "best_checkpoint", lambda run, ck: (300, 10.0))
+    monkeypatch.setattr(tw, "install", lambda run, scale, *a, **k: installed.append(scale))
+    monkeypatch.setattr(sys, "argv", ["train_weights.py", "--install-run", str(run), "--runs", str(tmp_path / "r")])
+    tw.main()  # no --scales: not the default 2, 3 and 4, only the run's own 4
+    assert installed == [4]
