@@ -65,6 +65,45 @@ def _start(init: str) -> str:
     )
 
 
+def validation_curve(history: Sequence[dict], events: Sequence[dict]) -> list[tuple[float, int, float, float]]:
+    """The validation-PSNR curve against total training: ``(hours, steps, psnr, gain over bicubic)`` rows.
+
+    ``history``: every round (``.history.json``: steps and minutes); ``events``: the validations of the last
+    round (``.events.jsonl``, on the validation split). Earlier rounds only add to the hours and steps; the
+    first row is the start of the last round (its warm-start model's score); the logged times are scaled to
+    the minutes of the installed checkpoint.
+    """
+    if not history:
+        return []
+    before_h = sum(float(h["minutes"]) for h in history[:-1]) / 60
+    before_steps = sum(int(h["steps"]) for h in history[:-1])
+    vals = [e for e in events if e.get("event") == "validation"]
+    elapsed = {e["step"]: e["elapsed_s"] for e in events if "elapsed_s" in e}
+    last = history[-1]
+    at_install = [t for s, t in elapsed.items() if s <= int(last["steps"])]
+    scale_h = float(last["minutes"]) / 60 / max(at_install) * 3600 if at_install and max(at_install) > 0 else 1.0
+    rows = []
+    if vals and vals[0].get("base_psnr") is not None:
+        base = vals[0]["base_psnr"]
+        rows.append((before_h, before_steps, base, base - vals[0]["bicubic_psnr"]))
+    for e in vals:
+        t = max((s for s in elapsed if s <= e["step"]), default=None)  # the closest logged time at or before it
+        hours = before_h + (elapsed[t] / 3600 * scale_h if t is not None else 0.0)
+        rows.append((hours, before_steps + e["step"], e["psnr"], e["psnr"] - e["bicubic_psnr"]))
+    return rows
+
+
+def curve_table(rows: Sequence[tuple[float, int, float, float]], at_most: int | None = None) -> list[str]:
+    """:func:`validation_curve` as a Markdown table; with ``at_most``, evenly spaced rows and always the last."""
+    if at_most and len(rows) > at_most:
+        every = -(-len(rows) // (at_most - 1))
+        rows = list(rows[::every]) + ([rows[-1]] if (len(rows) - 1) % every else [])
+    return markdown_table(
+        ("training hours (total)", "steps (total)", "validation PSNR (dB)", "gain over bicubic"),
+        [(f"{h:.2f}", f"{s:,}", f"{p:.3f}", f"{g:+.2f}") for h, s, p, g in rows],
+    )
+
+
 def _cell(r: dict) -> str:
     return f"{r['psnr']:.2f} / {r['ssim']:.4f}"
 
@@ -79,6 +118,7 @@ def shipped_card(
     *,
     photo_model_shipped: bool,
     credit_lines: Sequence[str],
+    curve: Sequence[tuple[float, int, float, float]] = (),
 ) -> str:
     """The model card: what it is for (for photographers), the test tables, then every training round.
 
@@ -258,6 +298,16 @@ def shipped_card(
     ]
     if new_rounds or photo:
         lines += [f"- {c}" for c in credit_lines]
+    if len(curve) > 1:
+        lines += [
+            "",
+            "## Validation against training hours",
+            "",
+            "The validation split's PSNR during the last round, against the training hours and steps of all rounds "
+            f"(`python scripts/training_curve.py {name}` prints every validation):",
+            "",
+            *curve_table(curve, at_most=12),
+        ]
     lines += ["", "## Training rounds (each continues from the previous weights)", ""]
     for i, h in enumerate(history, 1):
         lines += [

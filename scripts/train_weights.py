@@ -46,7 +46,7 @@ SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"
 CAMPAIGNS = REPO / "training"  # long runs that span sessions (committed: the work tree is new every session)
 SET14_TOLERANCE = 0.02  # dB: a round may not lose more than this on Set14 (rounding and tiling noise)
 
-from mlrn_core.shipped_cards import PHOTO_TABLE, credits, model_name, shipped_card  # noqa: E402 (after sys.path)
+from mlrn_core.shipped_cards import PHOTO_TABLE, credits, model_name, shipped_card, validation_curve  # noqa: E402 (after sys.path)
 from mlrn_core.validation import TRAIN_SETS  # noqa: E402
 
 
@@ -139,10 +139,20 @@ def hardware_text(label: str) -> str:
 
 
 def card_text(
-    scale: int, photo: bool, results: dict, history: list[dict], hparams: dict, paper_results: dict | None = None
+    scale: int,
+    photo: bool,
+    results: dict,
+    history: list[dict],
+    hparams: dict,
+    paper_results: dict | None = None,
+    events: Path | None = None,
 ) -> str:
     """The shipped model's card (:func:`mlrn_core.shipped_cards.shipped_card`), with the photo models found in
-    ``resources/models`` and the credits of ``train/OpenPhotos/SOURCES.md``."""
+    ``resources/models``, the credits of ``train/OpenPhotos/SOURCES.md`` and the validation curve of the last
+    round's ``events`` file (``events.jsonl``), if given and there."""
+    rows = []
+    if events is not None and events.exists():
+        rows = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
     return shipped_card(
         scale,
         photo,
@@ -152,6 +162,7 @@ def card_text(
         paper_results,
         photo_model_shipped=(REPO / "resources" / "models" / f"{model_name(scale, True)}.pt").exists(),
         credit_lines=credits(SHARED / "train" / "OpenPhotos" / "SOURCES.md"),
+        curve=validation_curve(history, rows),
     )
 
 
@@ -271,7 +282,8 @@ def install(
     info = dict(mf.info, name=name, metrics=metrics)
     registry.atomic_torch_save(registry.make_model_payload(mf.hparams, mf.state_dict, info), shipped)
     history_file.write_text(json.dumps(history, indent=2) + "\n")
-    (models_dir / f"{name}.md").write_text(card_text(scale, photo, results, history, mf.hparams, paper_results))
+    card = card_text(scale, photo, results, history, mf.hparams, paper_results, run / "events.jsonl")
+    (models_dir / f"{name}.md").write_text(card)
     if (run / "events.jsonl").exists():
         shutil.copy(run / "events.jsonl", models_dir / f"{name}.events.jsonl")
     print(f"{name}: installed {shipped} (validation {new_val:.3f} dB, was {old_val})", flush=True)
@@ -309,7 +321,8 @@ def recard(scale: int, photo: bool, device, valdir: Path) -> None:
     mf = registry.read_model_file(shipped)
     info = dict(mf.info, name=name, metrics=metrics_of(results, photo))
     registry.atomic_torch_save(registry.make_model_payload(mf.hparams, mf.state_dict, info), shipped)
-    (models_dir / f"{name}.md").write_text(card_text(scale, photo, results, history, mf.hparams, paper_results))
+    card = card_text(scale, photo, results, history, mf.hparams, paper_results, models_dir / f"{name}.events.jsonl")
+    (models_dir / f"{name}.md").write_text(card)
     print(f"{name}: card rewritten ({json.dumps(results)})", flush=True)
 
 

@@ -524,3 +524,37 @@ def test_install_run_installs_a_run_as_the_scale_it_was_trained_at(repo, tmp_pat
     monkeypatch.setattr(sys, "argv", ["train_weights.py", "--install-run", str(run), "--runs", str(tmp_path / "r")])
     tw.main()  # no --scales: not the default 2, 3 and 4, only the run's own 4
     assert installed == [4]
+
+
+def test_the_card_shows_the_validation_curve_against_total_training_hours():
+    from mlrn_core.shipped_cards import curve_table, validation_curve
+
+    history = [dict(PAPER_HISTORY[0], minutes=60.0, steps=1000), dict(PAPER_HISTORY[1], minutes=30.0, steps=400)]
+    events = [{"event": "step", "step": s, "elapsed_s": s * 4.5} for s in range(0, 401, 10)] + [
+        {"event": "validation", "step": s, "psnr": 36.0 + s / 1000, "bicubic_psnr": 33.86, "base_psnr": 35.9}
+        for s in range(20, 401, 20)
+    ]
+    rows = validation_curve(history, events)
+    # the first row is where the last round started: the earlier round's 1 h and 1,000 steps, its start's score
+    assert rows[0] == (1.0, 1000, 35.9, pytest.approx(35.9 - 33.86))
+    # the last round's logged 400 * 4.5 s = 30 min are its 30 minutes: 1.5 h, 1,400 steps at the end
+    assert rows[-1][:3] == (pytest.approx(1.5), 1400, pytest.approx(36.4)) and len(rows) == 21
+    table = curve_table(rows, at_most=12)
+    assert len(table) - 2 <= 12 and table[-1] == "| 1.50 | 1,400 | 36.400 | +2.54 |"
+    assert table[2] == "| 1.00 | 1,000 | 35.900 | +2.04 |"
+    card = shipped_card(
+        2,
+        False,
+        results(val=36.4, set14=33.0),
+        history,
+        HPARAMS,
+        photo_model_shipped=True,
+        credit_lines=(),
+        curve=rows,
+    )
+    assert "## Validation against training hours" in card and "| 1.50 | 1,400 | 36.400 | +2.54 |" in card
+    assert "python scripts/training_curve.py mlrn-x2" in card
+    bare = shipped_card(
+        2, False, results(val=36.4, set14=33.0), history, HPARAMS, photo_model_shipped=True, credit_lines=()
+    )
+    assert "## Validation against training hours" not in bare
