@@ -304,7 +304,8 @@ def shipped_card(
             "## Validation against training hours",
             "",
             "The validation split's PSNR during the last round, against the training hours and steps of all rounds "
-            f"(`python scripts/training_curve.py {name}` prints every validation):",
+            f"(`python scripts/training_curve.py {name}` prints every validation). The first row is the start of "
+            f"the last round, before its first step: {_start(history[-1]['init'])}.",
             "",
             *curve_table(curve, at_most=12),
         ]
