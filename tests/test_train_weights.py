@@ -557,7 +557,14 @@ def test_the_card_shows_the_validation_curve_against_total_training_hours():
     assert f"The first row is the start of the last round, before its first step: {history[-1]['init']}." in card
     composed = [history[0], dict(history[1], init="mlrn-x2-body+mlrn-x4-upsampler.pt")]
     card4 = shipped_card(
-        4, False, results(val=31.6, set14=27.9), composed, HPARAMS, photo_model_shipped=True, credit_lines=(), curve=rows
+        4,
+        False,
+        results(val=31.6, set14=27.9),
+        composed,
+        HPARAMS,
+        photo_model_shipped=True,
+        credit_lines=(),
+        curve=rows,
     )
     # a composed start scores far below bicubic before its first step; the card says what that start was
     assert "before its first step: the body of mlrn-x2 (every layer but the upsampler" in card4
