@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared session on a lent CUDA GPU (issue 15, item 4). Everything it makes goes under $OUT.
 #
-#   scripts/gpu_session.sh train  [--dry-run]   # ~9.5 min: start or continue the x3 training campaign on the GPU
+#   scripts/gpu_session.sh train  [--dry-run]   # ~9.5 min: start or continue x2's second training campaign on the GPU
 #   scripts/gpu_session.sh checks [--dry-run]   # ~3 min: CUDA tests, CUDA speed, fp16 vs fp32 Set14 PSNR
 #   scripts/gpu_session.sh all    [--dry-run]   # both, for a machine without a per-command limit
 #
@@ -58,20 +58,21 @@ if [ -z "${MLRN_SHARED_DATA:-}" ]; then
 fi
 
 if [ "$MODE" = train ] || [ "$MODE" = all ]; then
-  # The next campaign (issue 23: one long run across sessions; x2 and x4 finished their schedules on 2026-12-04, x3
-  # starts from the x2 body, or continues from its committed checkpoint) runs in a copy under $OUT/training; bring
-  # it back with `cp -r FILES_AT/training/mlrn-x3-campaign training/` and install it with
-  # `python scripts/train_weights.py --install-run training/mlrn-x3-campaign --scales 3`.
+  # The next campaign (issue 23: one long run across sessions). x2, x3 and x4 finished their first campaigns'
+  # schedules on 2026-12-04 and only x2 is still short of its Set14 floor, so this is x2's second campaign
+  # (training/mlrn-x2-leg2/, from the shipped mlrn-x2, or continued from its committed checkpoint). It runs in a
+  # copy under $OUT/training; bring it back with `cp -r FILES_AT/training/mlrn-x2-leg2 training/` and install it
+  # with `python scripts/train_weights.py --install-run training/mlrn-x2-leg2/mlrn-x2-campaign --scales 2`.
   [ -d training ] && mkdir -p "$OUT/training" && cp -r training/. "$OUT/training/"
   if [ $DRY = 1 ]; then
-    ARGS=${TRAIN_ARGS:---device cpu --campaign --scales 3 --minutes 0.5 --no-install}
+    ARGS=${TRAIN_ARGS:---device cpu --campaign --scales 2 --minutes 0.5 --no-install}
     LIMIT=480
   else
-    ARGS=${TRAIN_ARGS:---device cuda --campaign --scales 3 --minutes 8 --no-install}
+    ARGS=${TRAIN_ARGS:---device cuda --campaign --scales 2 --minutes 8 --no-install}
     LIMIT=570
   fi
   # shellcheck disable=SC2086
-  step train "$LIMIT" "$PY" scripts/train_weights.py $ARGS --runs "$OUT/runs" --campaigns "$OUT/training"
+  step train "$LIMIT" "$PY" scripts/train_weights.py $ARGS --runs "$OUT/runs" --campaigns "$OUT/training/mlrn-x2-leg2"
   tail -n 30 "$OUT/train.log" | sed 's/^/    /' >>"$SUMMARY"
 fi
 
