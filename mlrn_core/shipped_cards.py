@@ -61,7 +61,8 @@ def _start(init: str) -> str:
         return init
     return (
         f"the body of mlrn-x2 (every layer but the upsampler; its training is on the mlrn-x2 card) under the "
-        f"upsampler of the previous {m[1]} (`{init}`, kept in the campaign's folder)"
+        f"upsampler of the previous {m[1]} (`{init}`, written into the campaign's folder when it began and "
+        "removed once the campaign had passed it: both parts are shipped models in the git history)"
     )
 
 
