@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "mlrn-studio-checkpoint"
 SCHEDULES = ("cosine", "cosine-time", "step", "constant-cosine")
+#: The pixel losses a run can train with (TrainConfig.loss).
+LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     ema: float = 0.0  # EMA decay of the weights (0 = off), e.g. 0.999
     grad_clip: float = 0.0  # max gradient norm (0 = off)
+    # the pixel loss: "l1" (the paper's) or "l2" (MSE: the loss PSNR measures; used by small PSNR networks for a
+    # final phase at a small learning rate, e.g. RFDN/RLFN in the NTIRE efficient-SR challenges)
+    loss: str = "l1"
     amp: str = "auto"  # off | bf16 | fp16 | auto (bf16 where the device supports it, else fp16 on CUDA, off on CPU)
     compile: bool = False
     seed: int = 0
@@ -124,6 +129,8 @@ class TrainConfig:
             raise ValueError("the cosine-time schedule needs max_minutes (its horizon)")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ValueError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.batch < 1 or self.patch < 8:
             raise ValueError(f"batch must be >= 1 and patch >= 8, got {self.batch} and {self.patch}")
 
@@ -633,7 +640,7 @@ class Trainer:
         if self.channels_last:
             lo = lo.contiguous(memory_format=torch.channels_last)
         with self._autocast:
-            loss = F.l1_loss(self.train_model(lo).float(), hi)
+            loss = LOSSES[cfg.loss](self.train_model(lo).float(), hi)
         opt.zero_grad(set_to_none=True)
         scaler = self._scaler
         if scaler is not None:

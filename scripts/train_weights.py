@@ -397,6 +397,7 @@ def campaign_command(cfg, scale: int, photo: bool, device) -> str:
         + f" --minutes M (one call a session; TrainConfig: batch {cfg.batch}, patch {cfg.patch}, lr {cfg.lr:g} "
         f"constant after {cfg.warmup_steps} warm-up steps, cosine over the last {cfg.tail_steps} of {cfg.max_steps} "
         f"steps, {precision}{layout_text(device)}"
+        + (f", {cfg.loss.upper()} loss" if cfg.loss != "l1" else "")
         + (f", EMA {cfg.ema:g}" if cfg.ema else "")
         + (f", {cfg.clean_share:.0%} of samples clean" if photo and cfg.clean_share else "")
         + f", init {init})"
@@ -478,11 +479,12 @@ def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path],
         max_minutes=args.minutes,
         val_every=args.val_every or 200,
         ckpt_every=50,  # a validation costs ~40 s on 2 cores; a checkpoint alone ~1 s
+        loss=args.loss,
         image_skip=True,
         ema=args.ema,
         init=str(init) if init else None,
         device=str(device),
-        seed=int(time.time()) % 10000,
+        seed=args.seed if args.seed is not None else int(time.time()) % 10000,
         jpeg_quality=deg.jpeg_quality,
         noise_sigma=deg.noise_sigma,
         blur=deg.blur,
@@ -513,6 +515,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="default 32 on CUDA, 16 on CPU")
     ap.add_argument("--patch", type=int, default=None, help="LR patch; default 64 on CUDA, 48 on CPU")
     ap.add_argument("--lr", type=float, default=None, help="default 5e-4 from scratch, 2e-4 when continuing")
+    ap.add_argument(
+        "--seed", type=int, default=None, help="the data seed (default: from the clock); equal seeds, equal batches"
+    )
+    ap.add_argument(
+        "--loss",
+        choices=("l1", "l2"),
+        default="l1",
+        help="pixel loss: l1 (the paper's, default) or l2 (MSE, for a final phase at a small --lr)",
+    )
     ap.add_argument(
         "--ema",
         type=float,
@@ -661,11 +672,12 @@ def main() -> None:
                 schedule=schedule,
                 max_minutes=args.minutes * (1.1 if steps else 1.0),
                 val_every=args.val_every or (max(50, steps // 10) if steps else 100),
+                loss=args.loss,
                 image_skip=True,
                 ema=args.ema,
                 init=str(init) if init else None,
                 device=str(device),
-                seed=int(time.time()) % 10000,
+                seed=args.seed if args.seed is not None else int(time.time()) % 10000,
                 jpeg_quality=deg.jpeg_quality,
                 noise_sigma=deg.noise_sigma,
                 blur=deg.blur,
@@ -683,14 +695,16 @@ def main() -> None:
                 + (" --photo" if args.photo else "")
                 + f" --device {device.type}"
                 + (f" --lr {args.lr:g}" if args.lr else "")
+                + (f" --loss {args.loss}" if args.loss != "l1" else "")
                 + (f" --ema {args.ema:g}" if args.ema else "")
                 + (f" --clean-share {args.clean_share:g}" if args.photo and args.clean_share else "")
                 + (f" --batch {args.batch}" if args.batch else "")
                 + (f" --patch {args.patch}" if args.patch else "")
                 + (f" --steps {args.steps}" if args.steps else "")
+                + (f" --seed {args.seed}" if args.seed is not None else "")
                 + f" (TrainConfig: batch {batch}, patch {patch}, lr {lr:g}, "
                 + (f"cosine over {steps} steps, " if steps else f"cosine over {args.minutes:g} minutes, ")
-                + f"warm-up {cfg.warmup_steps}, image_skip, {precision}"
+                + f"warm-up {cfg.warmup_steps}, {cfg.loss.upper()} loss, image_skip, {precision}"
                 + (f", EMA {args.ema:g}" if args.ema else "")
                 + (f", {args.clean_share:.0%} of samples clean" if args.photo and args.clean_share else "")
                 + f", init {init.name if init else 'scratch'})"
