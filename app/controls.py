@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from app.render import INTERACTIVE_CPU_TILE, TILE_CHOICES
 from mlrn_core import auto, model_summary, paths
 from mlrn_core.registry import ModelEntry
-from mlrn_core.tiling import device_label, pick_device, resolve_precision
+from mlrn_core.tiling import QUALITIES, device_label, pick_device, quality_label, resolve_precision
 
 OPEN_MODEL = "__open__"
 NO_MODEL = "__none__"
@@ -118,6 +118,7 @@ class ControlsPanel(QWidget):
     device_changed = Signal(str)
     tile_changed = Signal(int)
     precision_changed = Signal(str)
+    quality_changed = Signal(str)  # "normal" or "best"
     left_changed = Signal(str)  # "bicubic", "nearest" or a model spec
     export_changed = Signal()
     save_requested = Signal()
@@ -158,6 +159,15 @@ class ControlsPanel(QWidget):
             "faster here, Set14 PSNR within 0.01 dB of fp32), fp16 on NVIDIA GPUs, fp32 elsewhere; "
             "fp32 is the exact reference."
         )
+        self.quality_combo = _combo()
+        for value in QUALITIES:
+            self.quality_combo.addItem(quality_label(value, 2), value)
+        self.quality_combo.setToolTip(
+            "Best upscales every tile 8 times, turned and flipped, and averages the results (self-ensemble): "
+            "a little more detail and fewer artefacts, for about 8 times the time. The gain was measured on "
+            "Set14 with the built-in models (python benchmarks/self_ensemble.py)."
+        )
+        form.addRow("Quality", self.quality_combo)
         form.addRow("Device", self.device_combo)
         form.addRow("Precision", self.precision_combo)
         form.addRow("Tile size", self.tile_combo)
@@ -191,7 +201,7 @@ class ControlsPanel(QWidget):
         self.save_button = QPushButton("Save result…")
         self.save_button.setToolTip("Save the MLRN result (Ctrl+S); EXIF, XMP, IPTC, ICC profile and DPI are kept")
         eform.addRow("Format", self.format_combo)
-        eform.addRow("Quality", self.quality_spin)
+        eform.addRow("File quality", self.quality_spin)
         eform.addRow("", self.keep16_check)
         eform.addRow(self.save_button)
         layout.addWidget(export)
@@ -217,6 +227,7 @@ class ControlsPanel(QWidget):
         self.device_combo.currentIndexChanged.connect(self._on_device_combo_changed)
         self.tile_combo.currentIndexChanged.connect(self._on_tile_combo_changed)
         self.precision_combo.currentIndexChanged.connect(self._on_precision_combo_changed)
+        self.quality_combo.currentIndexChanged.connect(self._on_quality_combo_changed)
         self.left_combo.currentIndexChanged.connect(self._on_left_combo_changed)
         self.format_combo.currentIndexChanged.connect(self._on_export_widget_changed)
         self.quality_spin.valueChanged.connect(self._on_export_widget_changed)
@@ -251,6 +262,24 @@ class ControlsPanel(QWidget):
                 self._select_data(self.precision_combo, "auto")
         finally:
             self._updating = False
+
+    @property
+    def quality(self) -> str:
+        return str(self.quality_combo.currentData())
+
+    def set_quality(self, quality: str) -> None:
+        """Select ``quality`` ("normal" or "best") without emitting quality_changed."""
+        self._updating = True
+        try:
+            if not self._select_data(self.quality_combo, quality):
+                self._select_data(self.quality_combo, "normal")
+        finally:
+            self._updating = False
+
+    def _label_qualities(self, scale: int) -> None:
+        """The quality combo's words for ``scale``: Best names its measured gain at that scale."""
+        for i in range(self.quality_combo.count()):
+            self.quality_combo.setItemText(i, quality_label(str(self.quality_combo.itemData(i)), scale))
 
     @property
     def model(self) -> ModelChoice | None:
@@ -290,6 +319,7 @@ class ControlsPanel(QWidget):
             self._select_data(self.format_combo, fmt)
             self.quality_spin.setValue(quality)
             self.keep16_check.setChecked(keep16)
+            self._label_qualities(self.scale)
         finally:
             self._updating = False
 
@@ -367,6 +397,7 @@ class ControlsPanel(QWidget):
     # --- slots ----------------------------------------------------------------------------------
 
     def _on_scale_combo_changed(self, _index: int) -> None:
+        self._label_qualities(self.scale)
         if not self._updating:
             self.scale_changed.emit(self.scale)
 
@@ -392,6 +423,10 @@ class ControlsPanel(QWidget):
     def _on_precision_combo_changed(self, _index: int) -> None:
         if not self._updating:
             self.precision_changed.emit(self.precision)
+
+    def _on_quality_combo_changed(self, _index: int) -> None:
+        if not self._updating:
+            self.quality_changed.emit(self.quality)
 
     def _on_left_combo_changed(self, _index: int) -> None:
         if not self._updating:

@@ -47,6 +47,7 @@ class RenderKey:
     overlap: int = 0
     device: str = ""
     precision: str = ""  # "auto", "fp32", "bf16", "fp16" for models ("" = auto)
+    ensemble: bool = False  # quality "best" (the 8-way self-ensemble) for models
 
 
 @dataclass

@@ -89,6 +89,7 @@ class MainWindow(WindowActions):
             self.settings.keep_16bit,
         )
         self.panel.set_precision(self.settings.precision)
+        self.panel.set_quality(self.settings.upscale_quality)
         self._refresh_models(selected=self.settings.model or None)
         self._apply_mode(self.mode)
         self._update_recent()
@@ -158,6 +159,7 @@ class MainWindow(WindowActions):
         self.panel.device_changed.connect(self._on_panel_device_changed)
         self.panel.tile_changed.connect(self._on_panel_tile_changed)
         self.panel.precision_changed.connect(self._on_panel_precision_changed)
+        self.panel.quality_changed.connect(self._on_panel_quality_changed)
         self.panel.left_changed.connect(self._on_panel_left_changed)
         self.panel.export_changed.connect(self._on_panel_export_changed)
         self.panel.save_requested.connect(self._on_save_action_triggered)
@@ -280,7 +282,11 @@ class MainWindow(WindowActions):
         model = self.panel.model
         try:
             dialog = BatchExportDialog(
-                inputs=inputs, parent=self, scale=self.panel.scale, model=model.spec if model else None
+                inputs=inputs,
+                parent=self,
+                scale=self.panel.scale,
+                model=model.spec if model else None,
+                quality=self.panel.quality,
             )
         except Exception as exc:  # noqa: BLE001
             log.exception("batch export dialog failed")
@@ -307,7 +313,7 @@ class MainWindow(WindowActions):
         p = self.panel
         is_auto = p.model is not None and p.model.kind == "auto"
         return RenderSettings(
-            p.scale, ref(p.model), ref(p.left_choice()), p.left, p.tile, p.device, is_auto, p.precision
+            p.scale, ref(p.model), ref(p.left_choice()), p.left, p.tile, p.device, is_auto, p.precision, p.quality
         )
 
     def _request_renders(self) -> None:
@@ -529,6 +535,10 @@ class MainWindow(WindowActions):
 
     def _on_panel_precision_changed(self, precision: str) -> None:
         self.settings.precision = precision
+        self._request_renders()
+
+    def _on_panel_quality_changed(self, quality: str) -> None:
+        self.settings.upscale_quality = quality
         self._request_renders()
 
     def _on_panel_left_changed(self, left: str) -> None:

@@ -48,7 +48,8 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class RenderSettings:
-    """What the renders depend on: the scale, the MLRN model (right), the left side, tile, device, precision."""
+    """What the renders depend on: the scale, the MLRN model (right), the left side, tile, device, precision
+    and quality."""
 
     scale: int = 2
     model: ModelRef | None = None
@@ -58,6 +59,7 @@ class RenderSettings:
     device: str = "auto"
     auto_model: bool = False  # model "Auto": the built-in model :func:`auto_ref` picks for each image
     precision: str = "auto"  # mlrn_core.tiling.PRECISIONS
+    quality: str = "normal"  # mlrn_core.tiling.QUALITIES: "best" is the 8-way self-ensemble
 
 
 @dataclass(frozen=True)
@@ -366,8 +368,10 @@ class RenderSession(QObject):
             DEFAULT_OVERLAP,
             device.type,
             st.precision,
+            st.quality == "best",
         )
-        return RenderSpec(key, "model", f"MLRN {model.name}", str(model.path))
+        label = f"MLRN {model.name}" + (" · best quality" if key.ensemble else "")
+        return RenderSpec(key, "model", label, str(model.path))
 
     def _plain_spec(self, image_id: ImageId, method: str) -> RenderSpec:
         label = "Bicubic" if method == "bicubic" else "Original pixels"

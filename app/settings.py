@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrn_core import atomic, paths
-from mlrn_core.tiling import PRECISIONS
+from mlrn_core.tiling import PRECISIONS, QUALITIES
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class Settings:
     device: str = "auto"
     tile: int = 0  # 0 = auto
     precision: str = "auto"  # "auto" (bf16 on CPUs with native bf16, fp16 on CUDA), "fp32", "bf16", "fp16"
+    upscale_quality: str = "normal"  # "normal" or "best" (the 8-way self-ensemble, about 8x the time)
     left: str = "bicubic"  # "bicubic", "nearest" or a model name / path
     compare_mode: str = "side"
     recent_files: list[str] = field(default_factory=list)
@@ -75,6 +76,8 @@ def _valid(name: str, value: Any, default: Any) -> bool:
             return value in EXPORT_FORMATS
         if name == "precision":
             return value in PRECISIONS
+        if name == "upscale_quality":
+            return value in QUALITIES
         if name == "device":
             return value in ("auto", "cpu", "mps") or value.startswith("cuda")
         return True

@@ -64,7 +64,7 @@ def describe_error(exc: BaseException) -> str:
 class ModelCache:
     """The prepared models (weights on the device at their precision) of the last few renders.
 
-    Keyed by the model file (path, size, modification time), scale, device and precision, so an edited
+    Keyed by the model file (path, size, modification time), scale, device, precision and quality, so an edited
     or replaced file, or another setting, loads afresh while switching images never does. Two entries
     cover the usual A/B comparison of two models. ``loads`` counts the files actually loaded.
     """
@@ -76,21 +76,21 @@ class ModelCache:
         self._entries: OrderedDict[tuple, tuple[LoadedModel, TileRunner]] = OrderedDict()
 
     def get(
-        self, path: str, scale: int, device: torch.device, precision: str = "auto"
+        self, path: str, scale: int, device: torch.device, precision: str = "auto", ensemble: bool = False
     ) -> tuple[LoadedModel, TileRunner]:
         try:
             st = os.stat(path)
             stamp = (st.st_size, st.st_mtime_ns)
         except OSError:
             stamp = (0, 0)
-        key = (os.path.abspath(path), stamp, scale, str(device), precision)
+        key = (os.path.abspath(path), stamp, scale, str(device), precision, ensemble)
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key]
             loaded = load_model(path, scale)
             self.loads += 1
-            entry = (loaded, TileRunner(loaded.model, device, precision=precision))
+            entry = (loaded, TileRunner(loaded.model, device, precision=precision, ensemble=ensemble))
             self._entries[key] = entry
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
@@ -245,7 +245,7 @@ class RenderJob(Job):
         if spec.model_path is None:
             raise ModelError(f"no model file given for '{spec.label}'")
         device = torch.device(spec.key.device or "cpu")
-        loaded, runner = MODELS.get(spec.model_path, req.scale, device, spec.key.precision or "auto")
+        loaded, runner = MODELS.get(spec.model_path, req.scale, device, spec.key.precision or "auto", spec.key.ensemble)
         tile = req.tile or interactive_tile(device, loaded.model)
         s = req.scale
         # The display canvas is written here and only read by the GUI, inside the rectangles this job has
@@ -297,8 +297,8 @@ class RenderJob(Job):
         seconds = time.perf_counter() - t0
         # every cell has been written exactly once, final, so the canvas and its pyramid are complete
         keep = out if out is not canvas.levels[0] else None
-        info = dict(loaded.info, tile=tile, overlap=req.overlap, precision=runner.precision)
-        label = f"{device_label(device)}, {runner.precision}"
+        info = dict(loaded.info, tile=tile, overlap=req.overlap, precision=runner.precision, quality=runner.quality)
+        label = f"{device_label(device)}, {runner.describe()}"
         self.render_done.emit(RenderResult(spec.key, spec.label, canvas, keep, seconds, label, info))
 
 

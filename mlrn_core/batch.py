@@ -74,7 +74,8 @@ class BatchOptions:
     ``suffix`` None means ``_x{scale}``; ``tile`` None picks a tile size from the device's memory;
     ``quality`` None is the writer's default (95) for JPEG and WebP; ``prefetch`` overlaps reading and
     writing with compute; ``precision`` is one of :data:`~mlrn_core.tiling.PRECISIONS` ("auto": bf16 on
-    CPUs with native bf16, fp16 on CUDA, else fp32); ``half`` False forces fp32 (the older switch).
+    CPUs with native bf16, fp16 on CUDA, else fp32); ``half`` False forces fp32 (the older switch);
+    ``ensemble`` upscales at quality "best" (the 8-way self-ensemble, :data:`~mlrn_core.tiling.QUALITIES`).
     ``model`` "auto" makes the planner pick a built-in model per file (:func:`mlrn_core.auto.choose_model`).
     """
 
@@ -91,6 +92,7 @@ class BatchOptions:
     sidecar: bool = True
     half: bool | None = None
     precision: str = "auto"
+    ensemble: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in tiling.PRECISIONS:
@@ -716,12 +718,18 @@ def run_batch(
         key = item.auto.name if per_file and item.auto is not None else name
         if key not in runners:  # weights move to the device once per model
             precision = "fp32" if options.half is False and options.precision == "auto" else options.precision
-            runners[key] = tiling.TileRunner(nets[key], target, precision=precision)
+            runners[key] = tiling.TileRunner(nets[key], target, precision=precision, ensemble=options.ensemble)
         return nets[key], runners[key]
 
     sidecar = _Sidecar(
         plan.sidecar,
-        {"model": name, "scale": options.scale, "device": summary.device, **(record or {})},
+        {
+            "model": name,
+            "scale": options.scale,
+            "device": summary.device,
+            "quality": "best" if (runner.ensemble if runner is not None else options.ensemble) else "normal",
+            **(record or {}),
+        },
         per_file,
     )
 

@@ -53,6 +53,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             args.tile,
             progress=lambda i, n, name: progress.update(f"bench {bar(i / max(1, n))} {i}/{n} {name}"),
             degradation=degradation,
+            ensemble=args.quality == "best",
         )
     except data_mod.DataError as exc:
         print(f"mlrn bench: {exc}", file=sys.stderr)
@@ -72,7 +73,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     b, m = res.bicubic, res.model
     print(
         f"{'mean of ' + str(len(res.images)) + ' images':<28} bicubic {b.psnr:7.3f} dB / {b.ssim:.4f}"
-        + (f"   {res.model_name} {m.psnr:7.3f} dB / {m.ssim:.4f}" if m else "")
+        + (
+            f"   {res.model_name}{' (best quality)' if res.quality == 'best' else ''} {m.psnr:7.3f} dB / {m.ssim:.4f}"
+            if m
+            else ""
+        )
     )
     return EXIT_OK
 
@@ -328,6 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="degrade the LR inputs first, the same way every run: none (default), jpeg:Q (a 4:2:0 "
         "JPEG at quality Q, as cameras write), jpeg:LO-HI, or camera (blur, bicubic or area "
         "downscale, noise, JPEG q70-98: the photo models' training inputs)",
+    )
+    b.add_argument(
+        "--quality",
+        default="normal",
+        choices=("normal", "best"),  # tiling.QUALITIES (tiling is imported lazily, with torch)
+        help="normal: one pass per tile; best: the average of the 8 flips and rotations of each tile "
+        "(self-ensemble, about 8x the time) (default: normal)",
     )
     b.set_defaults(func=cmd_bench)
 

@@ -83,15 +83,18 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     keep_first: bool = False,
+    ensemble: bool = False,
 ) -> Evaluation:
     """Score ``model`` (``None``: MATLAB bicubic) on ``images``; see the module docstring.
 
     ``progress(done, total)`` after each image; raises :class:`mlrn_core.tiling.Cancelled` when
-    ``cancel()`` turns true. The model runs in fp32 on ``device`` (the CPU by default).
+    ``cancel()`` turns true. The model runs in fp32 on ``device`` (the CPU by default); ``ensemble`` scores
+    quality "best" (the 8-way self-ensemble, :data:`mlrn_core.tiling.QUALITIES`).
     """
     if not images:
         raise ValueError("no images to evaluate on")
-    runner = TileRunner(model, device or torch.device("cpu"), half=False) if model is not None else None
+    cpu = torch.device("cpu")
+    runner = TileRunner(model, device or cpu, half=False, ensemble=ensemble) if model is not None else None
     scores: list[Score] = []
     first = None
     for i, img in enumerate(images):
@@ -138,6 +141,7 @@ class BenchResult:
     model_name: str | None
     per_image: list[dict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    quality: str = "normal"  # the model's upscaling quality (mlrn_core.tiling.QUALITIES)
 
     def as_json(self) -> dict:
         """The one-line JSON of ``mlrn bench --json``."""
@@ -145,7 +149,7 @@ class BenchResult:
             "scale": self.scale,
             "images": len(self.images),
             "bicubic": self.bicubic.as_dict(),
-            "model": dict(name=self.model_name, **self.model.as_dict()) if self.model else None,
+            "model": dict(name=self.model_name, quality=self.quality, **self.model.as_dict()) if self.model else None,
         }
 
 
@@ -158,8 +162,11 @@ def benchmark(
     tile: int | None = EVAL_TILE,
     progress: Callable[[int, int, str], None] | None = None,
     degradation: data_mod.Degradation | None = None,
+    ensemble: bool = False,
 ) -> BenchResult:
     """PSNR/SSIM of bicubic (and ``model`` when given) on the HR images in ``folders``.
+
+    ``ensemble`` scores the model at quality "best" (the 8-way self-ensemble) instead of "normal".
 
     With a ``degradation`` (``mlrn bench --degrade jpeg:85``), image i's LR input is degraded from the fixed
     seed ``default_rng([EVAL_SEED, i])`` before both bicubic and the model see it: the same inputs every run.
@@ -174,7 +181,11 @@ def benchmark(
 
     report(0, len(images))
     bicubic = evaluate(None, images, scale)
-    scored = evaluate(model, images, scale, device, tile=tile or EVAL_TILE, progress=report) if model else None
+    scored = (
+        evaluate(model, images, scale, device, tile=tile or EVAL_TILE, progress=report, ensemble=ensemble)
+        if model
+        else None
+    )
     report(len(images), len(images))
     rows = []
     for i, name in enumerate(names):
@@ -190,6 +201,7 @@ def benchmark(
         model_name=model_name,
         per_image=rows,
         skipped=[(str(s.path), s.reason) for s in scan.skipped],
+        quality="best" if ensemble else "normal",
     )
 
 

@@ -40,6 +40,31 @@ MIN_TILE = 32
 #: :func:`resolve_precision`); the others force it.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
+#: Upscaling qualities: "normal" runs each tile through the network once; "best" is the geometric
+#: self-ensemble (Lim et al., EDSR, 2017): the tile in its 8 flips and rotations, each result turned back
+#: and the 8 averaged, for about 8x the time (gain and cost: ``benchmarks/self_ensemble.py``).
+QUALITIES = ("normal", "best")
+ENSEMBLE_SIZE = 8
+
+#: What quality "best" buys and costs with the shipped paper models: Set14 PSNR gain over "normal" (dB, Y,
+#: border = scale, docs/EVALUATION.md) per scale, and its time as a multiple of normal's on a 480x320
+#: photo crop; measured side by side by ``python benchmarks/self_ensemble.py`` (docs/quality.md has the
+#: machine and the whole table).
+BEST_QUALITY_GAIN_DB: dict[int, float] = {}  # FILL-AFTER-MEASURE
+BEST_QUALITY_TIME = 8.0  # FILL-AFTER-MEASURE
+
+
+def quality_label(quality: str, scale: int) -> str:
+    """What a quality choice means, in the words the app, Batch Export and ``mlrn upscale`` show."""
+    if quality == "normal":
+        return "Normal"
+    if quality != "best":
+        raise ValueError(f"unknown quality '{quality}': expected {', '.join(QUALITIES)}")
+    gain = BEST_QUALITY_GAIN_DB.get(scale)
+    text = f"+{gain:.2f} dB on Set14 at x{scale}, " if gain is not None else ""
+    return f"Best ({text}about {BEST_QUALITY_TIME:.0f}x the time)"
+
+
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
 #: ``on_tile(tile, rects)``: the LR rectangles ``(x0, y0, x1, y1)`` of the output made final by ``tile``.
@@ -186,7 +211,8 @@ class TileRunner:
     ``precision`` is one of :data:`PRECISIONS` (resolved by :func:`resolve_precision`); ``half`` is the
     older switch: False forces fp32, True/None leave the choice to "auto". CUDA and MPS run fp16 (and
     CUDA bf16) as half-precision weights; CPU bf16 runs under autocast, so weights stay fp32 and oneDNN
-    picks the bf16 kernels, with channels_last (the layout those kernels want).
+    picks the bf16 kernels, with channels_last (the layout those kernels want). ``ensemble`` True runs
+    every tile as the geometric self-ensemble (quality "best", see :data:`QUALITIES`).
     """
 
     def __init__(
@@ -195,8 +221,10 @@ class TileRunner:
         device: torch.device,
         half: bool | None = None,
         precision: str | None = None,
+        ensemble: bool = False,
     ) -> None:
         self.device = device
+        self.ensemble = bool(ensemble)
         self.scale = int(model.scale)
         if precision is None:
             precision = "fp32" if half is False else "auto"
@@ -217,24 +245,63 @@ class TileRunner:
             m = m.to(memory_format=torch.channels_last)
         self.model = m
 
-    def describe(self) -> str:
-        """e.g. 'bf16' or 'fp32', for captions and logs."""
-        return self.precision
+    @property
+    def quality(self) -> str:
+        """ "best" when every tile runs as the self-ensemble, else "normal"."""
+        return "best" if self.ensemble else "normal"
 
-    @torch.inference_mode()
-    def run(self, lr_hwc: np.ndarray) -> np.ndarray:
-        """float32 HxWx3 in [0,1] -> float32 (H*s)x(W*s)x3, clamped to [0,1]."""
-        x = torch.from_numpy(np.ascontiguousarray(lr_hwc.transpose(2, 0, 1), dtype=np.float32))[None]
-        x = x.to(self.device)
+    def describe(self) -> str:
+        """e.g. 'bf16' or 'fp32, best quality', for captions and logs."""
+        return self.precision + (", best quality" if self.ensemble else "")
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One pass of an NCHW batch at this runner's precision and layout; float32 out, not clamped."""
         if self._weights_dtype is not None:
             x = x.to(self._weights_dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         ctx = torch.autocast("cpu", dtype=self._autocast) if self._autocast is not None else contextlib.nullcontext()
         with ctx:
-            y = self.model(x)
-        y = y.float().clamp_(0, 1)[0]
+            return self.model(x).float()
+
+    @torch.inference_mode()
+    def run(self, lr_hwc: np.ndarray) -> np.ndarray:
+        """float32 HxWx3 in [0,1] -> float32 (H*s)x(W*s)x3, clamped to [0,1]."""
+        x = torch.from_numpy(np.ascontiguousarray(lr_hwc.transpose(2, 0, 1), dtype=np.float32))[None]
+        x = x.to(self.device)
+        if not self.ensemble:
+            y = self._forward(x)
+        else:
+            y = None
+            for k in range(ENSEMBLE_SIZE):
+                out = undo_transform(self._forward(dihedral_transform(x, k)), k)
+                y = out if y is None else y.add_(out)
+            y.div_(ENSEMBLE_SIZE)
+        y = y.clamp_(0, 1)[0]
         return y.permute(1, 2, 0).contiguous().cpu().numpy()
+
+
+def dihedral_transform(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k``-th (0-7) of the 8 flips and rotations of an NCHW tensor: bit 2 transposes H and W, bit 0
+    flips W, bit 1 flips H; 0 is the identity. :func:`undo_transform` turns a result back."""
+    if k & 4:
+        x = x.transpose(2, 3)
+    if k & 1:
+        x = x.flip(3)
+    if k & 2:
+        x = x.flip(2)
+    return x
+
+
+def undo_transform(y: torch.Tensor, k: int) -> torch.Tensor:
+    """The inverse of :func:`dihedral_transform`: the same steps in reverse order (each is its own inverse)."""
+    if k & 2:
+        y = y.flip(2)
+    if k & 1:
+        y = y.flip(3)
+    if k & 4:
+        y = y.transpose(2, 3)
+    return y
 
 
 def to_output_dtype(f: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
@@ -262,6 +329,7 @@ def upscale_array(
     device: torch.device | str | None = "auto",
     half: bool | None = None,
     precision: str | None = None,
+    ensemble: bool = False,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     priority: Callable[[Tile], float] | None = None,
@@ -274,18 +342,20 @@ def upscale_array(
 
     The result is float32 in [0,1] by default, or uint8/uint16 (``dtype``), rounded as the writer
     rounds; ``out`` is a preallocated output of that shape and one of those dtypes (e.g. a display
-    canvas), written in place. ``tile`` (LR px, None = from free device memory) is halved and the image
-    restarted when the device runs out of memory. ``priority(tile)`` is asked before each tile is picked
-    (lowest first), so the caller can re-prioritise while it runs; a ``priority`` with a ``version()``
-    attribute is asked only when that value changes (the pending tiles are sorted once per version,
-    which saves thousands of calls per pick on a big photo). ``on_tile(tile, rects)`` gets the LR
-    rectangles ``(x0, y0, x1, y1)`` of the output that became final (every covering tile blended in)
-    with that tile (possibly none: a tile whose every cell still waits for a neighbour). Raises
+    canvas), written in place. ``ensemble`` runs each tile as the 8-way self-ensemble (quality "best";
+    ignored when ``runner`` is given: the runner's own setting holds). ``tile`` (LR px, None = from free
+    device memory) is halved and the image restarted when the device runs out of memory.
+    ``priority(tile)`` is asked before each tile is picked (lowest first), so the caller can re-prioritise
+    while it runs; a ``priority`` with a ``version()`` attribute is asked only when that value changes (the
+    pending tiles are sorted once per version, which saves thousands of calls per pick on a big photo).
+    ``on_tile(tile, rects)`` gets the LR rectangles ``(x0, y0, x1, y1)`` of the output that became final
+    (every covering tile blended in) with that tile (possibly none: a tile whose every cell still waits for
+    a neighbour). Raises
     :class:`Cancelled`.
     """
     if lr.ndim != 3 or lr.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 RGB array, got shape {lr.shape}")
-    runner = runner or TileRunner(model, pick_device(device), half, precision)
+    runner = runner or TileRunner(model, pick_device(device), half, precision, ensemble)
     s = runner.scale
     shape = (lr.shape[0] * s, lr.shape[1] * s, 3)
     if out is None:
@@ -466,7 +536,7 @@ def finish_upscaled(source, rgb: np.ndarray, scale: int):
 def upscale_picture(model: torch.nn.Module, picture, **kwargs):
     """Upscale an :class:`mlrn_core.imageio.Picture`: RGB with the network (tiled), then :func:`finish_upscaled`.
 
-    Keyword arguments are those of :func:`upscale_array` (tile, overlap, device, precision, progress,
+    Keyword arguments are those of :func:`upscale_array` (tile, overlap, device, precision, ensemble, progress,
     cancel, priority, on_tile, runner, dtype). The result holds uint8 pixels for an 8-bit source and
     uint16 for a 16-bit one unless ``dtype`` says otherwise, so a big output costs its own bytes (3 or 6
     per pixel) rather than a float32 copy (12).

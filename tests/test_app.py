@@ -743,6 +743,10 @@ def test_app_settings_ignore_bad_values(home):
     )
     s = load_settings()
     assert s.scale == 2 and s.tile == 256 and s.compare_mode == "side" and s.recent_files == [] and s.quality == 80
+    path.write_text(json.dumps({"upscale_quality": "ultra"}))
+    assert load_settings().upscale_quality == "normal"
+    path.write_text(json.dumps({"upscale_quality": "best"}))
+    assert load_settings().upscale_quality == "best"
     path.write_text("{ broken")
     assert load_settings() == Settings()
     s = Settings()
@@ -869,3 +873,48 @@ def test_app_save_checks_the_folder_before_waiting_for_the_render(qtbot, tiny_mo
     assert f"output folder '{locked}'" in window.messages.current
     assert "not writable; choose another output folder" in window.messages.current
     assert list(locked.iterdir()) == []
+
+
+def test_app_best_quality_renders_the_self_ensemble_and_is_kept(qtbot, home, window):
+    """Issue 36: Quality "Best" in the panel renders (and saves) the 8-way self-ensemble, says so in the
+    caption, is remembered, and Batch Export opens with it."""
+    photo = _photo(home / "small.png", 96, 72)  # one tile: 8 passes stay quick on a busy machine
+    model_path = _tiny_model_file(home / "rough.pt", seed=5)
+    registry.register_user_model(model_path, "rough", "# rough\n")
+    window._refresh_models()
+    assert window.panel.select_model("rough")
+    with qtbot.waitSignal(window.image_shown, timeout=RENDER_TIMEOUT_MS):
+        _drop(window, photo)
+    _wait_right_done(qtbot, window)
+    _wait_idle(qtbot, window)
+    normal = window.right_image.base.levels[0].copy()
+    assert "best" not in window.right_image.label
+    combo = window.panel.quality_combo
+    assert combo.currentData() == "normal" and combo.itemText(combo.findData("best")).startswith("Best (")
+    assert "8x the time" in combo.itemText(combo.findData("best"))
+    combo.setCurrentIndex(combo.findData("best"))
+    qtbot.waitUntil(lambda: window.session.right_key is not None and window.session.right_key.ensemble, timeout=5000)
+    _wait_right_done(qtbot, window)
+    _wait_idle(qtbot, window)
+    best = window.right_image.base.levels[0]
+    assert window.right_image.label.endswith("best quality")
+    model = registry.load_model(str(model_path), 2).model
+    rgb = read_image(photo).rgb
+    expected = to_uint8(upscale_array(model, rgb, tile=INTERACTIVE_CPU_TILE, device="cpu", ensemble=True))
+    plain = to_uint8(upscale_array(model, rgb, tile=INTERACTIVE_CPU_TILE, device="cpu"))
+    assert np.abs(best.astype(int) - expected).max() <= 1  # blending order differs only in float rounding
+    assert np.abs(normal.astype(int) - plain).max() <= 1
+    assert np.abs(best.astype(int) - normal).max() > 3
+    out = home / "out" / "best.png"
+    with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
+        assert window.save_result(out)
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), best)
+    assert window.open_batch_export([photo])
+    dialog = window._batch_dialog
+    assert dialog.upscale_quality_combo.currentData() == "best" and dialog.options().ensemble
+    dialog.close()
+    window.close()
+    assert json.loads(settings_path().read_text())["upscale_quality"] == "best"
+    w2 = MainWindow()
+    qtbot.addWidget(w2)
+    assert w2.panel.quality == "best"

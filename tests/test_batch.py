@@ -580,3 +580,42 @@ def test_cli_precision_is_forced_or_refused_with_a_reason(tmp_path, model_file, 
     rc = cli(src, "-o", tmp_path / "half.png", "--model", model_file, "--device", "cpu", "--precision", "fp16")
     assert rc != 0 and "fp16 is for GPUs" in capsys.readouterr().err
     assert not (tmp_path / "half.png").exists()
+
+
+def test_cli_quality_best_is_the_self_ensemble_and_a_number_is_still_the_jpeg_quality(tmp_path, capsys):
+    torch.manual_seed(3)  # an untrained net: no symmetry, so each of the 8 passes differs
+    model_path = registry.save_model(tmp_path / "rough.pt", MLRN(scale=2, features=8, blocks=1).eval(), info={})
+    src = small_folder(tmp_path / "in", ("a.png",), size=40) / "a.png"
+    common = ("--model", model_path, "--device", "cpu", "--precision", "fp32")
+    assert cli(src, "-o", tmp_path / "best.png", "--quality", "best", *common) == 0
+    assert "best quality" in capsys.readouterr().err
+    assert cli(src, "-o", tmp_path / "normal.png", "--quality", "normal", *common) == 0
+    net = registry.load_model(str(model_path), 2).model
+    rgb = imageio.read_image(src).rgb
+    best = np.asarray(Image.open(tmp_path / "best.png"))
+    normal = np.asarray(Image.open(tmp_path / "normal.png"))
+    kw = {"device": "cpu", "precision": "fp32", "dtype": np.uint8}
+    np.testing.assert_array_equal(best, tiling.upscale_array(net, rgb, ensemble=True, **kw))
+    np.testing.assert_array_equal(normal, tiling.upscale_array(net, rgb, **kw))
+    assert np.abs(best.astype(int) - normal).max() > 2
+    # the record of a folder batch says which quality made the files
+    out = tmp_path / "folder"
+    assert cli(src.parent, "--out-dir", out, "--quality", "best", *common) == 0
+    rows = [json.loads(s) for s in batch.record_path(out).read_text(encoding="utf-8").splitlines()]
+    assert [r["quality"] for r in rows] == ["best"]
+    # a number is the JPEG quality, as before; both can be given; anything else is refused with the choices
+    for args in (("--quality", "best", "--quality", "60"), ("--quality", "best", "--jpeg-quality", "60")):
+        dest = tmp_path / f"q{len(args)}-{args[-2]}.jpg"
+        assert cli(src, "-o", dest, *args, *common) == 0
+        assert "best quality" in capsys.readouterr().err
+        with Image.open(dest) as im:
+            q60 = im.quantization[0][0]
+    with Image.open(tmp_path / "best.png") as im:
+        im.convert("RGB").save(tmp_path / "ref60.jpg", quality=60)
+    with Image.open(tmp_path / "ref60.jpg") as im:
+        assert q60 == im.quantization[0][0]
+    with pytest.raises(SystemExit) as exc:
+        cli(src, "-o", tmp_path / "x.png", "--quality", "great", *common)
+    assert exc.value.code == 2
+    assert "expected normal, best or a JPEG/WebP quality" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()

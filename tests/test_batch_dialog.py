@@ -180,3 +180,27 @@ def test_a_model_that_does_not_load_is_reported(qtbot, tmp_path: Path) -> None:
     assert done.args[0] is None
     assert "could not run" in dlg.summary_label.text() and "x2" in dlg.summary_label.text()
     assert not (tmp_path / "out").exists()
+
+
+def test_best_quality_is_chosen_with_its_cost_and_writes_the_self_ensemble(
+    qtbot, tmp_path: Path, model_file: Path
+) -> None:
+    src = photos(tmp_path / "in", ("a.png",), size=40)
+    out = tmp_path / "out"
+    dlg = make_dialog(qtbot, [src], out, model_file)
+    combo = dlg.upscale_quality_combo
+    assert combo.currentData() == "normal" and not dlg.options().ensemble
+    assert combo.itemText(combo.findData("best")) == tiling.quality_label("best", 2)
+    dlg.scale_combo.setCurrentIndex(dlg.scale_combo.findData(4))  # the words follow the scale
+    assert combo.itemText(combo.findData("best")) == tiling.quality_label("best", 4)
+    dlg.scale_combo.setCurrentIndex(dlg.scale_combo.findData(2))
+    combo.setCurrentIndex(combo.findData("best"))
+    assert dlg.options().ensemble
+    with qtbot.waitSignal(dlg.batch_finished, timeout=60_000) as done:
+        qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
+        assert not combo.isEnabled()
+    assert len(done.args[0].succeeded) == 1
+    net = registry.load_model(str(model_file), 2).model
+    rgb = np.asarray(Image.open(src / "a.png"), dtype=np.float32) / 255
+    expected = tiling.upscale_array(net, rgb, device="cpu", ensemble=True, dtype=np.uint8)
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "a_x2.png")), expected)

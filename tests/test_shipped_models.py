@@ -97,3 +97,21 @@ def test_auto_jpeg_threshold_is_where_the_paper_model_catches_up(scale):
 
     assert gap(limit) <= 0.0
     assert gap(BELOW_THRESHOLD[scale]) > 0.0
+
+
+@pytest.mark.builtin_models
+@needs_shared_data
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_best_quality_gain_shown_to_users_is_what_set14_measures(scale):
+    """The gain of quality "best" that the app, Batch Export and the docs show (tiling.BEST_QUALITY_GAIN_DB) is
+    the Set14 gain of the shipped paper model measured again here (``mlrn bench ... --quality best``)."""
+    from mlrn_core import tiling
+
+    loaded = registry.load_model(f"mlrn-x{scale}", scale)
+    normal = benchmark([SHARED_DATA / "bench" / "Set14"], scale, loaded.model, loaded.name)
+    best = benchmark([SHARED_DATA / "bench" / "Set14"], scale, loaded.model, loaded.name, ensemble=True)
+    assert best.quality == "best" and best.as_json()["model"]["quality"] == "best"
+    gain = best.model.psnr - normal.model.psnr
+    assert gain > 0
+    assert gain == pytest.approx(tiling.BEST_QUALITY_GAIN_DB[scale], abs=0.01)
+    assert f"+{tiling.BEST_QUALITY_GAIN_DB[scale]:.2f} dB on Set14 at x{scale}" in tiling.quality_label("best", scale)

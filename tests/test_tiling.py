@@ -264,3 +264,71 @@ def test_a_versioned_priority_is_sorted_once_per_version_in_the_order_min_picks(
     rank = {i: k for k, i in enumerate(order)}
     same = upscale_array(model, lr, tile=32, overlap=8, device="cpu", priority=lambda t: rank[t.index])
     np.testing.assert_array_equal(out, same)
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_each_dihedral_transform_is_undone_exactly(k):
+    x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).reshape(2, 3, 5, 7)
+    t = tiling.dihedral_transform(x, k)
+    assert t.shape[2:] == ((7, 5) if k & 4 else (5, 7))
+    assert torch.equal(tiling.undo_transform(t, k), x)
+
+
+def test_the_eight_transforms_are_the_eight_symmetries_of_a_rectangle():
+    x = torch.arange(4 * 6, dtype=torch.float32).reshape(1, 1, 4, 6)
+    a = x[0, 0].numpy()
+    # the dihedral group generated independently with numpy: 4 rotations, each with and without a flip
+    expected = {tuple(np.rot90(b, r).ravel()) + np.rot90(b, r).shape for b in (a, a[:, ::-1]) for r in range(4)}
+    got = {
+        tuple(tiling.dihedral_transform(x, k)[0, 0].numpy().ravel()) + tuple(tiling.dihedral_transform(x, k).shape[2:])
+        for k in range(8)
+    }
+    assert got == expected and len(got) == 8
+
+
+def test_best_quality_is_the_mean_of_the_eight_turned_back_results():
+    model = tiny_model(2, features=16, blocks=2)  # a trained-free net: not equivariant, so each pass differs
+    lr = textured_image(24, 40).astype(np.float32) / 255
+    plain = TileRunner(model, torch.device("cpu"), precision="fp32")
+    best = TileRunner(model, torch.device("cpu"), precision="fp32", ensemble=True)
+    assert (plain.quality, best.quality) == ("normal", "best")
+    assert best.describe() == "fp32, best quality"
+    # the reference: each rotation/flip done with numpy on HWC arrays, run alone, turned back with numpy
+    outs = []
+    for flip in (False, True):
+        for r in range(4):
+            src = lr[:, ::-1] if flip else lr
+            y = plain.run(np.ascontiguousarray(np.rot90(src, r)))
+            y = np.rot90(y, -r)
+            outs.append(y[:, ::-1] if flip else y)
+    reference = np.clip(np.mean([np.asarray(o, np.float64) for o in outs], axis=0), 0, 1)
+    got = best.run(lr)
+    assert got.shape == (48, 80, 3)
+    assert np.abs(got - reference).max() < 1e-5
+    assert np.abs(got - plain.run(lr)).max() > 1e-3  # it is not the single pass
+
+
+def test_best_quality_tiles_blend_cancel_and_report_progress_like_normal():
+    model = tiny_model(3, features=16, blocks=2)
+    lr = textured_image(70, 93).astype(np.float32) / 255
+    full = TileRunner(model, torch.device("cpu"), ensemble=True).run(lr)
+    seen = []
+    tiled = upscale_array(
+        model, lr, tile=32, overlap=8, device="cpu", ensemble=True, progress=lambda d, n: seen.append(d)
+    )
+    assert _psnr(tiled, full) >= 50
+    n = len(plan_tiles(70, 93, 32, 8))
+    assert seen == list(range(n + 1))
+    calls = []
+    with pytest.raises(Cancelled):
+        upscale_array(
+            model,
+            lr,
+            tile=32,
+            overlap=8,
+            device="cpu",
+            ensemble=True,
+            cancel=lambda: len(calls) > 2,
+            progress=lambda d, n: calls.append(d),
+        )
+    assert len(calls) <= 4
