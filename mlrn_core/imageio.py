@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import functools
 import io
 import logging
 import os
@@ -513,11 +514,21 @@ def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.nd
         exif_bytes = _read_exif_bytes(img, fmt, data)
         has_xmp_iptc = _may_hold_xmp_iptc(img)
         orientation = _orientation_of(exif_bytes)
+        # The orientation is applied exactly once: a decoder that turns TIFF pixels upright itself (Pillow's
+        # TIFF loader does, and reports the upright size before decoding) leaves nothing to do.
+        pil_upright, cv_upright = _tiff_decoders_upright() if fmt == "tiff" and orientation != 1 else (False, False)
+        swap = orientation in (5, 6, 7, 8)
+        pil_hw = (img.height, img.width)
+        stored_hw = pil_hw[::-1] if pil_upright and swap else pil_hw
+        todo = 1 if pil_upright else orientation  # what is left to do on Pillow's pixels
 
         pixels: np.ndarray | None = None
         raw: np.ndarray | None = None  # the decoded 8-bit pixels, when the float picture is exactly them / 255
         if _is_sixteen_bit(img, fmt, data):
-            pixels = _decode_cv2(p, img, data)
+            upright_hw = stored_hw[::-1] if swap else stored_hw
+            pixels = _decode_cv2(p, img, data, upright_hw if cv_upright else stored_hw)
+            if pixels is not None:
+                todo = 1 if cv_upright else orientation
         if pixels is not None:
             gray = source_mode in _GRAY_MODES or (fmt == "png" and data[25] in (0, 4))  # PNG colour type
             depth = 16 if pixels.dtype != np.uint8 else 8
@@ -532,11 +543,11 @@ def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.nd
             floats = _int_to_float(arr) if arr.dtype.kind in "ui" else np.clip(arr, 0, 1).astype(np.float32)
             raw = arr if arr.dtype == np.uint8 else None
 
-    floats = _apply_orientation(floats, orientation)
+    floats = _apply_orientation(floats, todo)
     rgb, alpha = _split_channels(floats, gray)
     shown = None
     if display and raw is not None:
-        shown = _split_channels(_apply_orientation(raw, orientation), gray, np.uint8)[0]
+        shown = _split_channels(_apply_orientation(raw, todo), gray, np.uint8)[0]
     xmp, iptc = _read_xmp_iptc(p, data) if has_xmp_iptc else (None, None)
     picture = Picture(
         rgb=rgb,
@@ -786,8 +797,32 @@ def _unpremultiply(rgba: np.ndarray) -> np.ndarray:
     return out
 
 
-def _decode_cv2(p: Path, img: Image.Image, data: bytes) -> np.ndarray | None:
-    """Decode a 16-bit PNG/TIFF with OpenCV; RGB(A) channel order. None -> let Pillow decode it."""
+@functools.cache
+def _tiff_decoders_upright() -> tuple[bool, bool]:
+    """Whether Pillow and OpenCV turn TIFF pixels upright themselves while decoding, by the Orientation tag.
+
+    Pillow's TIFF loader does since 11 (``ImageOps.exif_transpose`` in ``TiffImagePlugin.load``), older ones
+    do not, and OpenCV's may or may not: measured once, on a 3x2 TIFF tagged Orientation 6, so that the
+    rotation is done exactly once whatever the versions installed.
+    """
+    stored = np.arange(1, 7, dtype=np.uint8).reshape(2, 3) * 40
+    upright = _apply_orientation(stored, 6)
+    exif = Image.Exif()
+    exif[_TAG_ORIENTATION] = 6
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(buf, format="TIFF", exif=exif)
+    data = buf.getvalue()
+    with Image.open(io.BytesIO(data)) as im:
+        pil = np.asarray(im)
+    cv = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    cv = cv[:, :, 0] if cv is not None and cv.ndim == 3 else cv
+    return bool(np.array_equal(pil, upright)), bool(cv is not None and np.array_equal(cv, upright))
+
+
+def _decode_cv2(p: Path, img: Image.Image, data: bytes, expected_hw: tuple[int, int]) -> np.ndarray | None:
+    """Decode a 16-bit PNG/TIFF with OpenCV; RGB(A) channel order. None -> let Pillow decode it.
+
+    ``expected_hw`` is the size OpenCV's pixels must have (stored or upright, as OpenCV decodes them)."""
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None or arr.size == 0:
         try:
@@ -798,7 +833,7 @@ def _decode_cv2(p: Path, img: Image.Image, data: bytes) -> np.ndarray | None:
             return None  # Pillow reads 16-bit gray correctly
         log.warning("%s: could not decode the 16-bit pixels; reading them as 8 bit", p.name)
         return None
-    if arr.shape[:2] != (img.height, img.width):
+    if arr.shape[:2] != expected_hw:
         log.warning("%s: OpenCV and Pillow disagree on the size; using Pillow (8 bit)", p.name)
         return None
     if arr.ndim == 3:

@@ -165,6 +165,27 @@ def test_orientation_matches_pillow_exif_transpose(tmp_path: Path, orientation: 
     assert np.array_equal(as8(read_image(path).rgb), expected)
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_tiff_orientation_tag_is_applied_exactly_once(tmp_path: Path, orientation: int, bits: int) -> None:
+    """Issue 33, item 1: TIFF decoders may turn the pixels upright themselves (Pillow's does); the picture
+    must be what the tag says, as for the same pixels and tag in a PNG, never rotated a second time."""
+    tifffile = pytest.importorskip("tifffile")
+    stored = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    png = tmp_path / f"o{orientation}.png"
+    Image.fromarray(stored).save(png, exif=exif_bytes(orientation))
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(png)))
+    path = tmp_path / f"o{orientation}_{bits}.tif"
+    pixels = stored if bits == 8 else stored.astype(np.uint16) * 257
+    tifffile.imwrite(path, pixels, photometric="rgb", extratags=[(274, "H", 1, orientation, True)])
+    for picture in (read_image(path), imageio.read_image_for_display(path)[0]):
+        assert picture.bit_depth == bits
+        assert np.array_equal(as8(picture.rgb), expected)
+    shown = imageio.read_image_for_display(path)[1]
+    if bits == 8:
+        assert np.array_equal(shown, expected)
+
+
 def test_display_pixels_are_the_picture_in_8_bit_without_a_float_pass(fixtures: dict[str, Path]) -> None:
     """read_image_for_display: the same picture, plus uint8 pixels exactly equal to it for 8-bit files."""
     for name in GOOD_FIXTURES:
