@@ -605,7 +605,10 @@ class _Sidecar:
             row["model"], row["auto"] = choice.name, choice.reason
         if result.warnings:
             row["warnings"] = result.warnings
-        data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+        # A file name that is not valid UTF-8 (Linux keeps its bytes as lone surrogates) is written as the JSON
+        # escape of each surrogate, "\udce9", which json.loads reads back as the same name: the line stays
+        # UTF-8 and readable, and no name can stop the batch.
+        data = (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 from pathlib import Path
 
 import cv2
@@ -619,3 +620,21 @@ def test_cli_quality_best_is_the_self_ensemble_and_a_number_is_still_the_jpeg_qu
     assert exc.value.code == 2
     assert "expected normal, best or a JPEG/WebP quality" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="only Linux file systems take names that are not UTF-8")
+def test_a_name_that_is_not_utf8_does_not_stop_the_batch_and_is_recorded_exactly(tmp_path, model_file):
+    """Issue 33, item 3: the record writer failed on such a name and the rest of the folder was never done."""
+    src = small_folder(tmp_path / "in", ("a.png", "z.png"))
+    odd = os.fsencode(src) + b"/caf\xe9.png"
+    shutil.copyfile(src / "a.png", odd)
+    out = tmp_path / "out"
+    assert cli(src, "--out-dir", out, "--model", model_file) == 0
+    assert sorted(os.listdir(os.fsencode(out))) == [b"a_x2.png", b"caf\xe9_x2.png", b"z_x2.png"]
+    raw = batch.record_path(out).read_bytes()
+    raw.decode("utf-8")  # the record stays UTF-8
+    rows = [json.loads(s) for s in raw.decode("utf-8").splitlines()]
+    assert sorted(os.fsencode(r["input"]) for r in rows) == sorted(
+        [odd, os.fsencode(src / "a.png"), os.fsencode(src / "z.png")]
+    )
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
