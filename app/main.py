@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
+    home = paths.home_problem()
+    if home:  # before the log file and the settings, which live under it
+        print(f"MLRN Studio cannot start: {home}", file=sys.stderr)
+        return 2
     problem = None if QApplication.instance() else platform_check.startup_problem()
     if problem:  # Qt would abort with a misleading hint: name what is missing and how to install it
         print(problem, file=sys.stderr)

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ def _valid(name: str, value: Any, default: Any) -> bool:
     if isinstance(default, str):
         if not isinstance(value, str):
             return False
+        if name == "geometry":  # base64 of QMainWindow.saveGeometry(): anything else cannot be restored
+            return re.fullmatch(r"[A-Za-z0-9+/=]*", value) is not None
         if name == "compare_mode":
             return value in COMPARE_MODES
         if name == "export_format":

@@ -19,6 +19,26 @@ def _home_override() -> Path | None:
     return Path(value) if value else None
 
 
+def home_problem() -> str | None:
+    """Why ``MLRN_HOME`` cannot hold MLRN Studio's folders (it names a file, or cannot be created), or None.
+
+    Asked once at start-up by the app and the ``mlrn`` command, so such a setting gets one sentence that says
+    what to do instead of a traceback from the first folder made under it.
+    """
+    home = _home_override()
+    if home is None:
+        return None
+    fix = "point MLRN_HOME at a folder (it is created if missing) or unset it to use the usual per-user folders"
+    if home.exists() and not home.is_dir():
+        return f"MLRN_HOME is '{home}', which is a file, not a folder: {fix}"
+    try:
+        for sub in ("config", "cache", "data"):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"MLRN_HOME is '{home}', where MLRN Studio's folders cannot be made ({exc.strerror or exc}): {fix}"
+    return None
+
+
 def _dirs():  # imported lazily: training on a bare GPU box works without platformdirs if MLRN_HOME is set
     import platformdirs
 

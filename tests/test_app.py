@@ -918,3 +918,33 @@ def test_app_best_quality_renders_the_self_ensemble_and_is_kept(qtbot, home, win
     w2 = MainWindow()
     qtbot.addWidget(w2)
     assert w2.panel.quality == "best"
+
+
+@pytest.mark.parametrize("geometry", ["AdnQywADAAAAAAé", "\u2603" * 5, "not base64!"])
+def test_app_starts_whatever_geometry_the_settings_file_holds(qtbot, home, geometry):
+    """Issue 33, item 5: a non-ASCII geometry string stopped the app at every start."""
+    settings_path().write_text(json.dumps({"geometry": geometry, "scale": 3}), encoding="utf-8")
+    assert load_settings().geometry == "" and load_settings().scale == 3  # that key dropped, the rest kept
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    assert w.width() > 200 and w.panel.scale == 3
+
+
+def test_mlrn_home_naming_a_file_gets_one_sentence_from_the_app_and_the_cli(tmp_path, monkeypatch, capsys):
+    """Issue 33, item 5: tracebacks from the first folder made under it."""
+    from app.main import main as app_main
+    from mlrn_core.cli import main as cli_main
+
+    afile = tmp_path / "home.txt"
+    afile.write_text("not a folder")
+    monkeypatch.setenv("MLRN_HOME", str(afile))
+    assert cli_main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mlrn: MLRN_HOME is ") and "which is a file, not a folder" in err and "Traceback" not in err
+    assert app_main([]) == 2
+    err = capsys.readouterr().err
+    assert "MLRN Studio cannot start: MLRN_HOME is " in err and str(afile) in err
+    assert afile.read_text() == "not a folder"
+    monkeypatch.setenv("MLRN_HOME", str(tmp_path / "new" / "home"))  # a missing folder is made
+    assert paths.home_problem() is None and (tmp_path / "new" / "home" / "config").is_dir()
