@@ -160,10 +160,7 @@ class BatchExportDialog(QDialog):
         for value in tiling.QUALITIES:
             self.upscale_quality_combo.addItem(tiling.quality_label(value, scale), value)
         self.upscale_quality_combo.setCurrentIndex(max(0, self.upscale_quality_combo.findData(quality)))
-        self.upscale_quality_combo.setToolTip(
-            "Best upscales every tile 8 times, turned and flipped, and averages the results (self-ensemble): "
-            "a little more detail for about 8 times the time (python benchmarks/self_ensemble.py)."
-        )
+        self.upscale_quality_combo.setToolTip(tiling.quality_note(scale).capitalize())
         self.tile_spin = QSpinBox()
         self.tile_spin.setRange(0, 4096)
         self.tile_spin.setSingleStep(32)
@@ -573,6 +570,7 @@ class BatchExportDialog(QDialog):
         for i in range(self.upscale_quality_combo.count()):
             value = str(self.upscale_quality_combo.itemData(i))
             self.upscale_quality_combo.setItemText(i, tiling.quality_label(value, scale))
+        self.upscale_quality_combo.setToolTip(tiling.quality_note(scale).capitalize())
         self._fill_models(self.model_combo.currentData())
         self._update_suffix()
 

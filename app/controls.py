@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from app.render import INTERACTIVE_CPU_TILE, TILE_CHOICES
 from mlrn_core import auto, model_summary, paths
 from mlrn_core.registry import ModelEntry
-from mlrn_core.tiling import QUALITIES, device_label, pick_device, quality_label, resolve_precision
+from mlrn_core.tiling import QUALITIES, device_label, pick_device, quality_label, quality_note, resolve_precision
 
 OPEN_MODEL = "__open__"
 NO_MODEL = "__none__"
@@ -162,11 +162,7 @@ class ControlsPanel(QWidget):
         self.quality_combo = _combo()
         for value in QUALITIES:
             self.quality_combo.addItem(quality_label(value, 2), value)
-        self.quality_combo.setToolTip(
-            "Best upscales every tile 8 times, turned and flipped, and averages the results (self-ensemble): "
-            "a little more detail and fewer artefacts, for about 8 times the time. The gain was measured on "
-            "Set14 with the built-in models (python benchmarks/self_ensemble.py)."
-        )
+        self._label_qualities(2)
         form.addRow("Quality", self.quality_combo)
         form.addRow("Device", self.device_combo)
         form.addRow("Precision", self.precision_combo)
@@ -280,6 +276,11 @@ class ControlsPanel(QWidget):
         """The quality combo's words for ``scale``: Best names its measured gain at that scale."""
         for i in range(self.quality_combo.count()):
             self.quality_combo.setItemText(i, quality_label(str(self.quality_combo.itemData(i)), scale))
+        note = quality_note(scale)
+        self.quality_combo.setToolTip(
+            "Normal runs the network once per tile. Best: " + note.split(": ", 1)[1] + " (measured with "
+            "python benchmarks/self_ensemble.py; docs/quality.md)."
+        )
 
     @property
     def model(self) -> ModelChoice | None:

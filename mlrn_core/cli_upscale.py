@@ -327,7 +327,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     progress.line(
         f"{prefix}upscaling {len(mine.work)} of {len(mine)} files x{scale} with {model_text} on "
         f"{tiling.device_label(device)}, {precision}"
-        + (", best quality (8 flips and rotations averaged, about 8x the time)" if options.ensemble else "")
+        + (f", {tiling.quality_note(options.scale)}" if options.ensemble else "")
         + (f" into {plan.out_dir}" if plan.out_dir else "")
         + (f" ({mine.describe()})" if len(mine.work) != len(mine) else "")
     )

@@ -3,6 +3,7 @@
     python scripts/screenshot.py                       # Set14 baboon, the built-in x2 model if shipped
     python scripts/screenshot.py --model path/to/model.pt --zoom 200 --center 0.5,0.3
     python scripts/screenshot.py --empty docs/empty.png   # the empty state only
+    python scripts/screenshot.py --quality best           # with Quality "Best" (the self-ensemble)
 
 The window uses default settings in a throwaway MLRN_HOME, so the screenshot never depends on (or
 changes) the user's own settings. The picture is taken once the MLRN result has fully rendered; with
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--empty", type=Path, default=None, help="only write the empty state to this PNG")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the render")
     parser.add_argument("--dark", action="store_true", help="use a dark palette (to check dark-mode legibility)")
+    parser.add_argument("--quality", default="normal", choices=("normal", "best"), help="the Quality setting")
     return parser
 
 
@@ -94,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         app.setPalette(_dark_palette())
     configure_torch_threads()
     width, height = (int(v) for v in args.size.lower().split("x"))
-    window = MainWindow(Settings(scale=args.scale, compare_mode=args.mode))
+    window = MainWindow(Settings(scale=args.scale, compare_mode=args.mode, upscale_quality=args.quality))
     window.resize(width, height)
     window.show()
     _wait(app, lambda: False, 0.3)

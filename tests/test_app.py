@@ -35,7 +35,7 @@ from app.worker import RenderJob, RenderRequest, RenderSpec
 from mlrn_core import paths, registry
 from mlrn_core.imageio import read_image
 from mlrn_core.model import MLRN
-from mlrn_core.tiling import plan_tiles, upscale_array
+from mlrn_core.tiling import plan_tiles, quality_label, upscale_array
 
 RENDER_TIMEOUT_MS = 60_000
 
@@ -891,7 +891,8 @@ def test_app_best_quality_renders_the_self_ensemble_and_is_kept(qtbot, home, win
     assert "best" not in window.right_image.label
     combo = window.panel.quality_combo
     assert combo.currentData() == "normal" and combo.itemText(combo.findData("best")).startswith("Best (")
-    assert "8x the time" in combo.itemText(combo.findData("best"))
+    assert combo.itemText(combo.findData("best")) == quality_label("best", 2)
+    assert "8 times, flipped and rotated" in combo.toolTip()
     combo.setCurrentIndex(combo.findData("best"))
     qtbot.waitUntil(lambda: window.session.right_key is not None and window.session.right_key.ensemble, timeout=5000)
     _wait_right_done(qtbot, window)
