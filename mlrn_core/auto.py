@@ -21,6 +21,7 @@ auto`` all use this one function; its ``reason`` is the text the user sees. No Q
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -114,6 +115,8 @@ def sniff_format(path: str | os.PathLike[str]) -> SourceFormat:
     """The real format of the file at ``path`` from its header bytes (a few hundred bytes at most are read
     for WebP and TIFF). Unreadable or unrecognised files are :data:`UNKNOWN` (lossless: the paper model)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the open, a device would never end
+            return UNKNOWN
         with open(path, "rb") as fh:
             head = fh.read(_HEAD_BYTES)
             if head[:3] == b"\xff\xd8\xff":

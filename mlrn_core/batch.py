@@ -419,6 +419,10 @@ def plan_batch(
             note = f"'{src.suffix}' files" if src.suffix else "no extension"
             items.append(BatchItem(index, src, None, UNSUPPORTED, root, note))
             continue
+        irregular = imageio.not_a_regular_file(src)
+        if irregular:  # a FIFO named like an image would hang the plan and the batch; /dev/zero never ends
+            items.append(BatchItem(index, src, None, UNSUPPORTED, root, irregular.removeprefix("is ")))
+            continue
         target = _target_for(src, root, out, out_file, options)
         try:
             items.append(_plan_item(index, src, root, target, options, claimed, is_an_input))

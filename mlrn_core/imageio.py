@@ -40,6 +40,7 @@ import io
 import logging
 import os
 import re
+import stat
 import struct
 import threading
 import warnings
@@ -408,10 +409,37 @@ def _read_image(path: str | os.PathLike[str], display: bool = False) -> tuple[Pi
     return picture, pixels
 
 
+def not_a_regular_file(p: str | os.PathLike[str]) -> str | None:
+    """Why ``p`` (links followed) is not a regular file that can be read as an image, or None.
+
+    Asked before a file is opened: opening a FIFO blocks until something writes to it, and a device such as
+    ``/dev/zero`` never ends. A file that cannot be looked at is left to the reader, which says why.
+    """
+    try:
+        mode = os.stat(p).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not an image file"
+    kind = (
+        "a FIFO (named pipe)"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a regular file"
+    )
+    return f"is {kind}, not an image file: only regular files are read"
+
+
 def _read_file_bytes(p: Path) -> bytes:
     try:
-        if p.is_dir():
-            raise ImageIOError(p, "is a directory, not an image file")
+        problem = not_a_regular_file(p)
+        if problem:
+            raise ImageIOError(p, problem)
         data = p.read_bytes()
     except ImageIOError:
         raise

@@ -638,3 +638,37 @@ def test_a_name_that_is_not_utf8_does_not_stop_the_batch_and_is_recorded_exactly
         [odd, os.fsencode(src / "a.png"), os.fsencode(src / "z.png")]
     )
     assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(), reason="needs FIFOs and /dev/zero")
+def test_a_fifo_and_a_link_to_a_device_named_like_images_are_reported_not_read(tmp_path, model_file):
+    """Issue 33, item 4: a FIFO hung the batch (and --dry-run) and a link to /dev/zero grew memory without end."""
+    import subprocess
+
+    src = small_folder(tmp_path / "in", ("a.png", "z.png"))
+    os.mkfifo(src / "pipe.png")
+    (src / "zero.png").symlink_to("/dev/zero")
+    out = tmp_path / "out"
+    base = [
+        sys.executable,
+        "-m",
+        "mlrn_core.cli",
+        "upscale",
+        str(src),
+        "--out-dir",
+        str(out),
+        "--model",
+        str(model_file),
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    dry = subprocess.run([*base, "--dry-run"], capture_output=True, text=True, timeout=120, env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "pipe.png" in dry.stdout and "FIFO (named pipe)" in dry.stdout and "device" in dry.stdout
+    run = subprocess.run(base, capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr  # the unsupported files are reported, the good ones upscaled
+    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "z_x2.png"]
+    # read directly, they are refused with the reason, at once
+    with pytest.raises(imageio.ImageIOError, match="FIFO"):
+        imageio.read_image(src / "pipe.png")
+    with pytest.raises(imageio.ImageIOError, match="a device"):
+        imageio.read_image(src / "zero.png")
