@@ -422,7 +422,7 @@ def not_a_regular_file(p: str | os.PathLike[str]) -> str | None:
     if stat.S_ISREG(mode):
         return None
     if stat.S_ISDIR(mode):
-        return "is a folder, not an image file"
+        return "is a directory, not an image file"
     kind = (
         "a FIFO (named pipe)"
         if stat.S_ISFIFO(mode)
@@ -525,6 +525,10 @@ def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.nd
     img = _open_pillow(p, data)
     with img:
         fmt = _PIL_FORMATS[img.format or ""]
+        if fmt == "png":  # before any pixel is allocated: Pillow fills missing rows with black, silently
+            problem = _png_data_problem(data)
+            if problem:
+                raise ImageIOError(p, problem)
         source_mode = img.mode
         frames = getattr(img, "n_frames", 1)
         if frames > 1:
@@ -793,6 +797,64 @@ def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
     if orientation == 8:
         return np.rot90(arr, k=1)
     return arr
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_raw_size(width: int, height: int, bits: int, channels: int, interlaced: bool) -> int:
+    """Bytes the decompressed image data of a PNG must hold: each row's filter byte plus its pixels."""
+
+    def rows(w: int, h: int) -> int:
+        return h * (1 + (w * channels * bits + 7) // 8) if w and h else 0
+
+    if not interlaced:
+        return rows(width, height)
+    return sum(
+        rows((width - x0 + dx - 1) // dx if width > x0 else 0, (height - y0 + dy - 1) // dy if height > y0 else 0)
+        for x0, y0, dx, dy in _ADAM7
+    )
+
+
+def _png_data_problem(data: bytes) -> str | None:
+    """Why a PNG's image data is incomplete (it ends before the last row), or None when it is whole or the
+    chunks cannot be followed (the decoder then says what is wrong).
+
+    The IDAT stream is inflated in pieces of at most 1 MB that are counted and dropped, so the check costs
+    one pass over the data and no memory, whatever size the header claims; it stops once the data is whole.
+    """
+    try:
+        width, height, bits, colour, _c, _f, interlace = struct.unpack(">IIBBBBB", data[16:29])
+        expected = _png_raw_size(width, height, bits, _PNG_CHANNELS[colour], interlace == 1)
+    except (struct.error, KeyError):
+        return None
+    inflate = zlib.decompressobj()
+    got, pos, seen_idat = 0, 8, False
+    try:
+        while pos + 8 <= len(data) and got < expected:
+            length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+            if kind == b"IDAT":
+                seen_idat = True
+                piece = data[pos + 8 : pos + 8 + length]
+                while piece and got < expected:
+                    got += len(inflate.decompress(piece, 1 << 20))
+                    piece = inflate.unconsumed_tail
+                if inflate.eof:
+                    break
+            elif seen_idat or kind == b"IEND":
+                break  # the image data is one run of IDAT chunks
+            pos += 12 + length
+    except (zlib.error, struct.error):
+        return None  # a damaged stream: the decoder reports it
+    if not seen_idat or got >= expected:
+        return None
+    row = expected // max(1, height) if interlace != 1 else 0
+    have = f"{got // row} of its {height} rows" if row else f"{100 * got // expected}% of its pixels"
+    return (
+        f"file is truncated: its image data ends after {have} (the rest would be black); copy or export it "
+        "again from the original"
+    )
 
 
 def _is_sixteen_bit(img: Image.Image, fmt: str, data: bytes) -> bool:

@@ -642,3 +642,72 @@ def test_tiff_output_keeps_every_exif_tag_xmp_and_iptc(tmp_path: Path, model_fil
     finally:
         before.close()
         after.close()
+
+
+# --- PNG image data that stops early (issue 33, item 2) ----------------------------------------------------
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _png(rows: list[bytes], width: int, height: int, bits: int, colour: int, interlace: int = 0) -> bytes:
+    """A PNG whose IDAT holds exactly ``rows`` (each with its filter byte), whatever the header says."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bits, colour, 0, 0, interlace)
+    idat = zlib.compress(b"".join(rows))
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", idat) + _png_chunk(b"IEND", b"")
+
+
+def _rows(a: np.ndarray) -> list[bytes]:
+    return [b"\x00" + a[y].astype(">u2" if a.dtype == np.uint16 else np.uint8).tobytes() for y in range(a.shape[0])]
+
+
+def _adam7_rows(a: np.ndarray) -> list[bytes]:
+    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+    out: list[bytes] = []
+    for x0, y0, dx, dy in passes:
+        sub = a[y0::dy, x0::dx]
+        if sub.shape[0] and sub.shape[1]:
+            out += _rows(sub)
+    return out
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_png_whose_image_data_stops_early_is_refused_not_filled_with_black(tmp_path, bits):
+    dtype = np.uint8 if bits == 8 else np.uint16
+    a = np.random.default_rng(bits).integers(0, 2**bits, (64, 80, 3), dtype=np.int64).astype(dtype)
+    whole = tmp_path / "whole.png"
+    whole.write_bytes(_png(_rows(a), 80, 64, bits, 2))
+    picture = imageio.read_image(whole)
+    assert picture.bit_depth == bits and np.array_equal(np.rint(picture.rgb * (2**bits - 1)).astype(dtype), a)
+    half = tmp_path / "half.png"
+    half.write_bytes(_png(_rows(a)[:32], 80, 64, bits, 2))
+    with pytest.raises(imageio.ImageIOError, match="truncated: its image data ends after 32 of its 64 rows"):
+        imageio.read_image(half)
+    with pytest.raises(imageio.ImageIOError, match="truncated"):
+        imageio.read_image_for_display(half)
+
+
+def test_an_interlaced_png_is_whole_or_refused_by_the_same_count(tmp_path):
+    a = np.random.default_rng(7).integers(0, 256, (37, 29, 3), dtype=np.uint8)  # sizes that leave passes short
+    whole = tmp_path / "adam7.png"
+    whole.write_bytes(_png(_adam7_rows(a), 29, 37, 8, 2, interlace=1))
+    assert np.array_equal(np.asarray(Image.open(whole)), a)  # the file is right: Pillow reads it back
+    assert np.array_equal(np.rint(imageio.read_image(whole).rgb * 255).astype(np.uint8), a)
+    cut = tmp_path / "adam7-cut.png"
+    cut.write_bytes(_png(_adam7_rows(a)[:-3], 29, 37, 8, 2, interlace=1))
+    with pytest.raises(imageio.ImageIOError, match=r"truncated: its image data ends after \d+% of its pixels"):
+        imageio.read_image(cut)
+
+
+def test_a_tiny_png_claiming_a_huge_size_is_refused_before_anything_is_allocated(tmp_path):
+    claim = tmp_path / "claim.png"
+    claim.write_bytes(_png([b"\x00" + bytes(20000)] * 3, 20000, 20000, 8, 0))  # 3 rows of 20000 declared
+    with pytest.raises(imageio.ImageIOError, match="ends after 3 of its 20000 rows"):
+        imageio.read_image(claim)
