@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mlrn_core import atomic, edges, imageio, tiling
+from mlrn_core import atomic, imageio, tiling
 from mlrn_core.auto import AutoChoice, ModelCache, choose_model, is_auto, photo_name
 from mlrn_core.imageio import ImageIOError, Picture
 from mlrn_core.registry import ModelError
@@ -950,10 +950,7 @@ def _run_work(
                 net, runner = model_for(job.item)
                 if not probe_ok(runner):  # a broken model would write black images (its NaN become 0)
                     raise _InvalidOutput
-                rgb, alpha, box = edges.pad_thin(picture.rgb, picture.alpha)  # 1-2 px images keep their colours
-                if box is not None:
-                    picture = picture.with_pixels(rgb, alpha)
-                up = tiling.upscale_picture(
+                up = tiling.upscale_picture(  # thin pictures are edge-padded inside (tiling.upscale_array)
                     net,
                     picture,
                     tile=options.tile,
@@ -961,9 +958,6 @@ def _run_work(
                     cancel=cancel,
                     progress=lambda d, t, job=job, k=k: emit(job, k + 1, d, t),
                 )
-                if box is not None:
-                    up_alpha = None if up.alpha is None else edges.crop_upscaled(up.alpha, box, options.scale)
-                    up = up.with_pixels(edges.crop_upscaled(up.rgb, box, options.scale), up_alpha)
                 if _non_finite(up):
                     raise _InvalidOutput
             except _InvalidOutput:

@@ -3,7 +3,8 @@
 The network pads with zeros at the borders, which only touches a thin band of a normal photo; in an
 image a few pixels high every pixel is "border", and the zeros pull the colours dark or tinted.
 :func:`pad_thin` extends such an image by repeating its edge pixels up to :data:`MIN_SIDE` before the
-network sees it; :func:`crop_upscaled` cuts the upscaled padding off again.
+network sees it; :func:`crop_upscaled` cuts the upscaled padding off again. :func:`mlrn_core.tiling.upscale_array`
+does both, so the app, batch, ``mlrn upscale`` and the wizard all treat thin pictures alike.
 """
 
 from __future__ import annotations

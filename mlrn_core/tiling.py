@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 import torch
 
+from mlrn_core import edges
+
 log = logging.getLogger(__name__)
 
 DEFAULT_OVERLAP = 16
@@ -376,9 +378,30 @@ def upscale_array(
     if tile is None:
         hp = getattr(model, "hparams", {})
         tile = auto_tile_size(runner.device, hp.get("features", 32), hp.get("blocks", 8), s)
+    work_lr, work_out, work_on_tile = lr, out, on_tile
+    padded, _, box = edges.pad_thin(lr)
+    if box is not None:
+        # A picture 1-15 px high or wide is all border, where the network's zero padding pulls colours dark:
+        # it runs edge-padded to edges.MIN_SIDE, and each final part is cut back into ``out`` as it is made,
+        # so every caller (app, batch, CLI, wizard) gets the same result and the same on_tile rectangles.
+        top, left, h, w = box
+        work_lr = padded
+        work_out = np.empty((padded.shape[0] * s, padded.shape[1] * s, 3), out.dtype)
+
+        def work_on_tile(t: Tile, rects: list[tuple[int, int, int, int]]) -> None:
+            mine = []
+            for x0, y0, x1, y1 in rects:
+                a0, b0, a1, b1 = max(x0 - left, 0), max(y0 - top, 0), min(x1 - left, w), min(y1 - top, h)
+                if a1 > a0 and b1 > b0:
+                    ys, xs = slice((b0 + top) * s, (b1 + top) * s), slice((a0 + left) * s, (a1 + left) * s)
+                    out[b0 * s : b1 * s, a0 * s : a1 * s] = work_out[ys, xs]
+                    mine.append((a0, b0, a1, b1))
+            if on_tile is not None:
+                on_tile(t, mine)
+
     while True:
         try:
-            _upscale_tiles(runner, lr, out, tile, overlap, progress, cancel, priority, on_tile)
+            _upscale_tiles(runner, work_lr, work_out, tile, overlap, progress, cancel, priority, work_on_tile)
             return out
         except Exception as exc:
             if not _is_oom(exc) or tile // 2 < MIN_TILE:

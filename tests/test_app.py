@@ -949,3 +949,32 @@ def test_mlrn_home_naming_a_file_gets_one_sentence_from_the_app_and_the_cli(tmp_
     assert afile.read_text() == "not a folder"
     monkeypatch.setenv("MLRN_HOME", str(tmp_path / "new" / "home"))  # a missing folder is made
     assert paths.home_problem() is None and (tmp_path / "new" / "home" / "config").is_dir()
+
+
+@pytest.mark.builtin_models
+def test_app_render_of_thin_pictures_keeps_their_colours_as_the_batch_does(home):
+    """Issue 33, item 6: 1x1 and 1xN pictures shifted colour in the app (the padding was the batch's only)."""
+    from tests import hostile_corpus as corpus
+
+    model = Path(__file__).resolve().parents[1] / "resources" / "models" / "mlrn-x2.pt"
+    for h, w in ((1, 40), (40, 1), (1, 1), (2, 40)):
+        path = corpus.thin_png(home / f"t{h}x{w}.png", h, w)
+        picture = read_image(path)
+        image_id = ImageId.of(path)
+        key = RenderKey(image_id, "model:x2", 2, 64, 16, "cpu", "fp32")
+        request = RenderRequest(
+            path,
+            image_id,
+            2,
+            (RenderSpec(key, "model", "MLRN x2", str(model)),),
+            tile=64,
+            picture=picture,
+            lr=Pyramid.build(to_uint8(picture.rgb)),
+        )
+        job = RenderJob(request)
+        done = []
+        job.render_done.connect(done.append)
+        job.run()
+        shown = done[0].pyramid.levels[0].astype(int)
+        assert shown.shape == (2 * h, 2 * w, 3)
+        assert np.abs(shown - np.array([204, 77, 26])).max() <= 3, (h, w, shown.reshape(-1, 3).mean(0))

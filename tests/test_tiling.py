@@ -332,3 +332,28 @@ def test_best_quality_tiles_blend_cancel_and_report_progress_like_normal():
             progress=lambda d, n: calls.append(d),
         )
     assert len(calls) <= 4
+
+
+@pytest.mark.parametrize("shape", [(1, 100), (3, 70), (90, 2), (1, 1)])
+def test_thin_pictures_run_edge_padded_and_every_caller_gets_the_same_pixels_and_rects(shape):
+    """Issue 33, item 6: the padding for pictures under 16 px a side lived in the batch only, so the app
+    shifted their colours; it is in upscale_array now, with on_tile rectangles in the picture's own pixels."""
+    from mlrn_core import edges
+
+    model = tiny_model(2, features=16, blocks=2)
+    h, w = shape
+    lr = textured_image(max(h, 8), max(w, 8))[:h, :w].astype(np.float32) / 255
+    padded, _, box = edges.pad_thin(lr)
+    assert box is not None
+    expected = edges.crop_upscaled(upscale_array(model, padded, tile=32, overlap=8, device="cpu"), box, 2)
+    covered = np.zeros((h, w), int)
+
+    def on_tile(_t, rects):
+        for x0, y0, x1, y1 in rects:
+            assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+            covered[y0:y1, x0:x1] += 1
+
+    out = np.full((h * 2, w * 2, 3), 7, np.uint8)
+    upscale_array(model, lr, tile=32, overlap=8, device="cpu", on_tile=on_tile, out=out)
+    assert np.array_equal(out, tiling.to_output_dtype(expected, np.uint8))
+    assert (covered == 1).all()
