@@ -33,6 +33,7 @@ from mlrn_core import auto
 from mlrn_core.batch import output_folder_problem
 from mlrn_core.imageio import RAW_ADVICE, SUPPORTED_EXTENSIONS, is_camera_raw, is_supported
 from mlrn_core.registry import ModelError
+from mlrn_core.terminal import fmt_duration
 from mlrn_core.tiling import DEFAULT_OVERLAP, DeviceError, pick_device
 
 KEEP_LOADED = 2  # decoded pictures kept for stepping back and forth (renders live in the cache)
@@ -70,6 +71,12 @@ class Progress:
     maximum: int
     text: str
     tip: str = ""
+
+
+def progress_text(done: int, total: int, elapsed_s: float) -> str:
+    """The progress bar's words, as ``mlrn upscale`` says them: '12/54 tiles · 22% · eta 00:41'."""
+    eta = elapsed_s * (total - done) / done if done else None
+    return f"{done}/{total} tiles · {100 * done // max(1, total)}% · eta {fmt_duration(eta)}"
 
 
 def auto_ref(path: Path, scale: int) -> tuple[ModelRef | None, str]:
@@ -150,6 +157,7 @@ class RenderSession(QObject):
         self._job_keys: set[RenderKey] = set()
         self._rerequest = False
         self._progress_key: RenderKey | None = None
+        self._progress_total = 0  # tiles of the render the progress bar follows (0: not a tiled render)
         self._started: dict[RenderKey, float] = {}
         self._pending_save: tuple[RenderKey, SaveRequest] | None = None
         self._closed = False  # after :meth:`shutdown` no job starts (nothing would wait for its thread)
@@ -467,7 +475,12 @@ class RenderSession(QObject):
     @Slot(object, int, object)
     def _on_job_render_started(self, key: RenderKey, total: int, canvas: Pyramid | None) -> None:
         self._started[key] = time.perf_counter()
-        self._progress_key = key
+        tiled = self._progress_key is not None and self._progress_key in self._job_keys and self._progress_total
+        # the bar follows a tiled render to its end: the instant bicubic view started beside it (once its first
+        # tiles are on screen) must not turn the bar into a busy indicator that no later count updates
+        follow = bool(total) or not tiled
+        if follow:
+            self._progress_key, self._progress_total = key, total
         image = self._images.get(key)
         if image is not None:
             if canvas is not None:
@@ -478,8 +491,9 @@ class RenderSession(QObject):
                 image.progress = "computing…"
             self.repaint.emit()
         label = image.label if image is not None else "render"
-        tip = f"{label}: tiles done / all tiles (the ones on screen first)"
-        self.progress.emit(Progress(0, total, "%v/%m tiles" if total else f"{label}…", tip))
+        tip = f"{label}: tiles done of all, percent, time left at the rate so far (the tiles on screen first)"
+        if follow:
+            self.progress.emit(Progress(0, total, progress_text(0, total, 0.0) if total else f"{label}…", tip))
         self.status_changed.emit()
 
     @Slot(object, object)
@@ -498,7 +512,8 @@ class RenderSession(QObject):
         if counted:
             image.progress = f"{done}/{total} tiles"
         if key == self._progress_key and total:
-            self.progress.emit(Progress(done, total, "%v/%m tiles"))
+            elapsed = time.perf_counter() - self._started.get(key, time.perf_counter())
+            self.progress.emit(Progress(done, total, progress_text(done, total, elapsed)))
         if counted:  # the view's caption counts with the status bar (the tile's own repaint came before)
             self.repaint.emit()
         self.status_changed.emit()

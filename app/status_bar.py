@@ -23,7 +23,9 @@ class StatusFields:
         self.messages = MessageArea()
         bar.addWidget(self.messages, 1)
         self.progress = QProgressBar()
-        self.progress.setFixedWidth(150)
+        # wide enough for the longest count the bar says ("888/888 tiles · 100% · eta 0:00:00") on one line
+        widest = self.progress.fontMetrics().horizontalAdvance("8888/8888 tiles · 100% · eta 0:00:00")
+        self.progress.setFixedWidth(widest + 24)
         self.progress.setTextVisible(True)
         self.progress.hide()
         self.cancel_button = QToolButton()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import sys
 import time
 import types
@@ -978,3 +979,30 @@ def test_app_render_of_thin_pictures_keeps_their_colours_as_the_batch_does(home)
         shown = done[0].pyramid.levels[0].astype(int)
         assert shown.shape == (2 * h, 2 * w, 3)
         assert np.abs(shown - np.array([204, 77, 26])).max() <= 3, (h, w, shown.reshape(-1, 3).mean(0))
+
+
+def test_app_progress_bar_counts_tiles_with_percent_and_eta_to_the_end(qtbot, tiny_model, window, home, monkeypatch):
+    """Issue 34, item 1: the bar stayed a busy stripe once the bicubic view started beside the MLRN render
+    (its 0-tile start took the bar over); it follows the tiled render to its end, in the CLI's words."""
+    from mlrn_core import tiling
+
+    real = tiling.TileRunner.run
+    monkeypatch.setattr(tiling.TileRunner, "run", lambda self, lr: (time.sleep(0.03), real(self, lr))[1])
+    window.panel.set_tile(128)
+    window.settings.tile = 128
+    photo = _photo(home / "wide.png", 700, 500)
+    shown = []
+    window.session.progress.connect(lambda p: shown.append((p.value, p.maximum, p.text)))
+    with qtbot.waitSignal(window.image_shown, timeout=RENDER_TIMEOUT_MS):
+        window.open_paths([photo])
+    _wait_right_done(qtbot, window)
+    _wait_idle(qtbot, window)
+    total = len(plan_tiles(500, 700, 128, 16))
+    counted = [s for s in shown if s[1] == total]
+    first = shown.index(counted[0])
+    assert all(m == total for _v, m, _t in shown[first:]), shown  # no busy (0, 0) after the count began
+    values = [v for v, _m, _t in counted]
+    assert values == sorted(values) and values[-1] == total and len(set(values)) > total // 2
+    assert counted[-1][2] == f"{total}/{total} tiles · 100% · eta 00:00"
+    assert re.fullmatch(rf"\d+/{total} tiles · \d+% · eta \d\d:\d\d", counted[len(counted) // 2][2])
+    assert window.progress.maximum() == total and window.progress.value() == total
