@@ -42,7 +42,7 @@ from app.controls import device_choices
 from app.worker import Job, JobRunner
 from mlrn_core import auto, batch, registry, tiling
 from mlrn_core.batch import BatchError, BatchOptions, BatchPlan, BatchProgress, BatchSummary, ItemResult
-from mlrn_core.terminal import fmt_duration
+from mlrn_core.terminal import fmt_duration, plural
 from mlrn_core.tiling import device_label, pick_device
 
 log = logging.getLogger(__name__)
@@ -349,7 +349,7 @@ class BatchExportDialog(QDialog):
             return
         self._show_plan(plan)
         if len(plan):
-            text = f"{len(plan)} files: {plan.describe()}"
+            text = f"{plural(len(plan), 'file')}: {plan.describe()}"
             picked = batch.auto_summary(plan.items)
             if picked:
                 text += "\nModel Auto: " + "; ".join(picked)

@@ -41,7 +41,7 @@ from mlrn_core import atomic, imageio, tiling
 from mlrn_core.auto import AutoChoice, ModelCache, choose_model, is_auto, photo_name
 from mlrn_core.imageio import ImageIOError, Picture
 from mlrn_core.registry import ModelError
-from mlrn_core.terminal import fmt_duration
+from mlrn_core.terminal import fmt_duration, plural
 
 if TYPE_CHECKING:
     from mlrn_core.registry import LoadedModel
@@ -1037,7 +1037,7 @@ def auto_summary(items: Iterable[BatchItem]) -> list[str]:
     1 HEIC)', then a line for a missing photo model and one per reason some files have no model."""
 
     def files(n: int) -> str:
-        return f"{n} file{'s' if n != 1 else ''}"
+        return plural(n, "file")
 
     picked: dict[str, dict[str, int]] = {}
     fallback: dict[tuple[str, str], int] = {}
@@ -1060,7 +1060,8 @@ def auto_summary(items: Iterable[BatchItem]) -> list[str]:
         for name, labels in picked.items()
     ]
     lines += [
-        f"{photo} is not installed: {files(n)} from cameras use {paper}" for (photo, paper), n in fallback.items()
+        f"{photo} is not installed: {files(n)} from cameras {'uses' if n == 1 else 'use'} {paper}"
+        for (photo, paper), n in fallback.items()
     ]
     lines += [f"{files(n)} not upscaled: {why}" for why, n in errors.items()]
     return lines

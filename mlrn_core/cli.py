@@ -321,10 +321,16 @@ def build_parser() -> argparse.ArgumentParser:
         "and a model on HR images, as published SR papers do.",
     )
     b.add_argument("dirs", nargs="+", metavar="DIR", help="folders (or files) of high-resolution images")
-    b.add_argument("-s", "--scale", type=int, choices=(2, 3, 4), required=True)
+    b.add_argument("-s", "--scale", type=int, choices=(2, 3, 4), required=True, help="upscaling factor: 2, 3 or 4")
     b.add_argument("--model", help="model name or file (default: the built-in model for the scale)")
     b.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    b.add_argument("--tile", type=int, default=256, help="tile size in LR pixels (default 256)")
+    b.add_argument(
+        "--tile",
+        type=int,
+        default=256,
+        help="tile size in LR pixels (default 256: every evaluation uses the same tiles, so its numbers compare "
+        "across runs; mlrn upscale picks its tile from the device instead)",
+    )
     b.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     b.add_argument(
         "--degrade",

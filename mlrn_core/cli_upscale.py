@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mlrn_core.batch import FORMATS, ON_EXISTS, SCALES
 from mlrn_core.imageio import RAW_ADVICE
-from mlrn_core.terminal import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Progress, bar, fmt_duration
+from mlrn_core.terminal import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Progress, bar, fmt_duration, plural
 
 _DESCRIPTION = """\
 Upscale images with the MLRN network. INPUT may be image files or folders (with --recursive,
@@ -289,7 +289,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     if args.dry_run:
         for line in batch.plan_lines(plan.items):
             print(line)
-        print(f"{len(plan)} files: {plan.describe()}")
+        print(f"{plural(len(plan), 'file')}: {plan.describe()}")
         for line in batch.auto_summary(plan.items):
             print(f"model auto: {line}")
         return EXIT_OK
@@ -325,7 +325,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     progress = Progress()  # stderr: the bar, one line per file and the summary
     show_bar = rank == 0
     progress.line(
-        f"{prefix}upscaling {len(mine.work)} of {len(mine)} files x{scale} with {model_text} on "
+        f"{prefix}upscaling {len(mine.work)} of {plural(len(mine), 'file')} x{scale} with {model_text} on "
         f"{tiling.device_label(device)}, {precision}"
         + (f", {tiling.quality_note(options.scale)}" if options.ensemble else "")
         + (f" into {plan.out_dir}" if plan.out_dir else "")

@@ -50,6 +50,11 @@ def bar(fraction: float, width: int = 24) -> str:
     return "[" + "#" * filled + "." * (width - filled) + "]"
 
 
+def plural(n: int, word: str) -> str:
+    """'1 file', '3 files', '0 files': a count with its noun in the right number."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0:
         return "--:--"

@@ -287,7 +287,7 @@ def test_cli_auto_fallback_is_reported(tmp_path: Path, mixed: Path, install_buil
     assert main(["upscale", str(mixed / "a.jpg"), "--model", "auto", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert f"[{PAPER} (Auto: JPEG input, quality 85; {PHOTO} is not installed)]" in out
-    assert f"model auto: {PHOTO} is not installed: 1 file from cameras use {PAPER}" in out
+    assert f"model auto: {PHOTO} is not installed: 1 file from cameras uses {PAPER}" in out
     assert main(["upscale", str(mixed / "a.jpg"), "--device", "cpu"]) == 0
     assert f"{PHOTO} is not installed" in capsys.readouterr().err
     assert (mixed / "a_x2.jpg").exists()

@@ -672,3 +672,15 @@ def test_a_fifo_and_a_link_to_a_device_named_like_images_are_reported_not_read(t
         imageio.read_image(src / "pipe.png")
     with pytest.raises(imageio.ImageIOError, match="a device"):
         imageio.read_image(src / "zero.png")
+
+
+def test_counts_are_said_in_the_right_number(tmp_path, model_file, capsys):
+    """Issue 34, item 5: '1 files: 1 to write'."""
+    from mlrn_core.terminal import plural
+
+    assert (plural(0, "file"), plural(1, "file"), plural(2, "file")) == ("0 files", "1 file", "2 files")
+    src = small_folder(tmp_path / "in", ("a.png",))
+    assert cli(src / "a.png", "--out-dir", tmp_path / "o", "--model", model_file, "--dry-run") == 0
+    assert "1 file: 1 to write" in capsys.readouterr().out
+    assert cli(src / "a.png", "--out-dir", tmp_path / "o", "--model", model_file) == 0
+    assert "upscaling 1 of 1 file x2" in capsys.readouterr().err
