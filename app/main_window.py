@@ -52,6 +52,17 @@ log = logging.getLogger(__name__)
 APP_TITLE = "MLRN Studio"
 
 
+class _EvenPair(QWidget):
+    """The side-by-side views' container: the gap between them takes the odd pixel, so both views are always
+    the same size and show the very same pixels of their images."""
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        layout = self.layout()
+        if layout is not None:
+            layout.setSpacing(4 + (event.size().width() - 4) % 2)
+        super().resizeEvent(event)
+
+
 class MainWindow(WindowActions):
     """See the module docstring. Signals are for tests and scripts that wait for the window."""
 
@@ -131,7 +142,7 @@ class MainWindow(WindowActions):
         self.drop_hint.open_clicked.connect(self._on_open_action_triggered)
         self.drop_hint.recent_clicked.connect(self._on_drop_hint_recent_clicked)
         self.stack.addWidget(self.drop_hint)
-        compare = QWidget()
+        compare = _EvenPair()
         cmp_layout = QHBoxLayout(compare)
         cmp_layout.setContentsMargins(0, 0, 0, 0)
         cmp_layout.setSpacing(4)
@@ -335,7 +346,7 @@ class MainWindow(WindowActions):
 
     def _on_picture_ready(self, loaded: LoadedImage) -> None:
         s = self.panel.scale
-        self.view_state.set_image_size(loaded.picture.width * s, loaded.picture.height * s)
+        self.view_state.set_image_size(loaded.picture.width * s, loaded.picture.height * s, loaded.focus)
         self._update_export_state()
         self._update_status()
         self._update_visible()

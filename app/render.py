@@ -134,3 +134,27 @@ def make_priority(
     # the values change only with the rectangle: the core sorts the pending tiles once per rectangle
     priority.version = visible  # type: ignore[attr-defined]
     return priority
+
+
+def detail_focus(levels: list[np.ndarray], window: float = 0.25, side: int = 256) -> tuple[float, float]:
+    """Where the picture holds the most fine detail, as (x, y) fractions of its size: the first view opens
+    there at 100%, where MLRN's difference from bicubic shows (a fitted view shrinks it away).
+
+    ``levels`` is the picture's display pyramid (full size first, each half the last); the level nearest
+    ``side`` pixels is used, so this costs a few milliseconds whatever the photo's size. Detail is the local
+    mean of the gradient magnitude of its gray values over a window of ``window`` times the shorter side;
+    a mild pull to the centre settles ties (flat skies, studio backdrops) on the middle of the frame.
+    """
+    level = next((lv for lv in levels if max(lv.shape[:2]) <= side), levels[-1])
+    h, w = level.shape[:2]
+    if h < 4 or w < 4:
+        return 0.5, 0.5
+    gray = level.astype(np.float32).mean(axis=2)
+    energy = np.abs(np.diff(gray, axis=1))[:-1] + np.abs(np.diff(gray, axis=0))[:, :-1]
+    k = max(3, int(window * min(h, w)) | 1)
+    local = cv2.blur(energy, (k, k), borderType=cv2.BORDER_REFLECT)
+    yy, xx = np.mgrid[0 : local.shape[0], 0 : local.shape[1]].astype(np.float32)
+    dist = np.hypot((xx + 0.5) / local.shape[1] - 0.5, (yy + 0.5) / local.shape[0] - 0.5)
+    score = (local + 1e-3) * (1.0 - 0.5 * dist)  # from 1 at the centre to about 0.65 in a corner
+    y, x = np.unravel_index(int(np.argmax(score)), score.shape)
+    return (x + 1.0) / w, (y + 1.0) / h

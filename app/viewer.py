@@ -70,14 +70,23 @@ class ViewState(QObject):
             self._apply_fit()
             self.changed.emit()
 
-    def set_image_size(self, width: int, height: int) -> None:
-        """A new image: keep the view on the same part of it when only the scale changed, else fit."""
+    def set_image_size(self, width: int, height: int, focus: tuple[float, float] | None = None) -> None:
+        """A new image: keep the view on the same part of it when only the scale changed (or the size is the
+        same); an image of another size opens at 100% (output pixels) on ``focus`` ((x, y) fractions: its most
+        detailed region), or fitted when it fits the view at 100% anyway or no focus is given."""
         if (width, height) == (self.image_w, self.image_h):
             return
         old_w, old_h = self.image_w, self.image_h
         self.image_w, self.image_h = width, height
         same_shape = old_w > 0 and old_h > 0 and abs(width / old_w - height / old_h) < 0.02 * width / old_w
-        if self.fit or not same_shape:
+        if not same_shape and focus is not None and self.fit_zoom() < 1.0:
+            self.zoom, self.fit = 1.0, False
+            half_w, half_h = self.viewport.width() / 2, self.viewport.height() / 2
+            # on the detail, but with the view inside the picture (no margin) on each axis it fills
+            self.cx = min(max(focus[0] * width, half_w), width - half_w) if width > 2 * half_w else width / 2
+            self.cy = min(max(focus[1] * height, half_h), height - half_h) if height > 2 * half_h else height / 2
+            self._clamp()
+        elif self.fit or not same_shape:
             self.fit = True
             self._apply_fit()
         else:

@@ -28,6 +28,7 @@ from app.pyramid import Pyramid
 from app.render import (
     VisibleRegion,
     bicubic_uint8,
+    detail_focus,
     interactive_tile,
     make_priority,
     nearest_uint8,
@@ -159,6 +160,7 @@ class LoadedImage:
     lr: Pyramid
     thumbnail: np.ndarray
     seconds: float
+    focus: tuple[float, float] = (0.5, 0.5)  # where the first view opens: the most detailed region (fractions)
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,9 @@ class RenderJob(Job):
             t0 = time.perf_counter()
             picture, pixels = read_image_for_display(req.path)  # an 8-bit file's pixels need no conversion back
             lr = Pyramid.build(pixels if pixels is not None else to_uint8(picture.rgb))
-            self.loaded.emit(LoadedImage(req.image_id, req.path, picture, lr, _thumbnail(lr), time.perf_counter() - t0))
+            seconds = time.perf_counter() - t0
+            loaded = LoadedImage(req.image_id, req.path, picture, lr, _thumbnail(lr), seconds, detail_focus(lr.levels))
+            self.loaded.emit(loaded)
         renders = list(req.renders)
         # The first MLRN tiles under the view come before the full-image bicubic (or nearest) view: that
         # costs seconds on a 24 MP photo, and until then the LR placeholder stands in for it. The plain

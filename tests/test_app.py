@@ -649,13 +649,13 @@ def test_app_folder_drop_offers_batch_export(qtbot, tiny_model, window, home, mo
     opened = []
 
     class FakeBatchDialog(QDialog):
-        def __init__(self, inputs=None, parent=None, scale=2, model=None):
+        def __init__(self, inputs=None, parent=None, scale=2, model=None, quality="normal"):
             super().__init__(parent)
-            opened.append((inputs, scale, model))
+            opened.append((inputs, scale, model, quality))
 
     monkeypatch.setitem(sys.modules, "app.batch_dialog", types.SimpleNamespace(BatchExportDialog=FakeBatchDialog))
     _drop(window, folder)
-    assert opened == [([folder], 2, "tiny")]
+    assert opened == [([folder], 2, "tiny", "normal")]
     window._batch_dialog.close()
     assert window.paths == []  # the folder went to batch export, not into the compare view
 
@@ -1006,3 +1006,52 @@ def test_app_progress_bar_counts_tiles_with_percent_and_eta_to_the_end(qtbot, ti
     assert counted[-1][2] == f"{total}/{total} tiles · 100% · eta 00:00"
     assert re.fullmatch(rf"\d+/{total} tiles · \d+% · eta \d\d:\d\d", counted[len(counted) // 2][2])
     assert window.progress.maximum() == total and window.progress.value() == total
+
+
+def _patchy_photo(path: Path, w: int, h: int, box: tuple[int, int, int, int], seed: int = 3) -> Path:
+    """A flat grey picture with one textured rectangle (x0, y0, x1, y1): the detail is there."""
+    img = np.full((h, w, 3), 120, np.uint8)
+    x0, y0, x1, y1 = box
+    img[y0:y1, x0:x1] = np.random.default_rng(seed).integers(0, 256, (y1 - y0, x1 - x0, 3), dtype=np.uint8)
+    Image.fromarray(img).save(path)
+    return path
+
+
+def test_app_detail_focus_finds_the_textured_part():
+    from app.render import detail_focus
+
+    img = np.full((400, 600, 3), 90, np.uint8)
+    img[40:140, 420:560] = np.random.default_rng(0).integers(0, 256, (100, 140, 3), dtype=np.uint8)
+    fx, fy = detail_focus(Pyramid.build(img).levels)
+    assert 420 / 600 <= fx <= 560 / 600 and 40 / 400 <= fy <= 140 / 400
+    assert detail_focus(Pyramid.build(np.full((300, 300, 3), 50, np.uint8)).levels) == pytest.approx(
+        (0.5, 0.5), abs=0.02
+    )
+
+
+def test_app_first_view_is_100_percent_on_the_detail_and_fit_is_one_key_away(qtbot, tiny_model, window, home):
+    """Issue 34, item 2: a photo opened at 'Fit 18%', where bicubic and MLRN look alike."""
+    big = _patchy_photo(home / "big.png", 900, 700, (650, 80, 850, 260))  # detail top right; x2: 1800x1400
+    with qtbot.waitSignal(window.image_shown, timeout=RENDER_TIMEOUT_MS):
+        window.open_paths([big])
+    state = window.view_state
+    qtbot.waitUntil(lambda: state.image_w == 1800, timeout=RENDER_TIMEOUT_MS)
+    assert not state.fit and state.zoom == pytest.approx(1.0)
+    assert 1300 <= state.cx <= 1700 and 160 <= state.cy <= 520  # on the textured part (output pixels)
+    assert "100%" in window.zoom_label.text()
+    window.fit_action.trigger()  # Ctrl+0
+    assert state.fit and state.zoom < 0.5
+    _wait_idle(qtbot, window)
+    # another photo of the same size keeps the view the user chose
+    state.set_zoom(2.0)
+    state.center_on(400, 300)
+    other = _patchy_photo(home / "other.png", 900, 700, (20, 500, 200, 690), seed=4)
+    window.open_paths([other])
+    qtbot.waitUntil(lambda: window.current is not None and window.current.path == other, timeout=RENDER_TIMEOUT_MS)
+    assert state.zoom == pytest.approx(2.0) and (state.cx, state.cy) == pytest.approx((400, 300))
+    # a photo that fits at 100% is shown whole
+    small = _photo(home / "small.png", 120, 90)
+    window.open_paths([small])
+    qtbot.waitUntil(lambda: state.image_w == 240, timeout=RENDER_TIMEOUT_MS)
+    assert state.fit
+    _wait_idle(qtbot, window)
