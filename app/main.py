@@ -125,7 +125,7 @@ def install_exception_hook(parent_widget: QWidget | None = None, log_path: Path 
 def configure_torch_threads() -> int:
     """Every core for the app's renders and training: on the 2-core development machine two threads
     rendered 1.65x faster than one while the GUI's 16 ms timer was never more than 6.6 ms late
-    (``python benchmarks/threads.py``, README "Inference precision, threads and big photos"); the render
+    (``python benchmarks/threads.py``, docs/results.md "Inference precision, threads and big photos"); the render
     runs on its own QThread and torch's workers release the GIL. Returns the count."""
     import torch
 

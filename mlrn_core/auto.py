@@ -40,7 +40,7 @@ _MAX_CHUNKS = 64  # WebP chunks / TIFF entries / JPEG segments looked at before 
 #: From this JPEG quality up (IJG scale, estimated from the file's quantisation table), Auto uses the paper
 #: model: such a JPEG is nearly lossless, and the paper model is sharper on it than the photo model. Measured
 #: on Set14 with ``mlrn bench ../shared/data/bench/Set14 -s S --degrade jpeg:Q --model M`` for both models
-#: (README, "Photo models and Auto"): the lowest quality of 88, 90, 93 and 95 at which the paper model scores
+#: (docs/results.md, "Photo models and Auto"): the lowest quality of 88, 90, 93 and 95 at which the paper model scores
 #: at least as well (x2, after the campaign's fourth install, 2026-12-04: the paper model leads by 0.015 dB
 #: at q93, the photo model by 0.25 at q90; x4, after the campaign's session-7 install, Set14 28.21: the paper model
 #: leads by 0.005 dB at q90, the photo model by 0.10 at q88).

@@ -35,7 +35,7 @@ if [ "$build" = 1 ]; then
 fi
 [ -x "$APP/mlrn" ] && [ -x "$APP/mlrn-studio" ] || fail "no bundle in '$APP' (build it first)"
 
-step "bundle size (the README's figures): MiB, files, MiB as tar.gz"
+step "bundle size (docs/install.md's figures): MiB, files, MiB as tar.gz"
 echo "$(( $(du -sb "$APP" | cut -f1) / 1048576 )) MiB, $(find "$APP" -type f | wc -l) files," \
   "$(( $(tar -C "$(dirname "$APP")" -czf - "$(basename "$APP")" | wc -c) / 1048576 )) MiB as tar.gz"
 

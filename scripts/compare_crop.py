@@ -1,4 +1,4 @@
-"""Make the README's before/after crop: bicubic | MLRN | original, from an HR photo.
+"""Make docs/results.md's before/after crop: bicubic | MLRN | original, from an HR photo.
 
 The HR image is downscaled with the protocol's MATLAB bicubic, then upscaled back with bicubic and with
 the model; the same crop of the three is placed side by side (enlarged with nearest-neighbour so pixels
