@@ -245,7 +245,7 @@ def install(
     if dry or not (force or better):
         print(f"{name}: not installed ({json.dumps(report)})", flush=True)
         return report
-    history_file = models_dir / f"{name}.history.json"
+    history_file = records_dir() / f"{name}.history.json"
     history = json.loads(history_file.read_text()) if history_file.exists() else []
     if history and history[-1].get("run") == run.name:
         history.pop()  # the same round installed again from a later checkpoint: one round, counted once
@@ -281,11 +281,12 @@ def install(
     metrics = metrics_of(results, photo)
     info = dict(mf.info, name=name, metrics=metrics)
     registry.atomic_torch_save(registry.make_model_payload(mf.hparams, mf.state_dict, info), shipped)
+    history_file.parent.mkdir(parents=True, exist_ok=True)
     history_file.write_text(json.dumps(history, indent=2) + "\n")
     card = card_text(scale, photo, results, history, mf.hparams, paper_results, run / "events.jsonl")
     (models_dir / f"{name}.md").write_text(card)
     if (run / "events.jsonl").exists():
-        shutil.copy(run / "events.jsonl", models_dir / f"{name}.events.jsonl")
+        shutil.copy(run / "events.jsonl", records_dir() / f"{name}.events.jsonl")
     print(f"{name}: installed {shipped} (validation {new_val:.3f} dB, was {old_val})", flush=True)
     report["installed"] = True
     return report
@@ -316,12 +317,12 @@ def recard(scale: int, photo: bool, device, valdir: Path) -> None:
         paper_results = measure(
             registry.load_model(models_dir / f"mlrn-x{scale}.pt", scale).model, scale, device, valdir, True
         )
-    history_file = models_dir / f"{name}.history.json"
+    history_file = records_dir() / f"{name}.history.json"
     history = json.loads(history_file.read_text()) if history_file.exists() else []
     mf = registry.read_model_file(shipped)
     info = dict(mf.info, name=name, metrics=metrics_of(results, photo))
     registry.atomic_torch_save(registry.make_model_payload(mf.hparams, mf.state_dict, info), shipped)
-    card = card_text(scale, photo, results, history, mf.hparams, paper_results, models_dir / f"{name}.events.jsonl")
+    card = card_text(scale, photo, results, history, mf.hparams, paper_results, records_dir() / f"{name}.events.jsonl")
     (models_dir / f"{name}.md").write_text(card)
     print(f"{name}: card rewritten ({json.dumps(results)})", flush=True)
 
@@ -374,6 +375,12 @@ def body_with_upsampler(body: Path, upsampler: Path, out: Path) -> Path:
         },
     }
     return registry.atomic_torch_save(registry.make_model_payload(u.hparams, state, info), out)
+
+
+def records_dir() -> Path:
+    """Where the shipped models' training records live: ``<name>.history.json`` (every round installed) and
+    ``<name>.events.jsonl`` (the last round's events). Out of ``resources/``, which is what the app ships."""
+    return REPO / "training" / "records"
 
 
 def recipe(args, device, init: Path | None) -> tuple[int, int, float]:

@@ -1,6 +1,6 @@
 """The validation-PSNR curve of a shipped model against its total training hours (the weights issue asks for it).
 
-``python scripts/training_curve.py mlrn-x2`` reads ``resources/models/mlrn-x2.history.json`` (every round:
+``python scripts/training_curve.py mlrn-x2`` reads ``training/records/mlrn-x2.history.json`` (every round:
 steps and minutes) and ``mlrn-x2.events.jsonl`` (the validations of the last installed round, on the
 validation split) and prints a Markdown table: total training hours so far, steps so far, validation PSNR
 and the gain over bicubic on the split. Rounds from before the validation split (which selected on Set5)
@@ -24,7 +24,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="a shipped model name, e.g. mlrn-x2")
     a = ap.parse_args()
-    folder = REPO / "resources" / "models"
+    folder = REPO / "training" / "records"
     history = json.loads((folder / f"{a.model}.history.json").read_text())
     events = [json.loads(line) for line in (folder / f"{a.model}.events.jsonl").read_text().splitlines() if line]
     total_h = sum(float(h["minutes"]) for h in history) / 60

@@ -97,6 +97,11 @@ def repo(tmp_path, monkeypatch):
     return tmp_path / "repo" / "resources" / "models"
 
 
+def _records(repo: Path) -> Path:
+    """The training records folder beside ``repo`` (resources/models) in the test repository."""
+    return repo.parent.parent / "training" / "records"
+
+
 def _run_with_model(folder: Path) -> Path:
     from tests.helpers import tiny_model
 
@@ -118,7 +123,7 @@ def test_install_ships_a_round_only_when_should_install_says_so(repo, tmp_path, 
     assert registry.read_model_file(shipped).info["metrics"]["val_psnr"] == 33.30
     card = (repo / "mlrn-x2.md").read_text(encoding="utf-8")
     assert "- Command: `python scripts/train_weights.py --minutes 12`" in card
-    assert len(json.loads((repo / "mlrn-x2.history.json").read_text())) == 1
+    assert len(json.loads((_records(repo) / "mlrn-x2.history.json").read_text())) == 1
 
     # better on the validation split but 0.03 dB worse on Set14: nothing changes
     measured[:] = [results(val=33.40, set14=32.76), results(val=33.30, set14=32.79)]
@@ -310,13 +315,13 @@ def test_a_run_installed_again_from_a_later_checkpoint_stays_one_round(repo, tmp
     assert tw.install(run, 2, False, "round", "cpu", 16.4, 1400, "mlrn-x2.pt", tmp_path, hardware="CPU")["installed"]
     measured[:] = [results(val=33.40, set14=32.80), results(val=33.30, set14=32.79)]
     assert tw.install(run, 2, False, "round", "cpu", 78.0, 4900, "mlrn-x2.pt", tmp_path, hardware="CPU")["installed"]
-    history = json.loads((repo / "mlrn-x2.history.json").read_text())
+    history = json.loads((_records(repo) / "mlrn-x2.history.json").read_text())
     assert [(h["steps"], h["val_psnr"]) for h in history] == [(4900, 33.40)]
     # another run is another round
     measured[:] = [results(val=33.50, set14=32.80), results(val=33.40, set14=32.80)]
     run2 = _run_with_model(tmp_path / "run2")
     assert tw.install(run2, 2, False, "next", "cpu", 9.0, 300, "mlrn-x2.pt", tmp_path, hardware="CPU")["installed"]
-    assert [h["steps"] for h in json.loads((repo / "mlrn-x2.history.json").read_text())] == [4900, 300]
+    assert [h["steps"] for h in json.loads((_records(repo) / "mlrn-x2.history.json").read_text())] == [4900, 300]
 
 
 def test_install_run_counts_the_steps_of_the_best_checkpoint_not_the_latest(tmp_path):
@@ -337,7 +342,7 @@ def _campaign_args(**kw):
     import argparse
 
     values = {"photo": False, "minutes": 150.0, "batch": None, "patch": None, "lr": None, "ema": 0.999}
-    values.update(clean_share=0.0, val_every=None)
+    values.update(clean_share=0.0, val_every=None, loss="l1", seed=None)
     values.update(campaign_steps=None, tail_steps=None)
     values.update(kw)
     return argparse.Namespace(**values)
@@ -477,7 +482,7 @@ def test_a_campaign_install_holds_set14_to_the_reference_not_the_previous_instal
     measured[:] = [results(val=36.50, set14=32.77), results(val=36.40, set14=32.92)]
     report = install(430.0, 10_500)
     assert not report["installed"] and "Set14 more than 0.02 dB worse" in report["reason"]
-    history = json.loads((repo / "mlrn-x2.history.json").read_text())
+    history = json.loads((_records(repo) / "mlrn-x2.history.json").read_text())
     assert [(h["run"], h["steps"]) for h in history] == [("mlrn-x2-campaign", 7000)]  # one round that grows
     assert history[0]["campaign"] == {"since": "2026-12-03", "sessions": 2}
     card = (repo / "mlrn-x2.md").read_text(encoding="utf-8")
