@@ -523,6 +523,13 @@ def main() -> None:
     ap.add_argument("--patch", type=int, default=None, help="LR patch; default 64 on CUDA, 48 on CPU")
     ap.add_argument("--lr", type=float, default=None, help="default 5e-4 from scratch, 2e-4 when continuing")
     ap.add_argument(
+        "--init",
+        default=None,
+        metavar="MODEL.pt",
+        help="a round (not a campaign) starts from this model file instead of the shipped weights, e.g. a "
+        "campaign's model.pt for a final phase",
+    )
+    ap.add_argument(
         "--seed", type=int, default=None, help="the data seed (default: from the clock); equal seeds, equal batches"
     )
     ap.add_argument(
@@ -635,7 +642,7 @@ def main() -> None:
     summary = {}
     for scale in args.scales:
         name = model_name(scale, args.photo)
-        init = warm_start(name, scale)
+        init = Path(args.init) if args.init else warm_start(name, scale)
         batch, patch, lr = recipe(args, device, init)
         resumable = sorted(
             p
@@ -709,6 +716,7 @@ def main() -> None:
                 + (f" --patch {args.patch}" if args.patch else "")
                 + (f" --steps {args.steps}" if args.steps else "")
                 + (f" --seed {args.seed}" if args.seed is not None else "")
+                + (f" --init {args.init}" if args.init else "")
                 + f" (TrainConfig: batch {batch}, patch {patch}, lr {lr:g}, "
                 + (f"cosine over {steps} steps, " if steps else f"cosine over {args.minutes:g} minutes, ")
                 + f"warm-up {cfg.warmup_steps}, {cfg.loss.upper()} loss, image_skip, {precision}"
