@@ -593,10 +593,11 @@ class MainWindow(WindowActions):
             if path is None:
                 return False
         try:
+            same_lossless = self.panel.export_format == "same" and self.current.picture.lossless_webp
             opts = save_options(
                 Path(path),
                 fmt,
-                self.panel.quality_spin.value(),
+                None if same_lossless else self.panel.quality_spin.value(),
                 self.panel.keep16_check.isChecked(),
                 self.current.picture.bit_depth,
             )

@@ -46,7 +46,11 @@ def export_format(choice: str, source: Picture | None) -> str:
 def export_controls(choice: str, source: Picture | None) -> tuple[bool, bool]:
     """Whether the quality setting and "keep 16 bit" apply when saving ``source`` as ``choice``."""
     fmt = export_format(choice, source)
-    return fmt in _QUALITY_FORMATS, source is not None and source.bit_depth == 16 and fmt in _SIXTEEN_BIT_FORMATS
+    lossless = choice == "same" and source is not None and source.lossless_webp  # kept lossless: no quality
+    return (
+        fmt in _QUALITY_FORMATS and not lossless,
+        source is not None and source.bit_depth == 16 and fmt in _SIXTEEN_BIT_FORMATS,
+    )
 
 
 def with_extension(target: Path, fmt: str) -> Path:
@@ -74,10 +78,11 @@ def save_problem(source: Path, target: Path) -> str | None:
     return None
 
 
-def save_options(path: Path, fmt: str, quality: int, keep_16bit: bool, source_bits: int) -> SaveOptions:
+def save_options(path: Path, fmt: str, quality: int | None, keep_16bit: bool, source_bits: int) -> SaveOptions:
     """The file, format, quality and bit depth to write; the format follows the name (ImageIOError if unknown).
 
-    ``fmt`` gives the extension of a name without one; quality only for formats that have it; 16 bits only
+    ``fmt`` gives the extension of a name without one; quality only for formats that have it (None: the
+    writer's default, which keeps a lossless WebP lossless); 16 bits only
     when asked for, the source has them and the format can hold them."""
     target = with_extension(path, fmt)
     out_fmt = output_format_for(target)

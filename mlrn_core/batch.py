@@ -785,6 +785,10 @@ def output_folder_problem(folder: Path) -> str | None:
         os.close(fd)
         probe.unlink()
     except OSError as exc:
+        # a file where the folder (or one above it) should be: say which, not that "the name already exists"
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)) and blocker is not None:
+            return f"output folder '{folder}': '{blocker}' is a file, not a folder; choose another output path"
         return f"output folder '{folder}': {imageio._os_reason(exc)}"
     return None
 
@@ -841,7 +845,8 @@ def _run_work(
                         picture,
                         target,
                         fmt=output_format(job.item, options),
-                        quality=options.quality,
+                        # "same as source" keeps a lossless WebP lossless; the quality is for lossy sources
+                        quality=None if options.fmt == "same" and picture.lossless_webp else options.quality,
                         overwrite=job.item.action == OVERWRITE,
                     )
                 return result(OK, path, None)

@@ -214,6 +214,7 @@ class Picture:
     path: Path | None = None
     xmp: str | None = None  # the raw XMP packet
     iptc: dict[str, object] | None = None  # IPTC-IIM datasets as pyexiv2 reads them ('Iptc.Application2.X')
+    lossless_webp: bool = False  # read from a lossless WebP: written back as WebP, it stays lossless by default
 
     def __post_init__(self) -> None:
         rgb = np.ascontiguousarray(self.rgb, dtype=_pixel_dtype(self.rgb))
@@ -594,8 +595,22 @@ def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.nd
         path=p,
         xmp=xmp,
         iptc=iptc,
+        lossless_webp=fmt == "webp" and _webp_is_lossless(data),
     )
     return picture, shown
+
+
+def _webp_is_lossless(data: bytes) -> bool:
+    """A WebP's first bitstream chunk is 'VP8L' (lossless) rather than 'VP8 ' (lossy); animation frames too."""
+    pos = 12
+    for _ in range(64):
+        if pos + 8 > len(data):
+            return False
+        fourcc, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        if fourcc in (b"VP8L", b"VP8 "):
+            return fourcc == b"VP8L"
+        pos += 8 + (16 if fourcc == b"ANMF" else size + (size & 1))
+    return False
 
 
 def _tiff_header_size(data: bytes) -> tuple[int, int, int, int] | None:
@@ -1052,6 +1067,8 @@ def write_image(
     if not overwrite and os.path.lexists(target):
         raise OutputExistsError(target, _EXISTS_REASON, "write")
 
+    # a lossless WebP written as WebP stays lossless unless a quality is asked for
+    lossless = out_fmt == "webp" and quality is None and picture.lossless_webp
     if quality is None:
         quality = DEFAULT_QUALITY
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
@@ -1076,7 +1093,7 @@ def write_image(
     except Exception as exc:  # noqa: BLE001
         raise ImageIOError(target, f"cannot prepare the pixels ({exc})", "write") from exc
 
-    job = _Job(pixels, gray, has_alpha, picture, exif, quality, target)
+    job = _Job(pixels, gray, has_alpha, picture, exif, quality, target, lossless)
 
     def encode(fp: BinaryIO) -> None:
         _ENCODERS[out_fmt](fp, job)
@@ -1377,6 +1394,7 @@ class _Job:
     exif: Image.Exif | None  # orientation reset, pixel dimensions updated
     quality: int
     target: Path
+    lossless: bool = False  # WebP: lossless (a lossless source kept so)
 
 
 def _pillow_image(pixels: np.ndarray) -> Image.Image:
@@ -1416,6 +1434,8 @@ def _encode_jpeg(fp: BinaryIO, job: _Job) -> None:
 
 def _encode_webp(fp: BinaryIO, job: _Job) -> None:
     kw: dict[str, object] = {"quality": job.quality, "method": 4}
+    if job.lossless:
+        kw.update(lossless=True, quality=100)
     if job.picture.icc_profile:
         kw["icc_profile"] = job.picture.icc_profile
     exif_data = _exif_payload(job.exif, "webp", job.target)

@@ -684,3 +684,27 @@ def test_counts_are_said_in_the_right_number(tmp_path, model_file, capsys):
     assert "1 file: 1 to write" in capsys.readouterr().out
     assert cli(src / "a.png", "--out-dir", tmp_path / "o", "--model", model_file) == 0
     assert "upscaling 1 of 1 file x2" in capsys.readouterr().err
+
+
+def test_an_output_path_under_a_file_says_which_file_is_in_the_way(tmp_path, model_file, capsys):
+    """Issue 33, item 7: '-o afile/out.png' said the name 'already exists'."""
+    src = small_folder(tmp_path / "in", ("a.png",)) / "a.png"
+    (tmp_path / "afile").write_text("a file, not a folder")
+    for out in (tmp_path / "afile" / "out.png", tmp_path / "afile" / "sub" / "out.png"):
+        assert cli(src, "-o", out, "--model", model_file) == 1
+        err = capsys.readouterr().err
+        assert f"'{tmp_path / 'afile'}' is a file, not a folder; choose another output path" in err
+    assert (tmp_path / "afile").read_text() == "a file, not a folder"
+
+
+def test_same_format_keeps_a_lossless_webp_lossless(tmp_path, model_file):
+    from mlrn_core.auto import sniff_format
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rgb = np.random.default_rng(2).integers(0, 256, (24, 28, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(src / "l.webp", lossless=True)
+    Image.fromarray(rgb).save(src / "q.webp", quality=80)
+    assert cli(src, "--out-dir", tmp_path / "out", "--model", model_file, "--jpeg-quality", "70") == 0
+    assert sniff_format(tmp_path / "out" / "l_x2.webp").label == "lossless WebP"
+    assert sniff_format(tmp_path / "out" / "q_x2.webp").label == "lossy WebP"

@@ -650,3 +650,21 @@ def test_imageioerror_is_picklable() -> None:
     assert str(err) == "cannot read 'photo.jpg': file is truncated"
     clone = pickle.loads(pickle.dumps(err))
     assert str(clone) == str(err) and clone.path == err.path and clone.reason == err.reason
+
+
+def test_a_lossless_webp_stays_lossless_unless_a_quality_is_asked_for(tmp_path: Path) -> None:
+    """Issue 33, item 7: lossless WebP input was written lossy."""
+    from mlrn_core.auto import sniff_format
+
+    rgb = np.random.default_rng(5).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "l.webp", lossless=True)
+    Image.fromarray(rgb).save(tmp_path / "q.webp", quality=80)
+    lossless, lossy = read_image(tmp_path / "l.webp"), read_image(tmp_path / "q.webp")
+    assert lossless.lossless_webp and not lossy.lossless_webp
+    write_image(lossless, tmp_path / "out.webp")
+    assert sniff_format(tmp_path / "out.webp").label == "lossless WebP"
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.webp").convert("RGB")), rgb)
+    write_image(lossless, tmp_path / "out80.webp", quality=80)
+    assert sniff_format(tmp_path / "out80.webp").label == "lossy WebP"
+    write_image(lossy, tmp_path / "lossy.webp")
+    assert sniff_format(tmp_path / "lossy.webp").label == "lossy WebP"

@@ -38,6 +38,8 @@ def test_export_format_same_follows_the_photo_and_the_controls_follow_the_format
     assert export_controls("same", tiff16) == (False, True)
     assert export_controls("jpg", tiff16) == (True, False)  # JPEG cannot hold 16 bits
     assert export_controls("png", None) == (False, False)
+    lossless = dataclasses.replace(_picture("webp", 8), lossless_webp=True)  # kept lossless as the source: no quality
+    assert export_controls("same", lossless) == (False, False) and export_controls("webp", lossless) == (True, False)
 
 
 def test_save_problem_refuses_the_original_under_any_spelling_and_unknown_formats(tmp_path):
