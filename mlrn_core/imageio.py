@@ -533,7 +533,16 @@ def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.nd
         source_mode = img.mode
         frames = getattr(img, "n_frames", 1)
         if frames > 1:
-            if getattr(img, "is_animated", False) and fmt != "tiff":
+            if img.format == "MPO":  # phones' JPEGs: an HDR gain map, a depth map or a preview after the photo
+                log.warning(
+                    "%s holds %d more image%s after the photo (such as an HDR gain map, a depth map or a "
+                    "preview, as phones write them); the photo is upscaled, and %s not kept in the output",
+                    p.name,
+                    frames - 1,
+                    "" if frames == 2 else "s",
+                    "that one is" if frames == 2 else "those are",
+                )
+            elif getattr(img, "is_animated", False) and fmt != "tiff":
                 log.warning(
                     "%s is animated (%d frames): only the first frame is upscaled; export the frames as "
                     "still images to upscale them all",
@@ -1420,8 +1429,25 @@ def _encode_png(fp: BinaryIO, job: _Job) -> None:
     _pillow_image(job.pixels).save(fp, format="PNG", **kw)
 
 
+_JFIF_MAX_DENSITY = 65535  # a JPEG's JFIF header holds the DPI in 16 bits
+
+
+def _jpeg_dpi_kw(job: _Job) -> dict[str, tuple[float, float]]:
+    """The DPI for the JFIF header, held within its 16 bits (a larger value would wrap around silently)."""
+    kw = _dpi_kw(job.picture)
+    if kw and max(kw["dpi"]) > _JFIF_MAX_DENSITY:
+        log.warning(
+            "%s: %g DPI is more than a JPEG header holds; written as %d DPI",
+            job.target.name,
+            max(kw["dpi"]),
+            _JFIF_MAX_DENSITY,
+        )
+        kw = {"dpi": tuple(min(float(v), _JFIF_MAX_DENSITY) for v in kw["dpi"])}
+    return kw
+
+
 def _encode_jpeg(fp: BinaryIO, job: _Job) -> None:
-    kw: dict[str, object] = {"quality": job.quality, **_dpi_kw(job.picture)}
+    kw: dict[str, object] = {"quality": job.quality, **_jpeg_dpi_kw(job)}
     if job.quality >= 90:
         kw["subsampling"] = 0  # 4:4:4
     if job.picture.icc_profile:

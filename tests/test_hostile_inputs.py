@@ -711,3 +711,17 @@ def test_a_tiny_png_claiming_a_huge_size_is_refused_before_anything_is_allocated
     claim.write_bytes(_png([b"\x00" + bytes(20000)] * 3, 20000, 20000, 8, 0))  # 3 rows of 20000 declared
     with pytest.raises(imageio.ImageIOError, match="ends after 3 of its 20000 rows"):
         imageio.read_image(claim)
+
+
+def test_a_phone_jpeg_with_a_gain_map_is_not_called_animated(tmp_path, caplog):
+    """Issue 33, item 7: an iPhone JPEG with an HDR gain map (an MPO file) was called 'animated'."""
+    rng = np.random.default_rng(9)
+    photo = Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8))
+    gain_map = Image.fromarray(rng.integers(0, 256, (20, 30, 3), dtype=np.uint8))
+    photo.save(tmp_path / "IMG_0001.jpg", format="MPO", save_all=True, append_images=[gain_map])
+    with caplog.at_level("WARNING"):
+        picture = imageio.read_image(tmp_path / "IMG_0001.jpg")
+    assert (picture.width, picture.height) == (60, 40) and picture.source_format == "jpg"
+    text = caplog.text
+    assert "animated" not in text and "1 more image after the photo (such as an HDR gain map" in text
+    assert "that one is not kept in the output" in text

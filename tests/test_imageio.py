@@ -668,3 +668,14 @@ def test_a_lossless_webp_stays_lossless_unless_a_quality_is_asked_for(tmp_path: 
     assert sniff_format(tmp_path / "out80.webp").label == "lossy WebP"
     write_image(lossy, tmp_path / "lossy.webp")
     assert sniff_format(tmp_path / "lossy.webp").label == "lossy WebP"
+
+
+def test_a_dpi_too_large_for_a_jpeg_header_is_held_at_its_maximum_with_a_word(tmp_path: Path, caplog) -> None:
+    """Issue 33, item 7: 70000 DPI wrapped around to 4464 in a JPEG, silently."""
+    picture = replace(picture_from_array(np.zeros((8, 8, 3), np.float32)), dpi=(70000.0, 300.0))
+    with caplog.at_level(logging.WARNING):
+        write_image(picture, tmp_path / "big.jpg")
+    assert Image.open(tmp_path / "big.jpg").info["dpi"] == (65535, 300)
+    assert "70000 DPI is more than a JPEG header holds; written as 65535 DPI" in caplog.text
+    write_image(picture, tmp_path / "big.tif")  # TIFF holds it
+    assert Image.open(tmp_path / "big.tif").info["dpi"] == (70000.0, 300.0)
