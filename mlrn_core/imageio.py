@@ -552,6 +552,8 @@ def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.nd
             else:
                 log.warning("%s has %d pages: only the first one is upscaled", p.name, frames)
         icc = img.info.get("icc_profile") or None
+        if fmt == "png" and icc is None:
+            _note_png_colour_chunks(p, img.info)
         dpi = _read_dpi(img)
         exif_bytes = _read_exif_bytes(img, fmt, data)
         has_xmp_iptc = _may_hold_xmp_iptc(img)
@@ -607,6 +609,29 @@ def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.nd
         lossless_webp=fmt == "webp" and _webp_is_lossless(data),
     )
     return picture, shown
+
+
+_SRGB_GAMMA = 1 / 2.2  # gAMA's value for sRGB-like files (0.45455)
+_SRGB_CHROMATICITY = (0.3127, 0.329, 0.64, 0.33, 0.3, 0.6, 0.15, 0.06)  # cHRM's white point and primaries
+
+
+def _note_png_colour_chunks(p: Path, info: dict) -> None:
+    """A PNG without an ICC profile may still describe its colours with gAMA and cHRM; the output does not carry
+    them (its pixels are taken as sRGB, as most software takes them). Say so when they differ from sRGB, since
+    a colour-managed viewer would then show the original and the result differently."""
+    gamma, chroma = info.get("gamma"), info.get("chromaticity")
+    odd = []
+    if gamma is not None and abs(float(gamma) - _SRGB_GAMMA) > 0.01 * _SRGB_GAMMA:
+        odd.append(f"gamma {float(gamma):g} (gAMA)")
+    if chroma is not None and max(abs(float(a) - b) for a, b in zip(chroma, _SRGB_CHROMATICITY)) > 0.01:
+        odd.append("non-sRGB primaries (cHRM)")
+    if odd:
+        log.warning(
+            "%s describes its colours with %s and no ICC profile; the output does not keep that, so a "
+            "colour-managed viewer may show it slightly differently from the original",
+            p.name,
+            " and ".join(odd),
+        )
 
 
 def _webp_is_lossless(data: bytes) -> bool:

@@ -725,3 +725,25 @@ def test_a_phone_jpeg_with_a_gain_map_is_not_called_animated(tmp_path, caplog):
     text = caplog.text
     assert "animated" not in text and "1 more image after the photo (such as an HDR gain map" in text
     assert "that one is not kept in the output" in text
+
+
+def test_png_colour_chunks_without_icc_that_differ_from_srgb_are_named(tmp_path, caplog):
+    """Issue 33, item 7: PNG gAMA/cHRM without ICC were dropped silently."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    Image.fromarray(np.full((4, 4, 3), 128, np.uint8)).save(tmp_path / "plain.png")
+    data = (tmp_path / "plain.png").read_bytes()
+    srgb_gamma = chunk(b"gAMA", struct.pack(">I", 45455))
+    linear = chunk(b"gAMA", struct.pack(">I", 100000))
+    (tmp_path / "srgb.png").write_bytes(data[:33] + srgb_gamma + data[33:])
+    (tmp_path / "linear.png").write_bytes(data[:33] + linear + data[33:])
+    with caplog.at_level("WARNING"):
+        imageio.read_image(tmp_path / "srgb.png")
+    assert "gAMA" not in caplog.text  # the usual sRGB-like gamma changes nothing: no word
+    with caplog.at_level("WARNING"):
+        imageio.read_image(tmp_path / "linear.png")
+    assert "linear.png describes its colours with gamma 1 (gAMA) and no ICC profile" in caplog.text
