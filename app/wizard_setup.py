@@ -243,6 +243,12 @@ class SetupPage(QWizardPage):
             self.name_edit.setText(self.state.default_name())
         self._on_settings_changed()
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        # initializePage runs before the page is shown, when a measurement is not started (it would time a
+        # page no one sees): start it now, so the estimate is measured without touching any setting
+        super().showEvent(event)
+        self._schedule_measure()
+
     def isComplete(self) -> bool:  # noqa: N802 - Qt override
         return self._name_error() is None and len(self.state.candidates()) >= 2
 
