@@ -74,8 +74,10 @@ class SetupPage(QWizardPage):
         self.name_edit.setMaxLength(64)
         self.name_note = wrap_label()
 
-        self.clean_radio = QRadioButton("Clean bicubic (standard; for sharp, well-exposed originals)")
-        self.jpeg_radio = QRadioButton("Match camera JPEGs: JPEG compression and mild noise in the inputs")
+        self.clean_radio = QRadioButton("Sharp, lossless originals (PNG, TIFF, exported RAW)")
+        self.jpeg_radio = QRadioButton("Camera JPEGs: learn to undo JPEG compression and a little noise too")
+        self.inputs_note = wrap_label()
+        self._inputs_chosen = False  # the user picked one: the photos no longer decide
         self._degradation_group = QButtonGroup(self)
         self._degradation_group.addButton(self.clean_radio)
         self._degradation_group.addButton(self.jpeg_radio)
@@ -98,6 +100,7 @@ class SetupPage(QWizardPage):
         jpeg_row.addWidget(self.noise_spin)
         jpeg_row.addStretch(1)
         degradation_box = QVBoxLayout()
+        degradation_box.addWidget(self.inputs_note)
         degradation_box.addWidget(self.clean_radio)
         degradation_box.addWidget(self.jpeg_radio)
         degradation_box.addLayout(jpeg_row)
@@ -194,6 +197,8 @@ class SetupPage(QWizardPage):
         self.base_combo.currentIndexChanged.connect(self._on_settings_changed)
         self.name_edit.textEdited.connect(self._on_name_edit_edited)
         self.name_edit.textChanged.connect(self._on_name_edit_changed)
+        for radio in (self.clean_radio, self.jpeg_radio):  # clicked: the user's own choice, not the default's
+            radio.clicked.connect(self._on_inputs_radio_clicked)
         self.jpeg_radio.toggled.connect(self._on_jpeg_radio_toggled)  # before the estimate: it may change the base
         self.jpeg_radio.toggled.connect(self._on_settings_changed)
         self.device_combo.currentIndexChanged.connect(self._on_device_combo_changed)
@@ -241,7 +246,24 @@ class SetupPage(QWizardPage):
     def initializePage(self) -> None:  # noqa: N802 - Qt override
         if not self._name_edited or not self.name_edit.text().strip():
             self.name_edit.setText(self.state.default_name())
+        self._follow_the_photos()
         self._on_settings_changed()
+
+    def _follow_the_photos(self) -> None:
+        """The kind of inputs the photos picked call for, until the user picks one: mostly camera JPEGs (or
+        HEIC, AVIF, lossy WebP, by their bytes) -> camera-JPEG inputs, which start from the photo model."""
+        photos = self.state.candidates()
+        if not photos:
+            self.inputs_note.setText("")
+            return
+        lossy = sum(auto.sniff_format(p).lossy for p in photos)
+        n = len(photos)
+        self.inputs_note.setText(
+            f"{lossy} of your {n} photos {'is a camera JPEG' if lossy == 1 else 'are camera JPEGs'} or similar "
+            f"(HEIC, AVIF, lossy WebP); {n - lossy} {'is' if n - lossy == 1 else 'are'} lossless."
+        )
+        if not self._inputs_chosen:
+            (self.jpeg_radio if 2 * lossy > n else self.clean_radio).setChecked(True)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         # initializePage runs before the page is shown, when a measurement is not started (it would time a
@@ -427,6 +449,10 @@ class SetupPage(QWizardPage):
             self.state.scale = int(self.scale_combo.currentData())
             self.name_edit.setText(self.state.default_name())
         self._on_settings_changed()
+
+    @Slot(bool)
+    def _on_inputs_radio_clicked(self, _checked: bool) -> None:
+        self._inputs_chosen = True
 
     @Slot(bool)
     def _on_jpeg_radio_toggled(self, _checked: bool) -> None:

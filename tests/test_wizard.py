@@ -450,3 +450,23 @@ def test_a_fine_tune_warms_up_whatever_the_speed_guess():
     scratch = WizardState(base=None, budget_minutes=False, steps=2000)
     assert scratch.warmup_steps() == 100
     assert WizardState(base=None, budget_minutes=False, steps=300).warmup_steps() == 30
+
+
+def test_camera_jpegs_picked_set_camera_inputs_until_the_user_chooses(qtbot, tmp_path, base_model, monkeypatch):
+    """Issue 34, item 3: five camera JPEGs picked, and the defaults were clean bicubic inputs."""
+    folder = tmp_path / "jpegs"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(textured_image(256, 288, seed=i)).save(folder / f"DSC_{i:04d}.JPG", quality=88)
+    Image.fromarray(textured_image(256, 288, seed=7)).save(folder / "scan.png")
+    w = make_wizard(qtbot)
+    add_photos(qtbot, w, folder, monkeypatch)
+    click_next(qtbot, w)
+    sp = w.setup_page
+    assert sp.jpeg_radio.isChecked() and sp.state.jpeg
+    assert sp.inputs_note.text().startswith("5 of your 6 photos are camera JPEGs or similar")
+    sp.clean_radio.click()  # the user's choice (a click, as the mouse makes it) holds from now on
+    assert sp.clean_radio.isChecked() and not sp.state.jpeg
+    w.back()
+    click_next(qtbot, w)
+    assert sp.clean_radio.isChecked()
