@@ -252,10 +252,14 @@ class ControlsPanel(QWidget):
 
     def set_precision(self, precision: str) -> None:
         """Select ``precision`` without emitting precision_changed (Auto when it is not offered here)."""
+        self._select_quietly(self.precision_combo, precision, "auto")
+
+    def _select_quietly(self, combo: QComboBox, value: object, fallback: object) -> None:
+        """Select ``value`` (else ``fallback``) in ``combo`` without emitting the panel's change signals."""
         self._updating = True
         try:
-            if not self._select_data(self.precision_combo, precision):
-                self._select_data(self.precision_combo, "auto")
+            if not self._select_data(combo, value):
+                self._select_data(combo, fallback)
         finally:
             self._updating = False
 
@@ -265,12 +269,7 @@ class ControlsPanel(QWidget):
 
     def set_quality(self, quality: str) -> None:
         """Select ``quality`` ("normal" or "best") without emitting quality_changed."""
-        self._updating = True
-        try:
-            if not self._select_data(self.quality_combo, quality):
-                self._select_data(self.quality_combo, "normal")
-        finally:
-            self._updating = False
+        self._select_quietly(self.quality_combo, quality, "normal")
 
     def _label_qualities(self, scale: int) -> None:
         """The quality combo's words for ``scale``: Best names its measured gain at that scale."""

@@ -95,6 +95,22 @@ def window(qtbot, home: Path) -> MainWindow:
     return w
 
 
+def _render_model(path: Path, model: Path, precision: str = "auto") -> RenderResult:
+    """One render job of ``model`` on the picture at ``path`` (x2, 64 px tiles, CPU), run on this thread."""
+    picture = read_image(path)
+    image_id = ImageId.of(path)
+    key = RenderKey(image_id, f"model:{Path(model).stem}", 2, 64, 16, "cpu", precision)
+    spec = RenderSpec(key, "model", f"MLRN {Path(model).stem}", str(model))
+    lr = Pyramid.build(to_uint8(picture.rgb))
+    job = RenderJob(RenderRequest(path, image_id, 2, (spec,), tile=64, picture=picture, lr=lr))
+    done, failed = [], []
+    job.render_done.connect(done.append)
+    job.render_failed.connect(lambda _k, msg: failed.append(msg))
+    job.run()
+    assert not failed and len(done) == 1, failed
+    return done[0]
+
+
 def _drop(window: MainWindow, *paths_: Path) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths_])
@@ -783,25 +799,7 @@ def test_app_switching_images_does_not_reload_the_model(home, tiny_model, monkey
     monkeypatch.setattr(worker, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
 
     def render(path, precision="auto"):
-        picture = read_image(path)
-        image_id = ImageId.of(path)
-        key = RenderKey(image_id, "model:tiny", 2, 64, 16, "cpu", precision)
-        request = RenderRequest(
-            path,
-            image_id,
-            2,
-            (RenderSpec(key, "model", "MLRN tiny", str(tiny_model)),),
-            tile=64,
-            picture=picture,
-            lr=Pyramid.build(to_uint8(picture.rgb)),
-        )
-        job = RenderJob(request)
-        done, failed = [], []
-        job.render_done.connect(done.append)
-        job.render_failed.connect(lambda _k, msg: failed.append(msg))
-        job.run()
-        assert not failed and len(done) == 1
-        return done[0]
+        return _render_model(path, tiny_model, precision)
 
     photos = [_photo(home / f"p{i}.png", 90, 70) for i in range(3)]
     for p in photos + photos[:1]:
@@ -960,23 +958,7 @@ def test_app_render_of_thin_pictures_keeps_their_colours_as_the_batch_does(home)
     model = Path(__file__).resolve().parents[1] / "resources" / "models" / "mlrn-x2.pt"
     for h, w in ((1, 40), (40, 1), (1, 1), (2, 40)):
         path = corpus.thin_png(home / f"t{h}x{w}.png", h, w)
-        picture = read_image(path)
-        image_id = ImageId.of(path)
-        key = RenderKey(image_id, "model:x2", 2, 64, 16, "cpu", "fp32")
-        request = RenderRequest(
-            path,
-            image_id,
-            2,
-            (RenderSpec(key, "model", "MLRN x2", str(model)),),
-            tile=64,
-            picture=picture,
-            lr=Pyramid.build(to_uint8(picture.rgb)),
-        )
-        job = RenderJob(request)
-        done = []
-        job.render_done.connect(done.append)
-        job.run()
-        shown = done[0].pyramid.levels[0].astype(int)
+        shown = _render_model(path, model, "fp32").pyramid.levels[0].astype(int)
         assert shown.shape == (2 * h, 2 * w, 3)
         assert np.abs(shown - np.array([204, 77, 26])).max() <= 3, (h, w, shown.reshape(-1, 3).mean(0))
 
