@@ -247,11 +247,17 @@ def install(
         return report
     history_file = records_dir() / f"{name}.history.json"
     history = json.loads(history_file.read_text()) if history_file.exists() else []
-    if history and history[-1].get("run") == run.name:
-        history.pop()  # the same round installed again from a later checkpoint: one round, counted once
+    # a run is named by its folder under the repository (two campaigns of one model share the folder name
+    # 'mlrn-x2-campaign', in training/ and training/mlrn-x2-leg2/): only the same run replaces its own entry
+    run_id = run_key(run)
+    same = [i for i, h in enumerate(history) if h.get("run") == run_id]
+    if same:
+        # the same round installed again from a later checkpoint: one round, counted once; rounds installed after
+        # its earlier entry (a final-phase arm started from it) are branches the new weights do not descend from
+        del history[same[-1] :]
     history.append(
         {
-            "run": run.name,
+            "run": run_id,
             "date": _dt.date.today().isoformat(),
             "command": command,
             "device": hardware or hardware_text(device_label(device)),
@@ -375,6 +381,15 @@ def body_with_upsampler(body: Path, upsampler: Path, out: Path) -> Path:
         },
     }
     return registry.atomic_torch_save(registry.make_model_payload(u.hparams, state, info), out)
+
+
+def run_key(run: Path) -> str:
+    """How the training history names a run: its folder relative to the repository (else its full path)."""
+    path = run.resolve()
+    try:
+        return path.relative_to(REPO.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def records_dir() -> Path:

@@ -322,6 +322,29 @@ def test_a_run_installed_again_from_a_later_checkpoint_stays_one_round(repo, tmp
     run2 = _run_with_model(tmp_path / "run2")
     assert tw.install(run2, 2, False, "next", "cpu", 9.0, 300, "mlrn-x2.pt", tmp_path, hardware="CPU")["installed"]
     assert [h["steps"] for h in json.loads((_records(repo) / "mlrn-x2.history.json").read_text())] == [4900, 300]
+    # a second campaign whose folder has the same name as the first (training/mlrn-x2-leg2/mlrn-x2-campaign) is
+    # another round: it must not replace the first campaign's entry (the bug of 2026-12-07)
+    first = _run_with_model(tw.REPO / "training" / "mlrn-x2-campaign")
+    leg2 = _run_with_model(tw.REPO / "training" / "mlrn-x2-leg2" / "mlrn-x2-campaign")
+    measured[:] = [results(val=33.60, set14=32.81), results(val=33.50, set14=32.80)]
+    assert tw.install(first, 2, False, "c1", "cpu", 500.0, 13200, "mlrn-x2.pt", tmp_path, hardware="CPU")["installed"]
+    measured[:] = [results(val=33.70, set14=32.82), results(val=33.60, set14=32.81)]
+    assert tw.install(leg2, 2, False, "c2", "cpu", 120.0, 18000, "mlrn-x2.pt", tmp_path, hardware="CPU")["installed"]
+    history = json.loads((_records(repo) / "mlrn-x2.history.json").read_text())
+    assert [h["steps"] for h in history] == [4900, 300, 13200, 18000]
+    assert (
+        history[-2]["run"] == "training/mlrn-x2-campaign"
+        and history[-1]["run"] == "training/mlrn-x2-leg2/mlrn-x2-campaign"
+    )
+    # a final-phase arm started from the campaign is installed, then the campaign itself goes on and beats it:
+    # the shipped weights descend from the campaign, not from the arm, so the arm's round leaves the history
+    arm = _run_with_model(tmp_path / "arm")
+    measured[:] = [results(val=33.71, set14=32.83), results(val=33.70, set14=32.82)]
+    assert tw.install(arm, 2, False, "arm", "cpu", 20.0, 1000, "model.pt", tmp_path, hardware="CPU")["installed"]
+    measured[:] = [results(val=33.80, set14=32.90), results(val=33.71, set14=32.83)]
+    assert tw.install(leg2, 2, False, "c2", "cpu", 240.0, 35000, "mlrn-x2.pt", tmp_path, hardware="CPU")["installed"]
+    history = json.loads((_records(repo) / "mlrn-x2.history.json").read_text())
+    assert [h["steps"] for h in history] == [4900, 300, 13200, 35000]
 
 
 def test_install_run_counts_the_steps_of_the_best_checkpoint_not_the_latest(tmp_path):
