@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.controls import device_choices
+from app.session import image_file_filter
 from app.worker import Job, JobRunner
 from mlrn_core import auto, batch, registry, tiling
 from mlrn_core.batch import BatchError, BatchOptions, BatchPlan, BatchProgress, BatchSummary, ItemResult
@@ -541,8 +542,7 @@ class BatchExportDialog(QDialog):
         self.cancel()
 
     def _on_add_files_button_clicked(self) -> None:
-        pattern = " ".join(f"*{e}" for e in sorted(batch.imageio.SUPPORTED_EXTENSIONS))
-        files, _ = QFileDialog.getOpenFileNames(self, "Add images", "", f"Images ({pattern});;All files (*)")
+        files, _ = QFileDialog.getOpenFileNames(self, "Add images", "", image_file_filter())
         self.add_inputs([Path(f) for f in files])
 
     def _on_add_folder_button_clicked(self) -> None:

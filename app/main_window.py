@@ -37,14 +37,14 @@ from app.controls import ControlsPanel, ModelChoice
 from app.image_cache import ImageCache
 from app.main_actions import MODES, WindowActions
 from app.save_flow import ask_save_path, default_save_path, export_controls, export_format, save_options
-from app.session import ModelRef, RenderSession, RenderSettings, sort_inputs
+from app.session import ModelRef, RenderSession, RenderSettings, image_file_filter, sort_inputs
 from app.settings import Settings, load_settings, save_settings
 from app.status import Banner, DropHint
 from app.status_bar import StatusFields
 from app.viewer import ImageView, ViewerImage, ViewState, qimage_from_rgb8
 from app.worker import LoadedImage
 from mlrn_core import auto, paths
-from mlrn_core.imageio import SUPPORTED_EXTENSIONS, ImageIOError
+from mlrn_core.imageio import ImageIOError
 from mlrn_core.registry import ModelError, find_model, list_models, read_model_file
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,7 @@ class MainWindow(WindowActions):
         s.error.connect(self.messages.show_error)
         s.image_loaded.connect(self._on_session_image_loaded)
         s.picture_ready.connect(self._on_picture_ready)
+        s.preview_ready.connect(self._on_session_preview_ready)
         s.image_shown.connect(self.image_shown)
         s.load_failed.connect(self._on_session_load_failed)
         s.views_changed.connect(self._on_session_views_changed)
@@ -349,6 +350,12 @@ class MainWindow(WindowActions):
         self.view_state.set_image_size(loaded.picture.width * s, loaded.picture.height * s, loaded.focus)
         self._update_export_state()
         self._update_status()
+        self._update_visible()
+
+    def _on_session_preview_ready(self, width: int, height: int) -> None:
+        """A RAW file's preview is on screen while it develops: its size is the picture's, so the view opens
+        where the developed picture will stay (100% on the centre)."""
+        self.view_state.set_image_size(width, height, (0.5, 0.5))
         self._update_visible()
 
     def _on_session_load_failed(self, path: Path, message: str) -> None:
@@ -643,10 +650,7 @@ class MainWindow(WindowActions):
 
     def _on_open_action_triggered(self) -> None:
         folder = self.settings.last_folder or str(Path.home())
-        patterns = " ".join(f"*{e}" for e in sorted(SUPPORTED_EXTENSIONS))
-        names, _filter = QFileDialog.getOpenFileNames(
-            self, "Open images", folder, f"Images ({patterns});;All files (*)"
-        )
+        names, _filter = QFileDialog.getOpenFileNames(self, "Open images", folder, image_file_filter())
         if names:
             self.settings.last_folder = str(Path(names[0]).parent)
             self.open_paths(names)

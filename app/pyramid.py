@@ -51,6 +51,14 @@ class Pyramid:
         return cls(levels, unit)
 
     @classmethod
+    def stand_in(cls, image: np.ndarray, width: int, height: int) -> Pyramid:
+        """A pyramid covering ``width`` x ``height`` output pixels drawn from a smaller ``image`` of the same
+        picture (a RAW file's embedded preview): resized to a whole number of output pixels per pixel."""
+        unit = max(1, round(width / max(1, image.shape[1])))
+        size = (max(1, -(-width // unit)), max(1, -(-height // unit)))
+        return cls.build(cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_LINEAR), unit)
+
+    @classmethod
     def zeros(cls, height: int, width: int) -> Pyramid:
         # np.zeros maps untouched pages lazily, so even a huge black canvas costs nothing up front
         return cls([np.zeros((h, w, 3), np.uint8) for h, w in _level_shapes(height, width)])

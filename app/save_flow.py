@@ -12,7 +12,7 @@ from typing import NamedTuple
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from app.session import same_file
-from mlrn_core.imageio import FORMAT_EXTENSIONS, ImageIOError, Picture, output_format_for
+from mlrn_core.imageio import FORMAT_EXTENSIONS, ImageIOError, Picture, output_format_for, same_format
 
 SAVE_FILTERS = {
     "png": "PNG image (*.png)",
@@ -40,7 +40,7 @@ def export_format(choice: str, source: Picture | None) -> str:
     """The panel's format choice, with "same" resolved to the opened photo's format (PNG when none is open)."""
     if choice != "same":
         return choice
-    return source.source_format if source is not None else "png"
+    return same_format(source.source_format) if source is not None else "png"
 
 
 def export_controls(choice: str, source: Picture | None) -> tuple[bool, bool]:

@@ -31,7 +31,14 @@ from app.viewer import ViewerImage
 from app.worker import JobRunner, LoadedImage, RenderJob, RenderRequest, RenderSpec, SaveJob, SaveRequest
 from mlrn_core import auto
 from mlrn_core.batch import output_folder_problem
-from mlrn_core.imageio import RAW_ADVICE, SUPPORTED_EXTENSIONS, is_camera_raw, is_supported
+from mlrn_core.imageio import (
+    RAW_ADVICE,
+    SUPPORTED_EXTENSIONS,
+    is_camera_raw,
+    is_readable,
+    raw,
+    readable_extensions,
+)
 from mlrn_core.registry import ModelError
 from mlrn_core.terminal import fmt_duration
 from mlrn_core.tiling import DEFAULT_OVERLAP, DeviceError, pick_device
@@ -89,6 +96,9 @@ def auto_ref(path: Path, scale: int) -> tuple[ModelRef | None, str]:
     return ModelRef(picked.path, picked.caption), ""
 
 
+RAW_PREVIEW_PROGRESS = "camera preview · developing RAW…"  # caption of a side showing a RAW's own preview
+
+
 def sort_inputs(items: list[str | Path]) -> tuple[list[Path], list[Path], str]:
     """What was dropped or given: (image files to open, folders for batch export, why others were not)."""
     files: list[Path] = []
@@ -100,15 +110,23 @@ def sort_inputs(items: list[str | Path]) -> tuple[list[Path], list[Path], str]:
             folders.append(p)
         elif not p.exists():
             rejected.append(f"'{p.name}' does not exist")
-        elif is_supported(p):
+        elif is_readable(p):
             files.append(p.absolute())
         elif is_camera_raw(p):
             rejected.append(f"'{p.name}': {RAW_ADVICE}")
         else:
             kinds = ", ".join(sorted(e.lstrip(".").upper() for e in SUPPORTED_EXTENSIONS))
-            rejected.append(f"'{p.name}' is not a supported image type (use {kinds})")
+            rejected.append(f"'{p.name}' is not a supported image type (use {kinds} or camera RAW)")
     more = f"; and {len(rejected) - 3} more" if len(rejected) > 3 else ""
     return files, folders, ("Cannot open " + "; ".join(rejected[:3]) + more) if rejected else ""
+
+
+def image_file_filter() -> str:
+    """The file dialogs' filter for every file the app opens, camera RAW included (both cases: cameras name
+    files IMG_0001.CR2, and name filters match case-sensitively on Linux)."""
+    exts = sorted(readable_extensions())
+    patterns = " ".join(f"*{e}" for e in exts) + " " + " ".join(f"*{e.upper()}" for e in exts)
+    return f"Images ({patterns});;All files (*)"
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -128,6 +146,7 @@ class RenderSession(QObject):
     error = Signal(str)
     image_loaded = Signal(object)  # LoadedImage of any image of the list (its thumbnail, size, depth)
     picture_ready = Signal(object)  # LoadedImage of the current image: its size is known now
+    preview_ready = Signal(int, int)  # output width, height of the current image, known from a RAW's preview
     image_shown = Signal(str)  # path, once its picture has been read and is on screen
     load_failed = Signal(object, str)  # path, message: the file could not be read
     views_changed = Signal()  # which image each side shows changed: lay the views out again
@@ -408,10 +427,11 @@ class RenderSession(QObject):
         if loaded is not None:
             self._set_placeholders(loaded)
         else:
-            name = self.paths[self.index].name
+            path = self.paths[self.index]
+            doing = "Developing the RAW file" if is_camera_raw(path) else "Reading"
             for image in self._images.values():
                 if image.base is None:
-                    image.message = f"Reading {name}…"
+                    image.message = f"{doing} {path.name}…"
         self.views_changed.emit()
         self.status_changed.emit()
 
@@ -423,6 +443,8 @@ class RenderSession(QObject):
             if image.pending:
                 image.base = bicubic.pyramid if bicubic is not None else lr
                 image.message = ""
+                if image.progress == RAW_PREVIEW_PROGRESS:
+                    image.progress = "waiting"
 
     def _start_render_job(self, request: RenderRequest) -> None:
         if self._closed:
@@ -431,6 +453,7 @@ class RenderSession(QObject):
         # @Slot-decorated bound methods (not lambdas or partials): Qt queues these calls to the GUI thread,
         # and PySide needs the decoration to pass Python objects across threads safely
         job.loaded.connect(self._on_job_loaded)
+        job.preview.connect(self._on_job_preview)
         job.render_started.connect(self._on_job_render_started)
         job.tiles.connect(self._on_job_tiles)
         job.render_progress.connect(self._on_job_render_progress)
@@ -457,6 +480,20 @@ class RenderSession(QObject):
     # ---------------------------------------------------------------------------------------------
     # job signals
     # ---------------------------------------------------------------------------------------------
+
+    @Slot(object, object)
+    def _on_job_preview(self, image_id: ImageId, preview: raw.Preview) -> None:
+        """A RAW file's own preview stands in for every side until the development is read."""
+        if image_id != self.image_id() or (self.current is not None and self.current.image_id == image_id):
+            return
+        s = self.settings.scale
+        base = Pyramid.stand_in(preview.rgb, preview.width * s, preview.height * s)
+        self.preview_ready.emit(preview.width * s, preview.height * s)
+        for image in self._images.values():
+            if image.base is None:
+                image.base, image.message = base, ""
+                image.progress = RAW_PREVIEW_PROGRESS
+        self.views_changed.emit()
 
     @Slot(object)
     def _on_job_loaded(self, loaded: LoadedImage) -> None:

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from mlrn_core.imageio import SUPPORTED_EXTENSIONS
+from mlrn_core.imageio import SUPPORTED_EXTENSIONS, raw_available
 
 MAX_HISTORY = 50
 
@@ -192,6 +192,8 @@ class DropHint(QWidget):
         title.setFont(font)
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         formats = ", ".join(sorted({e.lstrip(".").upper() for e in SUPPORTED_EXTENSIONS} - {"JPEG", "TIF"}))
+        if raw_available():
+            formats += ", camera RAW"
         sub = QLabel(
             f"One photo to compare bicubic and MLRN side by side, several to step through them, "
             f"a folder to batch-export.\n{formats}, 8 or 16 bits."

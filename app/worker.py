@@ -34,7 +34,7 @@ from app.render import (
     nearest_uint8,
     to_uint8,
 )
-from mlrn_core.imageio import ImageIOError, Picture, read_image_for_display, write_image
+from mlrn_core.imageio import ImageIOError, Picture, is_camera_raw, raw, read_image_for_display, write_image
 from mlrn_core.registry import LoadedModel, ModelError, load_model
 from mlrn_core.tiling import (
     DEFAULT_OVERLAP,
@@ -182,6 +182,7 @@ class RenderJob(Job):
     """Reads an image (when needed), then makes each requested render, visible tiles first."""
 
     loaded = Signal(object)  # LoadedImage
+    preview = Signal(object, object)  # ImageId, raw.Preview: a RAW file's own preview, shown while it develops
     render_started = Signal(object, int, object)  # RenderKey, total tiles (0 when not tiled), canvas Pyramid
     tiles = Signal(object, object)  # RenderKey, list of (x, y, w, h) output-pixel rects now final on the canvas
     render_progress = Signal(object, int, int)  # RenderKey, done, total
@@ -198,6 +199,10 @@ class RenderJob(Job):
         picture, lr = req.picture, req.lr
         if picture is None or lr is None:
             t0 = time.perf_counter()
+            if is_camera_raw(req.path):  # developing takes seconds: the camera's preview shows meanwhile
+                preview = raw.embedded_preview(req.path)
+                if preview is not None:
+                    self.preview.emit(req.image_id, preview)
             picture, pixels = read_image_for_display(req.path)  # an 8-bit file's pixels need no conversion back
             lr = Pyramid.build(pixels if pixels is not None else to_uint8(picture.rgb))
             seconds = time.perf_counter() - t0

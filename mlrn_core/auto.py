@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlrn_core import paths
+from mlrn_core.imageio import RAW_EXTENSIONS
 from mlrn_core.registry import MODEL_SUFFIX, LoadedModel, ModelError, builtin_name, load_model
 
 AUTO = "auto"
@@ -109,6 +110,8 @@ class SourceFormat:
 
 
 UNKNOWN = SourceFormat("unknown", False)
+#: Camera RAW files (by extension: their containers are TIFF or vendor formats): developed losslessly.
+CAMERA_RAW = SourceFormat("camera RAW", False)
 
 
 def sniff_format(path: str | os.PathLike[str]) -> SourceFormat:
@@ -117,6 +120,8 @@ def sniff_format(path: str | os.PathLike[str]) -> SourceFormat:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block the open, a device would never end
             return UNKNOWN
+        if Path(path).suffix.lower() in RAW_EXTENSIONS:
+            return CAMERA_RAW
         with open(path, "rb") as fh:
             head = fh.read(_HEAD_BYTES)
             if head[:3] == b"\xff\xd8\xff":

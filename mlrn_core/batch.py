@@ -412,10 +412,10 @@ def plan_batch(
     claimed: set[str] = set()
     items: list[BatchItem] = []
     for index, (src, root) in enumerate(sources):
-        if imageio.is_camera_raw(src):
+        if imageio.is_camera_raw(src) and not imageio.raw_available():
             items.append(BatchItem(index, src, None, UNSUPPORTED, root, f"camera RAW file: {imageio.RAW_ADVICE}"))
             continue
-        if not imageio.is_supported(src):
+        if not imageio.is_readable(src):
             note = f"'{src.suffix}' files" if src.suffix else "no extension"
             items.append(BatchItem(index, src, None, UNSUPPORTED, root, note))
             continue
@@ -456,7 +456,12 @@ def _plan_item(
     while _key(candidate) in claimed:  # two sources, one name (a.jpg and a.png into PNG)
         n += 1
         candidate = _numbered(target, n)
-    note = f"name taken by another file of this batch: written as {candidate.name}" if n else ""
+    notes = [f"name taken by another file of this batch: written as {candidate.name}"] if n else []
+    if imageio.is_camera_raw(src):
+        from mlrn_core.imageio import raw
+
+        notes.insert(0, raw.DEVELOPED)
+    note = "; ".join(notes)
     action = WRITE
     if candidate.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder", str(candidate))
@@ -507,7 +512,7 @@ def _target_for(src: Path, root: Path | None, out: Path | None, out_file: Path |
         if options.fmt != "same" and file_fmt != options.fmt:
             raise BatchError(f"output file '{out_file.name}' does not match the format {options.fmt}")
         return out_file
-    ext = src.suffix if options.fmt == "same" else imageio.FORMAT_EXTENSIONS[options.fmt]
+    ext = imageio.same_extension(src) if options.fmt == "same" else imageio.FORMAT_EXTENSIONS[options.fmt]
     name = f"{src.stem}{options.name_suffix}{ext}"
     if out is None:
         return src.absolute().with_name(name)

@@ -32,13 +32,15 @@ Where outputs go:
 
 Which model: by default (--model auto) each file gets a built-in model chosen from its real format
 (not its name): the photo model mlrn-x2-photo for camera and phone files (JPEG, HEIC/HEIF, AVIF, lossy
-WebP, JPEG-compressed TIFF), the paper model mlrn-x2 for lossless files (PNG, TIFF, BMP, lossless WebP).
+WebP, JPEG-compressed TIFF), the paper model mlrn-x2 for lossless files (PNG, TIFF, BMP, lossless WebP, camera RAW).
 Without the photo model for the scale, every file uses the paper model and the run says so. --dry-run
 shows the model for each file; the record names the model per file.
 
 Outputs keep EXIF (orientation reset, pixel size updated), XMP and IPTC (keywords, ratings, copyright),
 the ICC profile, DPI, 16 bit (PNG/TIFF), alpha and grayscale. Reads PNG, JPEG, TIFF (also 32-bit float),
-WebP, BMP, HEIC/HEIF and AVIF; camera RAW files are skipped with advice (export a 16-bit TIFF first).
+WebP, BMP, HEIC/HEIF, AVIF and camera RAW (.CR2 .CR3 .NEF .ARW .RAF .ORF .RW2 .DNG .PEF...): a RAW file
+is developed with LibRaw (camera white balance, 16 bit, no auto-brightening, sRGB with its ICC profile; no
+noise reduction, lens correction or sharpening) and written as a 16-bit TIFF unless --format says otherwise.
 Each file is written to a temporary name and given its final name when complete, never over a file that
 exists by then (not even one another run wrote meanwhile, unless --on-exists overwrite); a file that
 fails is reported with the reason and the batch goes on. With --out-dir every file gets a line in

@@ -420,10 +420,6 @@ def test_app_broken_and_unsupported_files_show_a_message(qtbot, tiny_model, wind
     notes.write_text("hello")
     _drop(window, notes)
     assert "notes.txt" in window.messages.current and "not a supported image type" in window.messages.current
-    raw = home / "DSC_0001.NEF"
-    raw.write_bytes(b"II*\x00 a camera RAW file")
-    _drop(window, raw)
-    assert "DSC_0001.NEF" in window.messages.current and "as a 16-bit TIFF" in window.messages.current
     window.open_paths([broken])
     qtbot.waitUntil(lambda: any("broken.jpg" in e for e in window.messages.errors), timeout=RENDER_TIMEOUT_MS)
     _wait_idle(qtbot, window)
@@ -1037,3 +1033,34 @@ def test_app_first_view_is_100_percent_on_the_detail_and_fit_is_one_key_away(qtb
     qtbot.waitUntil(lambda: state.image_w == 240, timeout=RENDER_TIMEOUT_MS)
     assert state.fit
     _wait_idle(qtbot, window)
+
+
+def test_app_opens_a_raw_file_shows_its_preview_first_and_saves_a_16_bit_tiff(
+    qtbot, tiny_model, window, home, monkeypatch
+):
+    from tests import rawfiles
+
+    dng = rawfiles.make_dng(home / "IMG_0100.DNG", h=128, w=192, orientation=6)
+    events = []
+    window.session.preview_ready.connect(lambda w, h: events.append(("preview", w, h)))
+    window.session.image_shown.connect(lambda path: events.append(("developed", Path(path).name)))
+    _drop(window, dng)
+    _wait_right_done(qtbot, window)
+    # the camera's preview came first, at the size of the upright development (x2 of 128 x 192 portrait)
+    assert events[:2] == [("preview", 256, 384), ("developed", "IMG_0100.DNG")]
+    assert (window.view_state.image_w, window.view_state.image_h) == (256, 384)
+    assert "16-bit RAW" in window.status_fields.size_label.toolTip() + window.status_fields.size_label.text()
+    calls = []
+
+    def fake_dialog(*args, **kwargs):
+        calls.append(args)
+        return args[2], ""  # the name the dialog proposes
+
+    monkeypatch.setattr("app.save_flow.QFileDialog.getSaveFileName", fake_dialog)
+    with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
+        window.save_action.trigger()
+    out = Path(calls[0][2])
+    assert out.name == "IMG_0100_x2.tif"  # "same format" for a RAW file is a 16-bit TIFF
+    saved = read_image(out)
+    assert saved.bit_depth == 16 and (saved.width, saved.height) == (256, 384) and saved.icc_profile
+    assert Image.open(out).getexif().get(272) == rawfiles.CAMERA_MODEL

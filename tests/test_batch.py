@@ -484,10 +484,10 @@ def test_unsupported_files_are_reported_not_failed(
     tmp_path: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     src = small_folder(tmp_path / "in", ("a.png",))
-    (src / "IMG_0001.CR2").write_bytes(b"raw")
+    (src / "layers.psd").write_bytes(b"8BPS")
     assert main(["-v", "upscale", str(src), "--out-dir", str(tmp_path / "out"), "--model", str(model_file)]) == 0
     err = capsys.readouterr().err
-    assert "1 upscaled, 0 failed, 1 unsupported" in err and "IMG_0001.CR2: unsupported file type" in err
+    assert "1 upscaled, 0 failed, 1 unsupported" in err and "layers.psd: unsupported file type" in err
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

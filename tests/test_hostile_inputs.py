@@ -525,19 +525,23 @@ def test_negative_threads_are_refused(tmp_path: Path, capsys: pytest.CaptureFixt
 # ----------------------------------------------------------------------------------- formats and RAW
 
 
-def test_camera_raw_files_get_advice(tmp_path: Path, model_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_files_named_like_camera_raw_that_are_not_get_a_clear_message(
+    tmp_path: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A TIFF (or anything) named .CR2/.NEF is developed as RAW (tests/test_raw.py has real ones), fails with a
+    message naming the file and what to do, and the rest of the folder is upscaled."""
     raw = corpus.fake_raw(tmp_path / "IMG_0001.CR2")
-    with pytest.raises(imageio.ImageIOError, match="camera RAW files are not developed here.*16-bit TIFF"):
+    with pytest.raises(imageio.ImageIOError, match="IMG_0001.CR2.*not a camera RAW file.*16-bit TIFF"):
         imageio.read_image(raw)
     assert main(["upscale", str(raw), "--model", str(model_file), "--device", "cpu"]) == 1
-    assert "export it from your RAW developer" in capsys.readouterr().err
+    assert "not a camera RAW file LibRaw can read" in capsys.readouterr().err
     folder = tmp_path / "shoot"
     small_folder(folder, ("a.jpg.png",))
     corpus.fake_raw(folder / "DSC_0002.NEF")
     out = tmp_path / "out"
-    assert main(["upscale", str(folder), "--out-dir", str(out), "--model", str(model_file), "--device", "cpu"]) == 0
+    assert main(["upscale", str(folder), "--out-dir", str(out), "--model", str(model_file), "--device", "cpu"]) == 1
     err = capsys.readouterr().err
-    assert "1 camera RAW file(s) not upscaled" in err and "16-bit TIFF" in err
+    assert "1 upscaled, 1 failed" in err and "DSC_0002.NEF" in err
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg_x2.png"]
 
 

@@ -87,7 +87,8 @@ FORMAT_EXTENSIONS: dict[str, str] = {
     "heic": ".heic",
     "avif": ".avif",
 }
-#: Camera RAW files: refused with a message saying how to get an image MLRN can upscale.
+#: Camera RAW files: read (developed with LibRaw, :mod:`mlrn_core.imageio.raw`), never written; an output of
+#: "the same format" as a RAW file is a 16-bit TIFF (:data:`SAME_FORMAT_AS`).
 RAW_EXTENSIONS: frozenset[str] = frozenset(
     {
         ".3fr", ".ari", ".arw", ".bay", ".cr2", ".cr3", ".crw", ".dcr", ".dng", ".erf", ".fff", ".iiq",
@@ -96,9 +97,11 @@ RAW_EXTENSIONS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 RAW_ADVICE = (
-    "camera RAW files are not developed here: export it from your RAW developer (Lightroom, Capture One, "
-    "darktable, RawTherapee...) as a 16-bit TIFF and upscale that"
+    "camera RAW files need rawpy (LibRaw), which is not installed: 'pip install rawpy', or export the photo "
+    "from your RAW developer (Lightroom, Capture One, darktable...) as a 16-bit TIFF and upscale that"
 )
+#: Source formats that are read but not written, and what "the same format" means for them.
+SAME_FORMAT_AS: dict[str, str] = {"raw": "tiff"}
 
 #: Largest image (in pixels) we agree to decode; photographers have big panoramas and scans.
 MAX_IMAGE_PIXELS = 400_000_000
@@ -275,8 +278,36 @@ def is_supported(path: str | os.PathLike[str]) -> bool:
 
 
 def is_camera_raw(path: str | os.PathLike[str]) -> bool:
-    """True for camera RAW extensions (.CR2, .NEF, .ARW, .DNG...), which are refused with :data:`RAW_ADVICE`."""
+    """True for camera RAW extensions (.CR2, .NEF, .ARW, .DNG...)."""
     return Path(path).suffix.lower() in RAW_EXTENSIONS
+
+
+def raw_available() -> bool:
+    """True when camera RAW files can be developed here (rawpy is installed); else they get :data:`RAW_ADVICE`."""
+    from mlrn_core.imageio import raw
+
+    return raw.available()
+
+
+def is_readable(path: str | os.PathLike[str]) -> bool:
+    """True when the file extension is one we read: :func:`is_supported`, or camera RAW where rawpy is."""
+    return is_supported(path) or (is_camera_raw(path) and raw_available())
+
+
+def readable_extensions() -> frozenset[str]:
+    """The extensions :func:`is_readable` accepts (file dialogs, folder scans)."""
+    return SUPPORTED_EXTENSIONS | RAW_EXTENSIONS if raw_available() else SUPPORTED_EXTENSIONS
+
+
+def same_format(source_format: str) -> str:
+    """The output format "the same as the input" means for a picture read as ``source_format``."""
+    return SAME_FORMAT_AS.get(source_format, source_format)
+
+
+def same_extension(source: str | os.PathLike[str]) -> str:
+    """The output extension "the same format" gives the file ``source`` ('.tif' for camera RAW)."""
+    suffix = Path(source).suffix
+    return FORMAT_EXTENSIONS["tiff"] if suffix.lower() in RAW_EXTENSIONS else suffix
 
 
 def output_format_for(path_or_fmt: str | os.PathLike[str]) -> str:
@@ -378,10 +409,14 @@ def read_image_for_display(path: str | os.PathLike[str]) -> tuple[Picture, np.nd
 
 def _read_image(path: str | os.PathLike[str], display: bool = False) -> tuple[Picture, np.ndarray | None]:
     p = Path(path)
-    if is_camera_raw(p):
+    if is_camera_raw(p) and not raw_available():
         raise ImageIOError(p, RAW_ADVICE)
     data = _read_file_bytes(p)
     try:
+        if is_camera_raw(p):
+            from mlrn_core.imageio import raw
+
+            return raw.develop(p, data), None
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its limit: a warning would let a memory bomb through
             warnings.simplefilter("error", Image.DecompressionBombWarning)
