@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.controls import device_choices
-from app.session import image_file_filter
+from app.session import RAW_COLOUR_LABELS, image_file_filter, raw_development_note
 from app.worker import Job, JobRunner
 from mlrn_core import auto, batch, registry, tiling
 from mlrn_core.batch import BatchError, BatchOptions, BatchPlan, BatchProgress, BatchSummary, ItemResult
@@ -103,6 +103,7 @@ class BatchExportDialog(QDialog):
         scale: int = 2,
         model: str | None = None,
         quality: str = "normal",
+        raw_colour: str = "srgb",
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Batch Export")
@@ -162,6 +163,11 @@ class BatchExportDialog(QDialog):
             self.upscale_quality_combo.addItem(tiling.quality_label(value, scale), value)
         self.upscale_quality_combo.setCurrentIndex(max(0, self.upscale_quality_combo.findData(quality)))
         self.upscale_quality_combo.setToolTip(tiling.quality_note(scale).capitalize())
+        self.raw_colour_combo = QComboBox()
+        for value in batch.RAW_COLOURS:
+            self.raw_colour_combo.addItem(RAW_COLOUR_LABELS[value], value)
+        self.raw_colour_combo.setCurrentIndex(max(0, self.raw_colour_combo.findData(raw_colour)))
+        self.raw_colour_combo.setToolTip(raw_development_note())
         self.tile_spin = QSpinBox()
         self.tile_spin.setRange(0, 4096)
         self.tile_spin.setSingleStep(32)
@@ -195,6 +201,7 @@ class BatchExportDialog(QDialog):
         form.addRow("Device", self.device_combo)
         form.addRow("Tile", self.tile_spin)
         form.addRow("Format", self.format_combo)
+        form.addRow("RAW colours", self.raw_colour_combo)
         form.addRow("File quality", self.quality_spin)
         form.addRow("", self.recursive_check)
         form.addRow("Name suffix", self.suffix_edit)
@@ -318,6 +325,7 @@ class BatchExportDialog(QDialog):
             suffix=self.suffix_edit.text(),
             on_exists=str(self.on_exists_combo.currentData()),
             ensemble=self.upscale_quality_combo.currentData() == "best",
+            raw_colour=str(self.raw_colour_combo.currentData()),
         )
 
     def _make_plan(self) -> BatchPlan:
@@ -465,6 +473,7 @@ class BatchExportDialog(QDialog):
             self.upscale_quality_combo,
             self.tile_spin,
             self.format_combo,
+            self.raw_colour_combo,
             self.quality_spin,
             self.recursive_check,
             self.suffix_edit,

@@ -27,15 +27,16 @@ class ImageId:
     path: str
     mtime_ns: int
     size: int
+    develop: str = ""  # a camera RAW file's development (its colour space): another development, another image
 
     @classmethod
-    def of(cls, path: str | os.PathLike) -> ImageId:
+    def of(cls, path: str | os.PathLike, develop: str = "") -> ImageId:
         p = Path(path)
         try:
             st = p.stat()
-            return cls(str(p.resolve()), st.st_mtime_ns, st.st_size)
+            return cls(str(p.resolve()), st.st_mtime_ns, st.st_size, develop)
         except OSError:
-            return cls(str(p.absolute()), 0, 0)
+            return cls(str(p.absolute()), 0, 0, develop)
 
 
 @dataclass(frozen=True)

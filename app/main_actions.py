@@ -12,6 +12,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QStyle
 
+from app.session import RAW_COLOUR_LABELS, raw_development_note
+
 MODES = (("side", "Side by side"), ("split", "Split"), ("single", "Single"))
 
 
@@ -63,6 +65,17 @@ class WindowActions(QMainWindow):
             "Manage &Models…", self._on_models_action_triggered, None, "Rename, delete, import or export your models"
         )
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.raw_colour_group = QActionGroup(self)
+        self.raw_colour_actions: dict[str, QAction] = {}
+        for value, text in RAW_COLOUR_LABELS.items():
+            action = self._action(
+                text,
+                functools.partial(self._apply_raw_colour, value),
+                checkable=True,
+                tip=f"Develop camera RAW files into {text}, with its ICC profile",
+            )
+            self.raw_colour_group.addAction(action)
+            self.raw_colour_actions[value] = action
         self.mode_group = QActionGroup(self)
         self.mode_actions: dict[str, QAction] = {}
         for mode, text in MODES:
@@ -119,6 +132,11 @@ class WindowActions(QMainWindow):
         file_menu.addAction(self.save_action)
         file_menu.addSeparator()
         file_menu.addAction(self.batch_action)
+        raw_menu = file_menu.addMenu("RAW &Colour Space")
+        raw_menu.setToolTipsVisible(True)
+        raw_menu.setToolTip(raw_development_note())
+        for action in self.raw_colour_actions.values():
+            raw_menu.addAction(action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         view_menu = bar.addMenu("&View")

@@ -101,6 +101,7 @@ class MainWindow(WindowActions):
         )
         self.panel.set_precision(self.settings.precision)
         self.panel.set_quality(self.settings.upscale_quality)
+        self.raw_colour_actions.get(self.settings.raw_colour, self.raw_colour_actions["srgb"]).setChecked(True)
         self._refresh_models(selected=self.settings.model or None)
         self._apply_mode(self.mode)
         self._update_recent()
@@ -299,6 +300,7 @@ class MainWindow(WindowActions):
                 scale=self.panel.scale,
                 model=model.spec if model else None,
                 quality=self.panel.quality,
+                raw_colour=self.settings.raw_colour,
             )
         except Exception as exc:  # noqa: BLE001
             log.exception("batch export dialog failed")
@@ -325,7 +327,16 @@ class MainWindow(WindowActions):
         p = self.panel
         is_auto = p.model is not None and p.model.kind == "auto"
         return RenderSettings(
-            p.scale, ref(p.model), ref(p.left_choice()), p.left, p.tile, p.device, is_auto, p.precision, p.quality
+            p.scale,
+            ref(p.model),
+            ref(p.left_choice()),
+            p.left,
+            p.tile,
+            p.device,
+            is_auto,
+            p.precision,
+            p.quality,
+            self.settings.raw_colour,
         )
 
     def _request_renders(self) -> None:
@@ -392,6 +403,15 @@ class MainWindow(WindowActions):
         self.settings.compare_mode = self.mode
         self.mode_actions[self.mode].setChecked(True)
         self._apply_layout()
+
+    def _apply_raw_colour(self, value: str) -> None:
+        """Camera RAW files develop into ``value`` from now on; a RAW file on screen develops again."""
+        self.settings.raw_colour = value if value in self.raw_colour_actions else "srgb"
+        self.raw_colour_actions[self.settings.raw_colour].setChecked(True)
+        if self.paths:
+            self._request_renders()
+            self._update_export_state()
+            self._update_status()
 
     def _on_cycle_mode_action_triggered(self) -> None:
         order = [m for m, _t in MODES]

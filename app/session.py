@@ -68,6 +68,7 @@ class RenderSettings:
     auto_model: bool = False  # model "Auto": the built-in model :func:`auto_ref` picks for each image
     precision: str = "auto"  # mlrn_core.tiling.PRECISIONS
     quality: str = "normal"  # mlrn_core.tiling.QUALITIES: "best" is the 8-way self-ensemble
+    raw_colour: str = "srgb"  # the colour space camera RAW files are developed into
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,17 @@ def auto_ref(path: Path, scale: int) -> tuple[ModelRef | None, str]:
     except ModelError as exc:
         return None, f"Auto: {exc}"
     return ModelRef(picked.path, picked.caption), ""
+
+
+#: The colour spaces a camera RAW file can be developed into, as menus and lists show them.
+RAW_COLOUR_LABELS = {"srgb": "sRGB", "adobe": "Adobe RGB (1998)", "prophoto": "ProPhoto RGB"}
+
+
+def raw_development_note() -> str:
+    """What developing a camera RAW file does (tooltips), or why it cannot be done here."""
+    if not raw.available():
+        return RAW_ADVICE[0].upper() + RAW_ADVICE[1:]
+    return raw.DEVELOPMENT[0].upper() + raw.DEVELOPMENT[1:] + ". Saved as a 16-bit TIFF unless you choose otherwise."
 
 
 RAW_PREVIEW_PROGRESS = "camera preview · developing RAW…"  # caption of a side showing a RAW's own preview
@@ -229,7 +241,11 @@ class RenderSession(QObject):
             return torch.device("cpu")
 
     def image_id(self) -> ImageId | None:
-        return ImageId.of(self.paths[self.index]) if 0 <= self.index < len(self.paths) else None
+        return self._image_id(self.paths[self.index]) if 0 <= self.index < len(self.paths) else None
+
+    def _image_id(self, path: Path) -> ImageId:
+        """A file as the session reads it: a camera RAW file with the colour space it is developed into."""
+        return ImageId.of(path, self.settings.raw_colour if is_camera_raw(path) else "")
 
     # ---------------------------------------------------------------------------------------------
     # what the window asks for
@@ -247,7 +263,7 @@ class RenderSession(QObject):
         self.index = index
         if settings is not None:
             self.settings = settings
-        loaded = self._loaded.get(ImageId.of(self.paths[index]))
+        loaded = self._loaded.get(self._image_id(self.paths[index]))
         self.current = loaded
         if loaded is not None:
             self._loaded.move_to_end(loaded.image_id)

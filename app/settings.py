@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrn_core import atomic, paths
+from mlrn_core.batch import RAW_COLOURS
 from mlrn_core.tiling import PRECISIONS, QUALITIES
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class Settings:
     tile: int = 0  # 0 = auto
     precision: str = "auto"  # "auto" (bf16 on CPUs with native bf16, fp16 on CUDA), "fp32", "bf16", "fp16"
     upscale_quality: str = "normal"  # "normal" or "best" (the 8-way self-ensemble, about 8x the time)
+    raw_colour: str = "srgb"  # the colour space camera RAW files are developed into: "srgb", "adobe", "prophoto"
     left: str = "bicubic"  # "bicubic", "nearest" or a model name / path
     compare_mode: str = "side"
     recent_files: list[str] = field(default_factory=list)
@@ -81,6 +83,8 @@ def _valid(name: str, value: Any, default: Any) -> bool:
             return value in PRECISIONS
         if name == "upscale_quality":
             return value in QUALITIES
+        if name == "raw_colour":
+            return value in RAW_COLOURS
         if name == "device":
             return value in ("auto", "cpu", "mps") or value.startswith("cuda")
         return True

@@ -203,7 +203,9 @@ class RenderJob(Job):
                 preview = raw.embedded_preview(req.path)
                 if preview is not None:
                     self.preview.emit(req.image_id, preview)
-            picture, pixels = read_image_for_display(req.path)  # an 8-bit file's pixels need no conversion back
+            picture, pixels = read_image_for_display(
+                req.path, req.image_id.develop or "srgb"
+            )  # an 8-bit file's pixels need no conversion back
             lr = Pyramid.build(pixels if pixels is not None else to_uint8(picture.rgb))
             seconds = time.perf_counter() - t0
             loaded = LoadedImage(req.image_id, req.path, picture, lr, _thumbnail(lr), seconds, detail_focus(lr.levels))

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 SIDECAR_NAME = "mlrn-batch.jsonl"  # the record's name in output folders of earlier versions (still skipped as input)
 SCALES = (2, 3, 4)
+RAW_COLOURS = ("srgb", "adobe", "prophoto")  # imageio.raw.COLOUR_SPACES, without importing LibRaw to plan
 FORMATS = ("same", "png", "jpg", "tiff", "webp", "heic", "avif")
 ON_EXISTS = ("skip", "rename", "overwrite")
 
@@ -93,12 +94,15 @@ class BatchOptions:
     half: bool | None = None
     precision: str = "auto"
     ensemble: bool = False
+    raw_colour: str = "srgb"  # the colour space camera RAW files are developed into (imageio.raw.COLOUR_SPACES)
 
     def __post_init__(self) -> None:
         if self.precision not in tiling.PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(tiling.PRECISIONS)}, got {self.precision!r}")
         if self.scale not in SCALES:
             raise ValueError(f"scale must be 2, 3 or 4, got {self.scale!r}")
+        if self.raw_colour not in RAW_COLOURS:
+            raise ValueError(f"RAW colour space must be one of {', '.join(RAW_COLOURS)}, got {self.raw_colour!r}")
         if self.fmt not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.fmt!r}")
         if self.on_exists not in ON_EXISTS:
@@ -831,7 +835,7 @@ def _run_work(
         t0 = time.monotonic()
         try:
             with capture.collecting(job.warnings):
-                return imageio.read_image(job.item.source)
+                return imageio.read_image(job.item.source, options.raw_colour)
         finally:
             job.seconds += time.monotonic() - t0
 

@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-from mlrn_core.batch import FORMATS, ON_EXISTS, SCALES
+from mlrn_core.batch import FORMATS, ON_EXISTS, RAW_COLOURS, SCALES
 from mlrn_core.imageio import RAW_ADVICE
 from mlrn_core.terminal import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Progress, bar, fmt_duration, plural
 
@@ -196,6 +196,13 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
         "docs/quality.md). A number 1-100 is the JPEG/WebP quality, as --jpeg-quality",
     )
     p.add_argument(
+        "--raw-colour",
+        choices=RAW_COLOURS,
+        default="srgb",
+        help="the colour space camera RAW files are developed into, with its ICC profile embedded: srgb "
+        "(default), adobe (Adobe RGB 1998) or prophoto (ProPhoto RGB; keep 16 bit with it)",
+    )
+    p.add_argument(
         "--jpeg-quality", dest="quality", type=_quality, metavar="Q", help="JPEG/WebP quality 1-100 (default: 95)"
     )
     p.set_defaults(upscale_quality="normal", quality=None)
@@ -283,6 +290,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             prefetch=not args.no_prefetch,
             precision=args.precision,
             ensemble=args.upscale_quality == "best",
+            raw_colour=args.raw_colour,
         )
         plan = batch.plan_batch(inputs, args.out_dir, options, output=args.output)
     except (ValueError, batch.BatchError) as exc:

@@ -9,6 +9,7 @@ empty built-in models folder, so the result does not depend on whether shipped w
 from __future__ import annotations
 
 import gc
+import io
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageCms
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QMessageBox
@@ -1064,3 +1065,16 @@ def test_app_opens_a_raw_file_shows_its_preview_first_and_saves_a_16_bit_tiff(
     saved = read_image(out)
     assert saved.bit_depth == 16 and (saved.width, saved.height) == (256, 384) and saved.icc_profile
     assert Image.open(out).getexif().get(272) == rawfiles.CAMERA_MODEL
+    # File > RAW Colour Space > ProPhoto RGB: the RAW file on screen develops again, and Save carries that profile
+    with qtbot.waitSignal(window.session.image_shown, timeout=RENDER_TIMEOUT_MS):
+        window.raw_colour_actions["prophoto"].trigger()
+    _wait_right_done(qtbot, window)
+    assert window.settings.raw_colour == "prophoto"
+    wide = home / "IMG_0100_prophoto.tif"
+    with qtbot.waitSignal(window.saved, timeout=RENDER_TIMEOUT_MS):
+        window.save_result(wide)
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(read_image(wide).icc_profile))
+    assert "ProPhoto" in ImageCms.getProfileDescription(profile)
+    dialog_opened = window.open_batch_export([dng])
+    assert dialog_opened and window._batch_dialog.options().raw_colour == "prophoto"
+    window._batch_dialog.close()

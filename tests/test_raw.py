@@ -179,3 +179,16 @@ def test_the_embedded_preview_is_upright_and_knows_the_developed_size(tmp_path: 
     assert raw.embedded_preview(rawfiles.make_dng(tmp_path / "n.dng", preview=False)) is None
     (tmp_path / "junk.NEF").write_bytes(b"junk")
     assert raw.embedded_preview(tmp_path / "junk.NEF") is None
+
+
+def test_the_command_line_develops_into_the_colour_space_asked_for(tmp_path: Path, model_file: Path) -> None:
+    dng = rawfiles.make_dng(tmp_path / "IMG_0009.NEF")  # any RAW extension: LibRaw reads what is inside
+    out = tmp_path / "out"
+    args = ["upscale", str(dng), "--out-dir", str(out), "--model", str(model_file), "--device", "cpu"]
+    assert main([*args, "--raw-colour", "adobe", "--format", "png"]) == 0
+    saved = imageio.read_image(out / "IMG_0009_x2.png")
+    assert saved.bit_depth == 16  # PNG keeps 16 bit too
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(saved.icc_profile))
+    assert "Adobe RGB" in ImageCms.getProfileDescription(profile)
+    with pytest.raises(ValueError, match="RAW colour space"):
+        BatchOptions(raw_colour="rec2020")

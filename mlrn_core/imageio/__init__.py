@@ -391,12 +391,15 @@ def picture_to_uint8_rgb(picture: Picture, background: tuple[float, float, float
 # --------------------------------------------------------------------------------------------------------
 
 
-def read_image(path: str | os.PathLike[str]) -> Picture:
-    """Read an image file into a :class:`Picture` (EXIF orientation applied). Raises ImageIOError."""
-    return _read_image(path)[0]
+def read_image(path: str | os.PathLike[str], raw_colour: str = "srgb") -> Picture:
+    """Read an image file into a :class:`Picture` (EXIF orientation applied). Raises ImageIOError.
+
+    ``raw_colour``: the colour space a camera RAW file is developed into ("srgb", "adobe" or "prophoto",
+    :data:`mlrn_core.imageio.raw.COLOUR_SPACES`); other files ignore it."""
+    return _read_image(path, raw_colour=raw_colour)[0]
 
 
-def read_image_for_display(path: str | os.PathLike[str]) -> tuple[Picture, np.ndarray | None]:
+def read_image_for_display(path: str | os.PathLike[str], raw_colour: str = "srgb") -> tuple[Picture, np.ndarray | None]:
     """:func:`read_image` plus the picture's uint8 HxWx3 RGB pixels when they come straight from the file.
 
     For an 8-bit source these are the decoded pixels themselves (orientation and channels as in
@@ -404,10 +407,12 @@ def read_image_for_display(path: str | os.PathLike[str]) -> tuple[Picture, np.nd
     over the float image; None for a 16-bit, float or premultiplied-alpha source (convert those). They
     may share the decoder's buffer, and so be read-only: copy them before writing into them.
     """
-    return _read_image(path, display=True)
+    return _read_image(path, display=True, raw_colour=raw_colour)
 
 
-def _read_image(path: str | os.PathLike[str], display: bool = False) -> tuple[Picture, np.ndarray | None]:
+def _read_image(
+    path: str | os.PathLike[str], display: bool = False, raw_colour: str = "srgb"
+) -> tuple[Picture, np.ndarray | None]:
     p = Path(path)
     if is_camera_raw(p) and not raw_available():
         raise ImageIOError(p, RAW_ADVICE)
@@ -416,7 +421,7 @@ def _read_image(path: str | os.PathLike[str], display: bool = False) -> tuple[Pi
         if is_camera_raw(p):
             from mlrn_core.imageio import raw
 
-            return raw.develop(p, data), None
+            return raw.develop(p, data, raw_colour), None
         with warnings.catch_warnings():
             # Pillow only warns between 1x and 2x its limit: a warning would let a memory bomb through
             warnings.simplefilter("error", Image.DecompressionBombWarning)
