@@ -13,17 +13,25 @@ from tests.helpers import REPO
 
 def _import_graph() -> dict[str, set[str]]:
     """Module -> the project modules it imports (anywhere in the file, type-checking imports included)."""
-    modules = {f"{pkg}.{f.stem}": f for pkg in ("mlrn_core", "app") for f in (REPO / pkg).glob("*.py")}
+    modules = {}
+    for pkg in ("mlrn_core", "app"):
+        for f in (REPO / pkg).rglob("*.py"):  # packages inside too (mlrn_core/imageio/): __init__ is the package
+            parts = f.relative_to(REPO).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for name, file in modules.items():
         for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.module:
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                # 'from pkg import sub' depends on the submodule; names that are not modules on the package
+                subs = [f"{node.module}.{a.name}" for a in node.names]
+                targets = [t for t in subs if t in modules]
+                if len(targets) < len(subs):
+                    targets.append(node.module)
             elif isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             else:
                 continue
-            graph[name] |= {t for t in targets if t in modules and t != name and not t.endswith("__init__")}
+            graph[name] |= {t for t in targets if t in modules and t != name}
     return graph
 
 
@@ -52,6 +60,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_import_graph_has_no_circle():
     graph = _import_graph()
     assert "mlrn_core.terminal" in graph["mlrn_core.batch"]  # the graph sees real imports
+    assert "mlrn_core.imageio.base" in graph["mlrn_core.imageio.raw"]  # inside packages too
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # and finds a circle
 

@@ -1,5 +1,8 @@
-"""Image input/output for mlrn_core: the only module that talks to Pillow and OpenCV for files and the
-only place that knows OpenCV's BGR channel order. ``read_image`` turns PNG, JPEG, TIFF, WebP and BMP files
+"""Image input/output for mlrn_core: the only package that talks to Pillow, OpenCV and LibRaw for files and
+the only place that knows OpenCV's BGR channel order. Its modules: ``base`` (the :class:`Picture` type, the
+one error type, the pixel limit, safe file reading, OS error wording), ``exiv`` (XMP/IPTC through pyexiv2),
+``raw`` (camera RAW developed with LibRaw), and this one (the formats Pillow and OpenCV decode, metadata,
+the encoders and the atomic writer); every public name is importable from ``mlrn_core.imageio``. ``read_image`` turns PNG, JPEG, TIFF, WebP and BMP files
 (8 or 16 bit; gray, gray+alpha, RGB, RGBA, palette, 1-bit and CMYK) into a :class:`Picture`: float32 RGB
 in [0, 1] (EXIF orientation already applied to the pixels), optional float32 alpha, and the metadata a
 photographer expects to keep (bit depth, grayscale-ness, ICC profile, EXIF, DPI). 16-bit RGB(A) pixels are
@@ -34,15 +37,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import functools
 import io
 import logging
 import os
 import re
-import stat
 import struct
-import threading
 import warnings
 import zlib
 from collections.abc import Callable
@@ -56,6 +56,21 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, UnidentifiedImageError
 
 from mlrn_core.atomic import atomic_open, remove_stale_parts  # noqa: F401 - remove_stale_parts is public here
+from mlrn_core.imageio.base import (  # noqa: F401 - the package's public names (and the readers' helpers)
+    _EXISTS_REASON,
+    MAX_IMAGE_PIXELS,
+    ImageIOError,
+    OutputExistsError,
+    Picture,
+    _apply_orientation,
+    _os_reason,
+    _pixel_dtype,
+    _read_file_bytes,
+    _too_large_reason,
+    check_pixel_limit,
+    not_a_regular_file,
+)
+from mlrn_core.imageio.exiv import _exiv2_lock, _exiv2_path_ok, _read_xmp_iptc, pyexiv2  # noqa: F401
 
 try:  # HEIC/HEIF (phones): an optional plug-in; without it such files get a message saying what to install
     import pillow_heif
@@ -65,15 +80,7 @@ try:  # HEIC/HEIF (phones): an optional plug-in; without it such files get a mes
 except ImportError:  # pragma: no cover - it is a dependency; kept optional for minimal installs
     HEIF_AVAILABLE = False
 
-try:
-    import pyexiv2
-
-    pyexiv2.set_log_level(4)  # exiv2 prints warnings on stderr otherwise; failures still raise
-except ImportError:  # pragma: no cover - a dependency; without it XMP/IPTC are not carried over
-    pyexiv2 = None
-
 log = logging.getLogger(__name__)
-_exiv2_lock = threading.Lock()  # libexiv2's XMP toolkit is not safe to use from two threads at once
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
     {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".heic", ".heif", ".avif"}
@@ -103,8 +110,6 @@ RAW_ADVICE = (
 #: Source formats that are read but not written, and what "the same format" means for them.
 SAME_FORMAT_AS: dict[str, str] = {"raw": "tiff"}
 
-#: Largest image (in pixels) we agree to decode; photographers have big panoramas and scans.
-MAX_IMAGE_PIXELS = 400_000_000
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -164,93 +169,6 @@ _TIFF_STRUCTURAL_TAGS = frozenset(
         33723, 34377, 34675, 37724, _TAG_EXIF_IFD, _TAG_GPS_IFD, _TAG_INTEROP_IFD,
     }
 )  # fmt: skip
-
-
-class ImageIOError(Exception):
-    """One error type for every read/write failure.
-
-    ``str(e)`` names the file and the reason, e.g. ``cannot read 'photo.jpg': file is truncated``;
-    ``e.path`` is the full :class:`~pathlib.Path` and ``e.reason`` the human-readable reason.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], reason: str, action: str = "read") -> None:
-        self.path = Path(path)
-        self.reason = reason
-        self.action = action
-        super().__init__(f"cannot {action} '{self.path.name}': {reason}")
-
-    @property
-    def side(self) -> str:
-        """'input' for a file being read, 'output' for one being written."""
-        return "output" if self.action == "write" else "input"
-
-    def __reduce__(self) -> tuple[type[ImageIOError], tuple[Path, str, str]]:
-        # Keeps the exception picklable (multiprocessing workers) despite the custom __init__.
-        return (type(self), (self.path, self.reason, self.action))
-
-
-class OutputExistsError(ImageIOError):
-    """The output name was taken (by another program or run) while this one was being written."""
-
-
-@dataclass(eq=False)
-class Picture:
-    """Pixels plus the metadata needed to write them back faithfully.
-
-    ``rgb`` is float32 HxWx3 in [0, 1] (gray sources are replicated to three channels), ``alpha`` float32
-    HxW in [0, 1] or None. EXIF orientation has already been applied to the pixels; ``exif`` still holds the
-    original bytes (``write_image`` resets the orientation). Values outside [0, 1] are allowed while
-    editing; they are clipped on write. An upscaled result may instead hold uint8/uint16 ``rgb`` and
-    ``alpha`` (full scale = 1.0), which the writer encodes without a float copy: a big output then costs
-    its own bytes only.
-    """
-
-    rgb: np.ndarray
-    alpha: np.ndarray | None
-    bit_depth: int
-    grayscale: bool
-    icc_profile: bytes | None
-    exif: bytes | None
-    dpi: tuple[float, float] | None
-    source_format: str
-    source_mode: str
-    path: Path | None = None
-    xmp: str | None = None  # the raw XMP packet
-    iptc: dict[str, object] | None = None  # IPTC-IIM datasets as pyexiv2 reads them ('Iptc.Application2.X')
-    lossless_webp: bool = False  # read from a lossless WebP: written back as WebP, it stays lossless by default
-
-    def __post_init__(self) -> None:
-        rgb = np.ascontiguousarray(self.rgb, dtype=_pixel_dtype(self.rgb))
-        if rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f"Picture.rgb must be HxWx3, got shape {rgb.shape}")
-        self.rgb = rgb
-        if self.alpha is not None:
-            alpha = np.ascontiguousarray(self.alpha, dtype=_pixel_dtype(self.alpha))
-            if alpha.shape != rgb.shape[:2]:
-                raise ValueError(f"Picture.alpha must be HxW {rgb.shape[:2]}, got shape {alpha.shape}")
-            self.alpha = alpha
-        if self.bit_depth not in (8, 16):
-            raise ValueError(f"Picture.bit_depth must be 8 or 16, got {self.bit_depth}")
-        if self.path is not None:
-            self.path = Path(self.path)
-
-    @property
-    def width(self) -> int:
-        return int(self.rgb.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.rgb.shape[0])
-
-    def with_pixels(self, rgb: np.ndarray, alpha: np.ndarray | None) -> Picture:
-        """Same metadata, new pixels (possibly of another size)."""
-        return dataclasses.replace(self, rgb=rgb, alpha=alpha)
-
-
-def _pixel_dtype(a: np.ndarray) -> type:
-    """uint8/uint16 pixels are kept as they are (upscaled outputs); anything else becomes float32."""
-    dt = np.asarray(a).dtype
-    return dt.type if dt in (np.dtype(np.uint8), np.dtype(np.uint16)) else np.float32
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -448,73 +366,6 @@ def _read_image(
         " +alpha" if picture.alpha is not None else "",
     )
     return picture, pixels
-
-
-def not_a_regular_file(p: str | os.PathLike[str]) -> str | None:
-    """Why ``p`` (links followed) is not a regular file that can be read as an image, or None.
-
-    Asked before a file is opened: opening a FIFO blocks until something writes to it, and a device such as
-    ``/dev/zero`` never ends. A file that cannot be looked at is left to the reader, which says why.
-    """
-    try:
-        mode = os.stat(p).st_mode
-    except (OSError, ValueError):
-        return None
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return "is a directory, not an image file"
-    kind = (
-        "a FIFO (named pipe)"
-        if stat.S_ISFIFO(mode)
-        else "a socket"
-        if stat.S_ISSOCK(mode)
-        else "a device"
-        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-        else "not a regular file"
-    )
-    return f"is {kind}, not an image file: only regular files are read"
-
-
-def _read_file_bytes(p: Path) -> bytes:
-    try:
-        problem = not_a_regular_file(p)
-        if problem:
-            raise ImageIOError(p, problem)
-        data = p.read_bytes()
-    except ImageIOError:
-        raise
-    except FileNotFoundError:
-        raise ImageIOError(p, "file not found") from None
-    except IsADirectoryError:
-        raise ImageIOError(p, "is a directory, not an image file") from None
-    except PermissionError as exc:
-        raise ImageIOError(p, _os_reason(exc, "input")) from None
-    except OSError as exc:
-        raise ImageIOError(p, f"cannot open file ({exc.strerror or exc})") from None
-    if not data:
-        raise ImageIOError(p, "file is empty (0 bytes)")
-    return data
-
-
-def _too_large_reason(size: tuple[int, int] | None, pixels: int | None = None) -> str:
-    limit = f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
-    if size is None:
-        what = f"{pixels / 1e6:.0f} megapixels, the limit is {limit}" if pixels else f"more than {limit}"
-        return f"image is too large ({what}); nothing was decoded. Split or downscale it first"
-    w, h = size
-    return (
-        f"image is too large ({w} x {h} = {w * h / 1e6:.0f} megapixels, the limit is {limit}); nothing was "
-        "decoded. Split or downscale it first"
-    )
-
-
-def check_pixel_limit(p: Path, width: int, height: int) -> None:
-    """Refuse (ImageIOError) a declared size over :data:`MAX_IMAGE_PIXELS` before anything is allocated."""
-    if width <= 0 or height <= 0:
-        raise ImageIOError(p, f"the file declares an empty image ({width} x {height} pixels)")
-    if width * height > MAX_IMAGE_PIXELS:
-        raise ImageIOError(p, _too_large_reason((width, height)))
 
 
 def _decode_reason(exc: BaseException) -> str:
@@ -748,33 +599,6 @@ def _may_hold_xmp_iptc(img: Image.Image) -> bool:
     return bool(tags) and any(t in tags for t in (700, 33723, 34377))
 
 
-def _exiv2_path_ok(p: Path) -> bool:
-    """pyexiv2 opens files by UTF-8 name (avoids a copy of the bytes); odd byte names go through memory."""
-    try:
-        str(p).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return p.is_file()
-
-
-def _read_xmp_iptc(p: Path, data: bytes) -> tuple[str | None, dict[str, object] | None]:
-    """The XMP packet and the IPTC datasets of a file (None, None without pyexiv2 or when absent)."""
-    if pyexiv2 is None:
-        return None, None
-    try:
-        with _exiv2_lock:
-            meta = pyexiv2.Image(str(p)) if _exiv2_path_ok(p) else pyexiv2.ImageData(data)
-            try:
-                xmp = meta.read_raw_xmp() or None
-                iptc = meta.read_iptc() or None
-            finally:
-                meta.close()
-    except Exception as exc:  # noqa: BLE001 - damaged metadata must not make the photo unreadable
-        log.warning("%s: XMP/IPTC metadata could not be read and is not kept (%s)", p.name, exc)
-        return None, None
-    return xmp, iptc
-
-
 def _read_dpi(img: Image.Image) -> tuple[float, float] | None:
     if img.format == "TIFF":
         tags = img.tag_v2
@@ -867,25 +691,6 @@ def _orientation_of(exif_bytes: bytes | None) -> int:
     except Exception:  # noqa: BLE001
         return 1
     return value if 1 <= value <= 8 else 1
-
-
-def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
-    """Same result as PIL.ImageOps.exif_transpose, on an HxW[xC] array (returns a view)."""
-    if orientation == 2:
-        return arr[:, ::-1]
-    if orientation == 3:
-        return arr[::-1, ::-1]
-    if orientation == 4:
-        return arr[::-1]
-    if orientation == 5:
-        return arr.swapaxes(0, 1)
-    if orientation == 6:
-        return np.rot90(arr, k=-1)
-    if orientation == 7:
-        return arr[::-1, ::-1].swapaxes(0, 1)
-    if orientation == 8:
-        return np.rot90(arr, k=1)
-    return arr
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type
@@ -1327,33 +1132,6 @@ def _exif_payload(exif: Image.Exif | None, fmt: str, target: Path) -> bytes | No
             log.warning("%s: EXIF too large for JPEG (%d bytes); EXIF is not written", target.name, len(data))
             return None
     return data
-
-
-_EXISTS_REASON = "a file with this name already exists (it was not replaced): choose another name or folder"
-
-
-def _os_reason(exc: BaseException, side: str = "output") -> str:
-    """The reason for an OS error and what to do about it, for a file on ``side`` ('input'/'output')."""
-    folder = "output folder" if side == "output" else "folder"
-    if isinstance(exc, PermissionError) or (isinstance(exc, OSError) and exc.errno == errno.EACCES):
-        if side == "output":
-            return "permission denied: the output folder is not writable; choose another output folder"
-        return "permission denied: the file is not readable; check its permissions"
-    if isinstance(exc, OSError):
-        if exc.errno == errno.ENOSPC:
-            return f"disk is full: free some space or choose an {folder} on another disk"
-        if exc.errno == errno.EDQUOT:
-            return f"disk quota exceeded: free some space or choose an {folder} on another disk"
-        if exc.errno == errno.EROFS:
-            return f"read-only file system: choose an {folder} on a writable disk"
-        if exc.errno == errno.ENAMETOOLONG:
-            return "file name too long for the file system: use a shorter name, suffix or folder"
-        if exc.errno == errno.EISDIR or isinstance(exc, IsADirectoryError):
-            return "a folder with that name exists: choose a file name"
-        if exc.errno == errno.EEXIST or isinstance(exc, FileExistsError):
-            return _EXISTS_REASON
-        return exc.strerror or str(exc)
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _atomic_write(

@@ -12,7 +12,7 @@ The RAW's EXIF (camera, lens, exposure, date, GPS), XMP and IPTC are read with p
 picture; the writer resets the orientation and sets the new size as for any photo. The embedded preview
 (:func:`embedded_preview`) is what the app shows while the development runs.
 
-Memory: the file's declared size is checked against :data:`mlrn_core.imageio.MAX_IMAGE_PIXELS` before
+Memory: the file's declared size is checked against :data:`mlrn_core.base.MAX_IMAGE_PIXELS` before
 LibRaw unpacks anything, and the file's own bytes are read once (RAW files are tens of megabytes).
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms
 
-from mlrn_core import imageio
+from mlrn_core.imageio import base, exiv
 
 try:  # LibRaw's Python binding: a dependency; without it RAW files are refused with advice
     import rawpy
@@ -79,14 +79,14 @@ def available() -> bool:
 
 def develop(path: str | os.PathLike[str], data: bytes | None = None, colour_space: str = DEFAULT_COLOUR_SPACE):
     """The RAW file at ``path`` (its bytes ``data`` when already read) developed into a 16-bit
-    :class:`~mlrn_core.imageio.Picture` as the module docstring says. Raises ImageIOError naming the file."""
+    :class:`~mlrn_core.base.Picture` as the module docstring says. Raises ImageIOError naming the file."""
     p = Path(path)
     if rawpy is None:
-        raise imageio.ImageIOError(p, INSTALL_ADVICE)
+        raise base.ImageIOError(p, INSTALL_ADVICE)
     if colour_space not in COLOUR_SPACES:
         raise ValueError(f"colour space {colour_space!r}: use one of {', '.join(COLOUR_SPACES)}")
     if data is None:
-        data = imageio._read_file_bytes(p)
+        data = base._read_file_bytes(p)
     raw = _open(p, data)
     try:
         try:
@@ -102,16 +102,16 @@ def develop(path: str | os.PathLike[str], data: bytes | None = None, colour_spac
                 output_color=_RAWPY_SPACES()[colour_space],
             )
         except MemoryError:
-            raise imageio.ImageIOError(p, "not enough memory to develop the RAW file") from None
+            raise base.ImageIOError(p, "not enough memory to develop the RAW file") from None
         except Exception as exc:  # noqa: BLE001 - LibRaw's errors become one clear message
-            raise imageio.ImageIOError(p, _libraw_reason(exc)) from None
+            raise base.ImageIOError(p, _libraw_reason(exc)) from None
     finally:
         raw.close()
     rgb = np.empty(rgb16.shape, np.float32)
     np.multiply(rgb16, np.float32(1 / 65535), out=rgb, casting="unsafe")
     del rgb16
-    xmp, iptc = imageio._read_xmp_iptc(p, data)
-    return imageio.Picture(
+    xmp, iptc = exiv._read_xmp_iptc(p, data)
+    return base.Picture(
         rgb=rgb,
         alpha=None,
         bit_depth=16,
@@ -144,7 +144,7 @@ def embedded_preview(path: str | os.PathLike[str]) -> Preview | None:
     if rawpy is None:
         return None
     try:
-        data = imageio._read_file_bytes(p)
+        data = base._read_file_bytes(p)
         raw = _open(p, data)
         try:
             sizes = raw.sizes
@@ -155,7 +155,7 @@ def embedded_preview(path: str | os.PathLike[str]) -> Preview | None:
             raw.close()
         if thumb.format == rawpy.ThumbFormat.JPEG:
             with Image.open(io.BytesIO(thumb.data)) as img:
-                if img.width * img.height > imageio.MAX_IMAGE_PIXELS:
+                if img.width * img.height > base.MAX_IMAGE_PIXELS:
                     return None
                 img.draft("RGB", (_PREVIEW_SIDE, _PREVIEW_SIDE))
                 arr = np.asarray(img.convert("RGB"))
@@ -167,7 +167,7 @@ def embedded_preview(path: str | os.PathLike[str]) -> Preview | None:
     except Exception as exc:  # noqa: BLE001 - no preview is no loss: the development follows
         log.debug("%s: no embedded preview (%s)", p.name, exc)
         return None
-    rgb = np.ascontiguousarray(imageio._apply_orientation(arr, _FLIP_TO_ORIENTATION.get(flip, 1)))
+    rgb = np.ascontiguousarray(base._apply_orientation(arr, _FLIP_TO_ORIENTATION.get(flip, 1)))
     return Preview(rgb, int(width), int(height))
 
 
@@ -177,13 +177,13 @@ def _open(p: Path, data: bytes):
     try:
         raw.open_buffer(io.BytesIO(data))
         sizes = raw.sizes
-        imageio.check_pixel_limit(p, int(sizes.raw_width), int(sizes.raw_height))
-    except imageio.ImageIOError:
+        base.check_pixel_limit(p, int(sizes.raw_width), int(sizes.raw_height))
+    except base.ImageIOError:
         raw.close()
         raise
     except Exception as exc:  # noqa: BLE001
         raw.close()
-        raise imageio.ImageIOError(p, _libraw_reason(exc)) from None
+        raise base.ImageIOError(p, _libraw_reason(exc)) from None
     return raw
 
 
@@ -217,11 +217,11 @@ def _exif_of(p: Path, data: bytes) -> bytes | None:
     exiv2 reads every RAW container; its tags are written into an empty JPEG in memory, which gives the
     same EXIF block a camera JPEG carries, so the writer treats it as any photo's (orientation reset, new
     size). Sensor-data tags (CFA, levels, colour matrices) and maker notes are left out."""
-    if imageio.pyexiv2 is None:
+    if exiv.pyexiv2 is None:
         return None
     try:
-        with imageio._exiv2_lock:
-            meta = imageio.pyexiv2.ImageData(data)
+        with exiv._exiv2_lock:
+            meta = exiv.pyexiv2.ImageData(data)
             try:
                 tags = meta.read_exif() or {}
             finally:
@@ -249,8 +249,8 @@ def _exif_block(tags: dict[str, str]) -> bytes | None:
     A tag exiv2 refuses is left out rather than losing the others."""
     buf = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buf, "JPEG")
-    with imageio._exiv2_lock:
-        meta = imageio.pyexiv2.ImageData(buf.getvalue())
+    with exiv._exiv2_lock:
+        meta = exiv.pyexiv2.ImageData(buf.getvalue())
         try:
             try:
                 meta.modify_exif(tags)
