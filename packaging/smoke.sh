@@ -66,7 +66,10 @@ Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp / "i
 for i in range(2):
     Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp / "hr" / f"{i}.png")
 registry.save_model(tmp / "tiny.pt", MLRN(scale=2, features=8, blocks=1), info={})
-print("in.png 40x30, hr/ 2 images, tiny.pt")
+from tests.rawfiles import make_dng  # a camera RAW file: a Bayer-mosaic DNG with its camera EXIF
+
+make_dng(tmp / "IMG_0001.DNG")
+print("in.png 40x30, hr/ 2 images, tiny.pt, IMG_0001.DNG 96x64")
 EOF
 
 size_of() { PYTHONPATH=. "$PY" -c "from PIL import Image; import sys; print('%dx%d' % Image.open(sys.argv[1]).size)" "$1"; }
@@ -81,6 +84,21 @@ step "mlrn upscale with --model (a file)"
 "$APP/mlrn" upscale "$tmp/in.png" -s 2 --model "$tmp/tiny.pt" -o "$tmp/out.png"
 [ "$(size_of "$tmp/out.png")" = 80x60 ] || fail "out.png is $(size_of "$tmp/out.png"), not 80x60"
 echo "ok: out.png is 80x60"
+
+step "mlrn upscale of a camera RAW file (LibRaw through rawpy must be in the bundle): a 16-bit TIFF"
+"$APP/mlrn" upscale "$tmp/IMG_0001.DNG" -s 2 --model "$tmp/tiny.pt" --out-dir "$tmp/raw-out"
+PYTHONPATH=. "$PY" - "$tmp/raw-out/IMG_0001_x2.tif" <<'EOF' || fail "the DNG's output is not a 192x128 16-bit TIFF with its EXIF"
+import sys
+
+from PIL import Image
+
+from mlrn_core.imageio import read_image
+
+picture = read_image(sys.argv[1])
+assert (picture.width, picture.height, picture.bit_depth) == (192, 128, 16), picture
+assert Image.open(sys.argv[1]).getexif().get(272) == "Testcam RX-1"
+print("ok: IMG_0001_x2.tif is 192x128, 16 bit, camera model kept")
+EOF
 
 step "mlrn models (the built-in weights come from the bundle's mlrn_resources)"
 "$APP/mlrn" models
