@@ -76,3 +76,20 @@ def test_a_photo_model_is_shown_by_its_gain_on_jpeg_inputs():
     q = quality(photo)
     assert q is not None and q.images == "Set14 as JPEG q85"
     assert q.short == "+1.32 dB over bicubic on Set14 as JPEG q85"
+
+
+def test_a_shipped_model_has_one_figure_in_the_list_and_on_its_card():
+    """The Models list and the card's first paragraph give the same gain, measured on the same photos."""
+    from mlrn_core import registry
+    from tests.helpers import REPO
+
+    models = REPO / "resources" / "models"
+    for pt in sorted(models.glob("mlrn-x*.pt")):
+        q = quality(registry.read_model_file(pt).info)
+        lead = (models / f"{pt.stem}.md").read_text(encoding="utf-8").split("\n\n")[1]
+        assert q is not None and f"{q.gain_db:+.2f} dB" in lead, (pt.name, q, lead)
+        assert q.images.split()[0] in lead  # Set14 (as JPEG q85 for a photo model), named in both
+    both = {
+        "metrics": {"set14_psnr": 33.11, "set14_bicubic_psnr": 30.33, "set5_psnr": 37.63, "set5_bicubic_psnr": 33.68}
+    }
+    assert quality(both).short == "+2.78 dB over bicubic on Set14"
