@@ -184,7 +184,7 @@ class ModelsDialog(QDialog):
             self.list.addItem(header)
             if not entries:
                 empty = QListWidgetItem(
-                    "    none yet: train one with Train on your photos…, or import a file"
+                    "    none yet: train one with Train on your photos…,\n    or import a model file"
                     if kind == "user"
                     else "    none: reinstalling MLRN Studio restores them"
                 )

@@ -161,7 +161,7 @@ def test_list_shows_gains_on_named_images_never_psnrs_of_different_images(qtbot,
     assert rows["train5 x2"].text().splitlines()[1].strip() == "-0.15 dB over mlrn-x2 on your hold-out photos"
     assert rows["train5 x2"].text().splitlines()[0].strip() == "train5 x2  ·  x2"
     # the figure is on its own line: nothing is clipped in a list of the dialog's default width
-    for row in rows.values():
+    for row in [dlg.list.item(r) for r in range(dlg.list.count())]:
         width = max(dlg.list.fontMetrics().horizontalAdvance(line) for line in row.text().splitlines())
         assert width < dlg.list.viewport().width()
     assert "51.83" in rows["train5 x2"].toolTip() and "cannot be compared" in rows["train5 x2"].toolTip()
@@ -199,3 +199,13 @@ def test_models_dialog_import_runs_off_the_gui_thread_and_reports_unusable_files
     assert threads and threads[0] != threading.main_thread().name
     assert "features=20000" in warnings[-1] and "huge.pt" in warnings[-1]
     assert dlg.import_button.isEnabled()
+
+
+def test_every_line_of_the_list_fits_its_width_when_there_are_no_user_models(qtbot):
+    """The empty 'Your models' line was cut off ('... or import a fi') at the dialog's default width."""
+    dlg = make_dialog(qtbot)
+    items = [dlg.list.item(r) for r in range(dlg.list.count())]
+    assert any("none yet" in i.text() for i in items) and any("import a model file" in i.text() for i in items)
+    for item in items:
+        width = max(dlg.list.fontMetrics().horizontalAdvance(line) for line in item.text().splitlines())
+        assert width < dlg.list.viewport().width(), item.text()
