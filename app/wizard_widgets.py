@@ -94,6 +94,8 @@ def thumb_list() -> QListWidget:
     view.setResizeMode(QListView.ResizeMode.Adjust)
     view.setMovement(QListView.Movement.Static)
     view.setUniformItemSizes(True)
-    view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+    # camera names end in the frame number (DSC_0421.JPG, IMG_20231014_153012.jpg): a long one loses its start,
+    # never the number that tells two photos apart (the tooltip has the whole path)
+    view.setTextElideMode(Qt.TextElideMode.ElideLeft)
     view.setWordWrap(False)
     return view

@@ -596,6 +596,7 @@ def test_app_save_asks_for_a_name(qtbot, tiny_model, window, photo, home, monkey
         window.save_action.trigger()
     assert calls and calls[0][2].endswith("photo_x2.png")  # the suffix Batch Export and mlrn upscale use
     assert target.exists()
+    assert f"Saved '{target.name}' in {target.parent}" in window.messages.current  # Ctrl+S says it was done
 
 
 def test_app_save_refuses_the_original_before_asking_to_replace_it(qtbot, tiny_model, window, photo, home, monkeypatch):

@@ -470,3 +470,15 @@ def test_camera_jpegs_picked_set_camera_inputs_until_the_user_chooses(qtbot, tmp
     w.back()
     click_next(qtbot, w)
     assert sp.clean_radio.isChecked()
+
+
+def test_thumbnail_names_keep_their_frame_numbers(qtbot):
+    """Long camera names are shortened from the left: the frame number that tells photos apart stays."""
+    from app.wizard_widgets import thumb_list
+
+    view = thumb_list()
+    qtbot.addWidget(view)
+    width = view.gridSize().width() - 8
+    for name, number in (("IMG_20231014_153012_HDR.jpg", "153012_HDR"), ("PANO_DSC_0421_stitched.JPG", "stitched")):
+        shown = view.fontMetrics().elidedText(name, view.textElideMode(), width)
+        assert shown != name and number in shown and shown.endswith(name[-4:]), shown
