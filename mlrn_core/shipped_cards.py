@@ -166,20 +166,21 @@ def shipped_card(
             "",
         ]
     lines += [
-        "## Test results",
+        "## How sharp it is",
         "",
-        "PSNR (dB) / SSIM on the Y channel, border = scale, LR by MATLAB bicubic (the shared "
-        "docs/EVALUATION.md), measured by `scripts/train_weights.py` when it installed (or, with `--recard`, "
-        f"re-measured) these weights, the same as `mlrn bench ../shared/data/bench/SetN -s {scale} --model "
-        f"{name}`. "
+        "Sharpness is measured as PSNR in dB: how close the enlargement of a shrunk test photo comes to the "
+        "original (higher is closer; about +0.1 dB is the smallest difference an eye sees at 100%, +1 dB is "
+        "plainly visible), beside SSIM (0 to 1, how well the structure is kept). The test photos are the "
+        "standard Set5 and Set14 sets, which no model here trained on"
         + (
-            "Set5 and Set14 are never used for training or selection."
+            "."
             if not set5_rounds
-            else "Set14 was never used for training or selection; Set5 selected the checkpoints of round"
+            else " (Set5 chose the checkpoints of round"
             + ("s " if len(set5_rounds) > 1 else " ")
             + ", ".join(map(str, set5_rounds))
-            + " (before the validation split existed)."
-        ),
+            + ", before the validation split existed)."
+        )
+        + " The last two columns are what the MLRN paper and IMDN, a larger published network, report.",
         "",
     ]
     rows = []
@@ -188,12 +189,21 @@ def shipped_card(
         pp, ps = PAPER[scale][set_name]
         imdn = f"{IMDN_SET14[scale]:.2f}" if set_name == "Set14" else ""
         rows.append((set_name, _cell(b), _cell(m), f"{m['psnr'] - b['psnr']:+.2f} dB", f"{pp:.2f} / {ps:.4f}", imdn))
-    lines += markdown_table(("set", "bicubic", "this model", "gain", "paper (Table 2)", "IMDN"), rows)
+    lines += markdown_table(
+        ("test photos", "bicubic (plain enlargement)", "this model", "gain", "MLRN paper", "IMDN"), rows
+    )
+    lines += [
+        "",
+        "Technical details: PSNR / SSIM on the Y channel, border = scale, the shrunk photo made by MATLAB's "
+        f"bicubic (docs/EVALUATION.md), measured when these weights were installed; `mlrn bench FOLDER -s {scale} "
+        f"--model {name}` on the Set5 or Set14 folder gives the same figures.",
+    ]
     if photo:
         lines += [
             "",
-            f"Set14 with JPEG inputs (`mlrn bench ../shared/data/bench/Set14 -s {scale} --degrade jpeg:Q "
-            f"--model NAME`; the LR is saved as a 4:2:0 JPEG at quality Q before upscaling):",
+            "On JPEG inputs, what this model is for: the shrunk Set14 photos saved as JPEGs at quality Q with "
+            f"4:2:0 colour, as cameras write them, before enlarging (`mlrn bench FOLDER -s {scale} --degrade "
+            "jpeg:Q --model NAME`):",
             "",
         ]
         rows = []

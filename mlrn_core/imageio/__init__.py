@@ -2,31 +2,32 @@
 the only place that knows OpenCV's BGR channel order. Its modules: ``base`` (the :class:`Picture` type, the
 one error type, the pixel limit, safe file reading, OS error wording), ``exiv`` (XMP/IPTC through pyexiv2),
 ``raw`` (camera RAW developed with LibRaw), and this one (the formats Pillow and OpenCV decode, metadata,
-the encoders and the atomic writer); every public name is importable from ``mlrn_core.imageio``. ``read_image`` turns PNG, JPEG, TIFF, WebP and BMP files
-(8 or 16 bit; gray, gray+alpha, RGB, RGBA, palette, 1-bit and CMYK) into a :class:`Picture`: float32 RGB
-in [0, 1] (EXIF orientation already applied to the pixels), optional float32 alpha, and the metadata a
-photographer expects to keep (bit depth, grayscale-ness, ICC profile, EXIF, DPI). 16-bit RGB(A) pixels are
-decoded with OpenCV because Pillow truncates them to 8 bit; metadata always comes from Pillow.
-``write_image`` writes atomically (temporary ``.NAME.RANDOM.part`` file in the target folder, fsync, then
-``os.replace``; nothing partial is ever left behind) and refuses to overwrite the picture's own source file.
-What is kept per output format: PNG 8/16 bit keeps alpha, grayscale, ICC (iCCP), DPI (pHYs) and EXIF
-(eXIf; for 16 bit RGB(A) the pixels are encoded by OpenCV and these chunks are inserted by this module);
-TIFF 8/16 bit is written by this module's own baseline TIFF writer (Deflate + horizontal predictor) and
-keeps alpha (unassociated ExtraSamples), grayscale (except 16-bit gray+alpha, which is written as 16-bit
-RGBA because Pillow cannot read 16-bit gray+alpha TIFFs back), ICC (tag 34675), DPI
-(XResolution/YResolution/ResolutionUnit) and EXIF (descriptive IFD0 tags such as Artist/Make/Model/
-DateTime, plus the Exif sub-IFD 34665 with its Interop IFD, and the GPS IFD 34853); JPEG (8 bit, quality 95
-and 4:4:4 chroma by default) keeps ICC, DPI and EXIF but drops alpha; WebP (8 bit) keeps alpha, ICC and
-EXIF but has no DPI field and no grayscale mode; BMP (8 bit) keeps DPI only (no alpha, ICC or EXIF).
-On write, EXIF Orientation is reset to 1 (pixels are already upright), PixelXDimension/PixelYDimension
-(and IFD0 ImageWidth/ImageLength when present) are set to the written size, and the embedded EXIF
-thumbnail (IFD1) is dropped because it would be stale. XMP (Lightroom keywords, ratings, copyright...) and
-IPTC are read and written with pyexiv2 (libexiv2) into JPEG, PNG, TIFF, WebP, HEIC and AVIF outputs; WebP,
-HEIC and AVIF have no IPTC block, so there IPTC fields that the XMP lacks are added to the XMP (as exiv2
-maps them). HEIC/HEIF (through pillow-heif) and AVIF (Pillow) open and save in 8 bit.
+the encoders and the atomic writer); every public name is importable from ``mlrn_core.imageio``.
+
+``read_image`` turns PNG, JPEG, TIFF, WebP and BMP files (8 or 16 bit; gray, gray+alpha, RGB, RGBA, palette,
+1-bit and CMYK) into a :class:`Picture`: float32 RGB in [0, 1] (EXIF orientation already applied to the
+pixels), optional float32 alpha, and the metadata a photographer expects to keep (bit depth, grayscale-ness,
+ICC profile, EXIF, DPI). 16-bit RGB(A) pixels are decoded with OpenCV because Pillow truncates them to 8 bit;
+metadata always comes from Pillow. ``write_image`` writes atomically (temporary ``.NAME.RANDOM.part`` file in
+the target folder, fsync, then ``os.replace``; nothing partial is ever left behind) and refuses to overwrite
+the picture's own source file. What is kept per output format: PNG 8/16 bit keeps alpha, grayscale, ICC
+(iCCP), DPI (pHYs) and EXIF (eXIf; for 16 bit RGB(A) the pixels are encoded by OpenCV and these chunks are
+inserted by this module); TIFF 8/16 bit is written by this module's own baseline TIFF writer (Deflate +
+horizontal predictor) and keeps alpha (unassociated ExtraSamples), grayscale (except 16-bit gray+alpha, which
+is written as 16-bit RGBA because Pillow cannot read 16-bit gray+alpha TIFFs back), ICC (tag 34675), DPI
+(XResolution/YResolution/ResolutionUnit) and EXIF (descriptive IFD0 tags such as Artist/Make/Model/ DateTime,
+plus the Exif sub-IFD 34665 with its Interop IFD, and the GPS IFD 34853); JPEG (8 bit, quality 95 and 4:4:4
+chroma by default) keeps ICC, DPI and EXIF but drops alpha; WebP (8 bit) keeps alpha, ICC and EXIF but has no
+DPI field and no grayscale mode; BMP (8 bit) keeps DPI only (no alpha, ICC or EXIF). On write, EXIF
+Orientation is reset to 1 (pixels are already upright), PixelXDimension/PixelYDimension (and IFD0
+ImageWidth/ImageLength when present) are set to the written size, and the embedded EXIF thumbnail (IFD1) is
+dropped because it would be stale. XMP (Lightroom keywords, ratings, copyright...) and IPTC are read and
+written with pyexiv2 (libexiv2) into JPEG, PNG, TIFF, WebP, HEIC and AVIF outputs; WebP, HEIC and AVIF have no
+IPTC block, so there IPTC fields that the XMP lacks are added to the XMP (as exiv2 maps them). HEIC/HEIF
+(through pillow-heif) and AVIF (Pillow) open and save in 8 bit.
 
 Hostile inputs: the pixel count is checked from the header before anything is decoded (images over
-:data:`MAX_IMAGE_PIXELS` are refused, never just warned about); camera RAW files are refused with what to
+:data:`MAX_IMAGE_PIXELS` are refused, never just warned about); camera RAW files without rawpy get what to
 do; animated files say that only the first frame is used. Outputs are created only if absent unless
 ``overwrite=True`` (the finished temporary file is hard-linked to the final name, which fails when a file
 appeared there meanwhile), so two runs writing one name never lose either result. While it is written, a
