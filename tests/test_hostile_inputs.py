@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 from PIL import Image
 
@@ -751,3 +752,74 @@ def test_png_colour_chunks_without_icc_that_differ_from_srgb_are_named(tmp_path,
     with caplog.at_level("WARNING"):
         imageio.read_image(tmp_path / "linear.png")
     assert "linear.png describes its colours with gamma 1 (gAMA) and no ICC profile" in caplog.text
+
+
+# ------------------------------------------------------------------ TIFF variants Pillow cannot read (tifffile)
+
+
+def _gradient(h: int = 24, w: int = 32) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.stack([xx / (w - 1), yy / (h - 1), (xx + yy) / (w + h - 2)], axis=2)
+
+
+@pytest.mark.parametrize(
+    "name, write, want_gray, want_alpha",
+    [
+        ("float16_rgb", lambda f, g: tifffile.imwrite(f, g.astype(np.float16), photometric="rgb"), False, False),
+        (
+            "bigtiff_float32",
+            lambda f, g: tifffile.imwrite(f, g.astype(np.float32), photometric="rgb", bigtiff=True),
+            False,
+            False,
+        ),
+        ("uint32_gray", lambda f, g: tifffile.imwrite(f, (g[:, :, 0] * 4294967295).astype(np.uint32)), True, False),
+        (
+            "gray_alpha16",
+            lambda f, g: tifffile.imwrite(
+                f,
+                (np.dstack([g[:, :, 0], g[:, :, 1]]) * 65535).astype(np.uint16),
+                photometric="minisblack",
+                extrasamples=[2],
+            ),
+            True,
+            True,
+        ),
+        (
+            "cmyk_alpha",
+            lambda f, g: tifffile.imwrite(
+                f,
+                (np.dstack([1 - g, np.zeros(g.shape[:2]), g[:, :, 1]]) * 255).astype(np.uint8),
+                photometric="separated",
+                extrasamples=[2],
+            ),
+            False,
+            True,
+        ),
+    ],
+)
+def test_tiff_variants_pillow_refuses_are_read(tmp_path: Path, name, write, want_gray, want_alpha) -> None:
+    """Issue 33 item 7: these were refused as 'not an image file'; tifffile reads them now."""
+    g = _gradient()
+    path = tmp_path / f"{name}.tif"
+    write(path, g)
+    picture = imageio.read_image(path)
+    assert (picture.width, picture.height) == (32, 24) and picture.grayscale == want_gray
+    assert (picture.alpha is not None) == want_alpha
+    want = g[:, :, 0] if want_gray else g  # CMYK (1-g, K=0) is RGB g again
+    got = picture.rgb[:, :, 0] if want_gray else picture.rgb
+    np.testing.assert_allclose(got, want, atol=2 / 255)
+    if want_alpha:
+        np.testing.assert_allclose(picture.alpha, g[:, :, 1], atol=2 / 255)
+
+
+def test_a_tiff_whose_first_page_is_a_thumbnail_upscales_the_photo(tmp_path: Path, caplog) -> None:
+    g = (_gradient(48, 64) * 255).astype(np.uint8)
+    path = tmp_path / "with_preview.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(g[::4, ::4], photometric="rgb", subfiletype=1)  # the preview first, as some scanners write
+        tif.write(g, photometric="rgb")
+    with caplog.at_level("WARNING", logger="mlrn_core.imageio"):
+        picture = imageio.read_image(path)
+    assert (picture.width, picture.height) == (64, 48)
+    np.testing.assert_allclose(picture.rgb * 255, g, atol=1)
+    assert "first page is a small preview" in caplog.text

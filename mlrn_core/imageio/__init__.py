@@ -57,6 +57,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, UnidentifiedImageError
 
 from mlrn_core.atomic import atomic_open, remove_stale_parts  # noqa: F401 - remove_stale_parts is public here
+from mlrn_core.imageio import tiff
 from mlrn_core.imageio.base import (  # noqa: F401 - the package's public names (and the readers' helpers)
     _EXISTS_REASON,
     MAX_IMAGE_PIXELS,
@@ -411,8 +412,8 @@ def _open_pillow(p: Path, data: bytes) -> Image.Image:
 
 def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.ndarray | None]:
     """The picture and, with ``display``, its uint8 RGB pixels when they are the decoded ones (else None)."""
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        picture = _decode_float_tiff(p, data)
+    if tiff.is_tiff(data):  # float, 32-bit, 16-bit gray+alpha, CMYK+alpha, BigTIFF, thumbnail first: tifffile
+        picture = tiff.decode(p, data)
         if picture is not None:
             return picture, None
     img = _open_pillow(p, data)
@@ -537,55 +538,6 @@ def _webp_is_lossless(data: bytes) -> bool:
             return fourcc == b"VP8L"
         pos += 8 + (16 if fourcc == b"ANMF" else size + (size & 1))
     return False
-
-
-def _tiff_header_size(data: bytes) -> tuple[int, int, int, int] | None:
-    """(width, height, bits per sample, sample format) from the first IFD of a classic TIFF, or None.
-
-    Tags with one value per sample (BitsPerSample, SampleFormat) give their first value."""
-    try:
-        order = "<" if data[:2] == b"II" else ">"
-        (offset,) = struct.unpack(order + "I", data[4:8])
-        (count,) = struct.unpack(order + "H", data[offset : offset + 2])
-        values: dict[int, int] = {}
-        for k in range(min(count, 512)):
-            entry = data[offset + 2 + 12 * k : offset + 14 + 12 * k]
-            tag, typ, n = struct.unpack(order + "HHI", entry[:8])
-            if typ not in (3, 4) or n < 1:
-                continue
-            size = 2 if typ == 3 else 4
-            if n * size <= 4:
-                raw = entry[8 : 8 + size]
-            else:
-                (where,) = struct.unpack(order + "I", entry[8:12])
-                raw = data[where : where + size]
-            (values[tag],) = struct.unpack(order + ("H" if typ == 3 else "I"), raw)
-        return values[256], values[257], values.get(258, 8), values.get(339, 1)
-    except (struct.error, KeyError, IndexError):
-        return None
-
-
-def _decode_float_tiff(p: Path, data: bytes) -> Picture | None:
-    """32-bit floating-point TIFFs (HDR merges, scientific exports), which Pillow cannot open in colour.
-
-    Values are clipped to [0, 1] and kept as 16 bit. None -> not such a file (Pillow reads it)."""
-    header = _tiff_header_size(data)
-    if header is None or header[3] != 3:  # SampleFormat 3 = IEEE float
-        return None
-    check_pixel_limit(p, header[0], header[1])
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is None or arr.dtype.kind != "f":
-        return None  # e.g. one float channel: Pillow's mode F
-    if arr.ndim == 3:
-        arr = arr[:, :, ::-1] if arr.shape[2] == 3 else arr[:, :, [2, 1, 0, 3]] if arr.shape[2] == 4 else arr
-    floats = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-    if float(floats.max(initial=0.0)) > 1.0:
-        log.warning("%s: floating-point values above 1.0 are clipped (tone-map HDR images first)", p.name)
-    np.clip(floats, 0.0, 1.0, out=floats)
-    gray = floats.ndim == 2
-    rgb, alpha = _split_channels(floats, gray)
-    xmp, iptc = _read_xmp_iptc(p, data)
-    return Picture(rgb, alpha, 16, gray, None, None, None, "tiff", "F", p, xmp, iptc)
 
 
 def _may_hold_xmp_iptc(img: Image.Image) -> bool:
