@@ -823,3 +823,41 @@ def test_a_tiff_whose_first_page_is_a_thumbnail_upscales_the_photo(tmp_path: Pat
     assert (picture.width, picture.height) == (64, 48)
     np.testing.assert_allclose(picture.rgb * 255, g, atol=1)
     assert "first page is a small preview" in caplog.text
+
+
+# ------------------------------------------------------------------ a file can claim only what its bytes hold
+
+
+def _padded_png(path: Path, extra_bytes: int) -> Path:
+    """A valid 40x56 PNG followed by ``extra_bytes`` of zeros (a sparse file: it costs no disk)."""
+    Image.fromarray(corpus.photo(56, 40)).save(path)
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size + extra_bytes)
+    return path
+
+
+def test_a_small_picture_followed_by_gigabytes_is_not_read_whole(tmp_path: Path) -> None:
+    """Issue 33 item 4: a 40x56 PNG followed by 3 GB of zeros was read whole into memory (3.3 GB)."""
+    padded = _padded_png(tmp_path / "padded.png", 3 << 30)
+    with pytest.raises(imageio.ImageIOError, match=r"padded.png.*3,221 MB.*40 x 56.*not read"):
+        imageio.read_image(padded)
+    # the same picture with a little trailing data (under the big-file threshold) still reads
+    assert imageio.read_image(_padded_png(tmp_path / "small_pad.png", 1 << 20)).width == 40
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_batch_with_a_fifo_a_bad_name_and_a_padded_file_finishes_under_1_gb(tmp_path: Path, model_file) -> None:
+    """Issue 33's 'done when': the good images are upscaled, the others reported, peak under 1 GB."""
+    folder = small_folder(tmp_path / "in", ("a.png", "b.png"))
+    _padded_png(folder / "padded.png", 3 << 30)
+    os.mkfifo(folder / "pipe.png")
+    bad_name = os.fsdecode(b"caf\xe9.png")
+    Image.fromarray(corpus.photo(16, 20, seed=9)).save(folder / bad_name)
+    out = tmp_path / "out"
+    code, err, peak_kb = run_cli_measured(
+        tmp_path, "upscale", folder, "--out-dir", out, "--model", model_file, "--device", "cpu"
+    )
+    assert code == 1, err  # one file failed (the padded one); the FIFO is reported as not a regular file
+    assert sorted(os.fsencode(p.name) for p in out.iterdir()) == sorted([b"a_x2.png", b"b_x2.png", b"caf\xe9_x2.png"])
+    assert "padded.png" in err and "not picture data" in err
+    assert peak_kb < 1 << 20, f"peak RSS {peak_kb / 1024:.0f} MiB"

@@ -330,12 +330,48 @@ def read_image_for_display(path: str | os.PathLike[str], raw_colour: str = "srgb
     return _read_image(path, display=True, raw_colour=raw_colour)
 
 
+#: Files up to this size are read whole without a second look; a bigger one must have the pixels to match.
+_BIG_FILE_BYTES = 64 << 20
+_HEAD_BYTES = 4 << 20  # where the header of every format we read sits (EXIF and ICC before the frame)
+
+
+def _more_bytes_than_pixels(p: Path) -> str | None:
+    """Why a big file cannot be the picture its header declares (a few KB of image followed by gigabytes of
+    something else: read whole, it would take that much memory), or None. Only files over
+    :data:`_BIG_FILE_BYTES` whose header parses are judged: any layout needs at most 8 bytes per sample."""
+    try:
+        size = os.stat(p).st_size
+        if size <= _BIG_FILE_BYTES or not_a_regular_file(p):
+            return None
+        with open(p, "rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(head), formats=_PIL_OPEN_FORMATS) as img:
+                width, height, bands = img.width, img.height, len(img.getbands())
+                frames = max(1, int(getattr(img, "n_frames", 1) or 1)) if img.format != "TIFF" else 1
+    except Exception:  # noqa: BLE001 - a header beyond the head (a TIFF's directory at its end): read as before
+        return None
+    most = width * height * max(bands, 1) * 8 * frames + _BIG_FILE_BYTES
+    if size <= most:
+        return None
+    return (
+        f"the file is {size / 1e6:,.0f} MB, but the {width} x {height} image its header declares needs at most "
+        f"{most / 1e6:,.0f} MB: the rest is not picture data (a damaged or padded file), so it was not read. "
+        "Open it in an image editor and save it again"
+    )
+
+
 def _read_image(
     path: str | os.PathLike[str], display: bool = False, raw_colour: str = "srgb"
 ) -> tuple[Picture, np.ndarray | None]:
     p = Path(path)
     if is_camera_raw(p) and not raw_available():
         raise ImageIOError(p, RAW_ADVICE)
+    if not is_camera_raw(p):  # LibRaw checks its own sizes
+        problem = _more_bytes_than_pixels(p)
+        if problem:
+            raise ImageIOError(p, problem)
     data = _read_file_bytes(p)
     try:
         if is_camera_raw(p):
