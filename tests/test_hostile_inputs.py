@@ -7,12 +7,15 @@ real ``mlrn upscale`` (getrusage of the child itself), never guessed.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -653,16 +656,12 @@ def test_tiff_output_keeps_every_exif_tag_xmp_and_iptc(tmp_path: Path, model_fil
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    import struct
-    import zlib
 
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
 def _png(rows: list[bytes], width: int, height: int, bits: int, colour: int, interlace: int = 0) -> bytes:
     """A PNG whose IDAT holds exactly ``rows`` (each with its filter byte), whatever the header says."""
-    import struct
-    import zlib
 
     ihdr = struct.pack(">IIBBBBB", width, height, bits, colour, 0, 0, interlace)
     idat = zlib.compress(b"".join(rows))
@@ -734,8 +733,6 @@ def test_a_phone_jpeg_with_a_gain_map_is_not_called_animated(tmp_path, caplog):
 
 def test_png_colour_chunks_without_icc_that_differ_from_srgb_are_named(tmp_path, caplog):
     """Issue 33, item 7: PNG gAMA/cHRM without ICC were dropped silently."""
-    import struct
-    import zlib
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
@@ -861,3 +858,32 @@ def test_a_batch_with_a_fifo_a_bad_name_and_a_padded_file_finishes_under_1_gb(tm
     assert sorted(os.fsencode(p.name) for p in out.iterdir()) == sorted([b"a_x2.png", b"b_x2.png", b"caf\xe9_x2.png"])
     assert "padded.png" in err and "not picture data" in err
     assert peak_kb < 1 << 20, f"peak RSS {peak_kb / 1024:.0f} MiB"
+
+
+def _png_with_chunk_before_idat(ctype: bytes, payload: bytes, crc: int | None = None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(corpus.photo(12, 16)).save(buf, "PNG")
+    png = buf.getvalue()
+    crc = zlib.crc32(ctype + payload) & 0xFFFFFFFF if crc is None else crc
+    return png[:33] + struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", crc) + png[33:]
+
+
+def test_a_png_with_a_damaged_or_huge_text_chunk_is_read_and_says_what_was_dropped(tmp_path: Path, caplog) -> None:
+    """Issue 33 item 7: a valid PNG with a bad text-chunk checksum, or a 50 MB compressed text, was 'damaged'."""
+    bad_crc = tmp_path / "bad_crc.png"
+    bad_crc.write_bytes(_png_with_chunk_before_idat(b"tEXt", b"Comment\x00hello", crc=0))
+    huge = tmp_path / "huge_text.png"
+    huge.write_bytes(_png_with_chunk_before_idat(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"a" * (50 << 20))))
+    with caplog.at_level("WARNING", logger="mlrn_core.imageio"):
+        for path in (bad_crc, huge):
+            picture = imageio.read_image(path)
+            np.testing.assert_array_equal(np.round(picture.rgb * 255).astype(np.uint8), corpus.photo(12, 16))
+    assert "a tEXt chunk whose checksum is wrong dropped" in caplog.text
+    assert "a zTXt chunk holding more than 1 MB of text dropped" in caplog.text
+    # the image data itself is still checked: a damaged IDAT is not waved through
+    broken = bytearray(_png_with_chunk_before_idat(b"tEXt", b"a\x00b"))
+    idat = broken.index(b"IDAT")
+    broken[idat + 10] ^= 0xFF
+    (tmp_path / "bad_idat.png").write_bytes(bytes(broken))
+    with pytest.raises(imageio.ImageIOError, match="bad_idat.png"):
+        imageio.read_image(tmp_path / "bad_idat.png")

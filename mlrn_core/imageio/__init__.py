@@ -362,6 +362,65 @@ def _more_bytes_than_pixels(p: Path) -> str | None:
     )
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT = (b"tEXt", b"zTXt", b"iTXt")
+
+
+def _png_without_unreadable_extras(p: Path, data: bytes) -> bytes:
+    """A PNG's bytes without the optional chunks that would make the whole file unreadable: a text or other
+    ancillary chunk whose checksum is wrong (libpng itself only warns), or a text chunk over Pillow's limit
+    (a 50 MB comment). The picture is whole without them; what is dropped is said. Other files: unchanged."""
+    if data[:8] != _PNG_SIGNATURE:
+        return data
+    keep: list[bytes] = [data[:8]]
+    dropped: list[str] = []
+    pos = 8
+    while pos + 12 <= len(data):
+        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            break  # a truncated chunk: the decoder says so
+        if ctype[0] & 0x20:  # ancillary (lower-case first letter): the picture does not need it
+            name = ctype.decode("latin-1")
+            (crc,) = struct.unpack(">I", data[end - 4 : end])
+            if zlib.crc32(data[pos + 4 : end - 4]) & 0xFFFFFFFF != crc:
+                dropped.append(f"a {name} chunk whose checksum is wrong")
+                pos = end
+                continue
+            if ctype in _PNG_TEXT and _png_text_too_big(ctype, data[pos + 8 : end - 4]):
+                dropped.append(f"a {name} chunk holding more than {_PNG_TEXT_LIMIT >> 20} MB of text")
+                pos = end
+                continue
+        keep.append(data[pos:end])
+        pos = end
+        if ctype == b"IEND":
+            break
+    if not dropped:
+        return data
+    log.warning("%s: %s dropped (the picture itself is whole)", p.name, "; ".join(dropped))
+    return b"".join(keep) + data[pos:]
+
+
+_PNG_TEXT_LIMIT = 1 << 20  # Pillow's PngImagePlugin.MAX_TEXT_CHUNK: a longer text makes it refuse the file
+
+
+def _png_text_too_big(ctype: bytes, payload: bytes) -> bool:
+    """Whether a tEXt/zTXt/iTXt payload holds more text than Pillow accepts (decompressed only up to the limit)."""
+    if len(payload) > _PNG_TEXT_LIMIT and ctype == b"tEXt":
+        return True
+    keyword, _, rest = payload.partition(b"\0")
+    if ctype == b"zTXt":
+        compressed = rest[1:]
+    elif ctype == b"iTXt" and rest[:1] == b"\1":
+        compressed = rest[2:].split(b"\0", 2)[-1]
+    else:
+        return len(payload) > _PNG_TEXT_LIMIT
+    try:
+        return len(zlib.decompressobj().decompress(compressed, _PNG_TEXT_LIMIT + 1)) > _PNG_TEXT_LIMIT
+    except zlib.error:
+        return False  # Pillow skips a text it cannot decompress
+
+
 def _read_image(
     path: str | os.PathLike[str], display: bool = False, raw_colour: str = "srgb"
 ) -> tuple[Picture, np.ndarray | None]:
@@ -383,7 +442,7 @@ def _read_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # Photoshop/exiv2 store IPTC (tag 33723) as LONGs; Pillow warns about that, harmlessly
             warnings.filterwarnings("ignore", message="Metadata Warning, tag 33723")
-            picture, pixels = _decode(p, data, display)
+            picture, pixels = _decode(p, _png_without_unreadable_extras(p, data), display)
     except ImageIOError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
