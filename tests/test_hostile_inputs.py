@@ -887,3 +887,36 @@ def test_a_png_with_a_damaged_or_huge_text_chunk_is_read_and_says_what_was_dropp
     (tmp_path / "bad_idat.png").write_bytes(bytes(broken))
     with pytest.raises(imageio.ImageIOError, match="bad_idat.png"):
         imageio.read_image(tmp_path / "bad_idat.png")
+
+
+def test_a_16_bit_gray_png_keeps_its_transparency_key_and_a_cielab_tiff_gains_no_alpha(tmp_path: Path) -> None:
+    """Issue 33 items 6 and 7: the tRNS key of a 16-bit gray PNG was lost; a CIELab TIFF gained an alpha."""
+    import cv2
+    from PIL import ImageCms
+
+    gray16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    png = cv2.imencode(".png", gray16)[1].tobytes()
+    keyed = tmp_path / "keyed16.png"
+    keyed.write_bytes(
+        png[:33]
+        + struct.pack(">I", 2)
+        + b"tRNS"
+        + struct.pack(">H", 3000)
+        + struct.pack(">I", zlib.crc32(b"tRNS" + struct.pack(">H", 3000)) & 0xFFFFFFFF)
+        + png[33:]
+    )
+    picture = imageio.read_image(keyed)
+    assert picture.bit_depth == 16 and picture.grayscale and picture.alpha is not None
+    clear = gray16 == 3000
+    assert clear.sum() == 1 and np.all(picture.alpha[clear] == 0) and np.all(picture.alpha[~clear] == 1)
+    out = tmp_path / "keyed16_out.png"
+    imageio.write_image(picture, out)
+    back = imageio.read_image(out)
+    assert back.bit_depth == 16 and back.alpha is not None and np.all(back.alpha[clear] == 0)
+
+    rgb = Image.fromarray(np.full((16, 16, 3), (200, 100, 50), np.uint8))
+    to_lab = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB")
+    ImageCms.applyTransform(rgb, to_lab).save(tmp_path / "lab.tif")
+    lab = imageio.read_image(tmp_path / "lab.tif")
+    assert lab.alpha is None
+    np.testing.assert_allclose(lab.rgb[0, 0] * 255, (200, 100, 50), atol=2)

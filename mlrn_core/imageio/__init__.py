@@ -566,6 +566,11 @@ def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.nd
             depth = 16 if pixels.dtype != np.uint8 else 8
             floats = _int_to_float(pixels) if pixels.dtype.kind in "ui" else np.clip(pixels, 0, 1)
             raw = pixels if pixels.dtype == np.uint8 else None
+            key = img.info.get("transparency")
+            if fmt == "png" and gray and pixels.ndim == 2 and isinstance(key, int):
+                # a 16-bit gray PNG's transparency key (tRNS): OpenCV ignores it, the pixels equal to it are clear
+                floats = np.dstack([floats, (pixels != key).astype(np.float32)])
+                raw = None
             if floats.ndim == 3 and floats.shape[2] == 4 and _tiff_alpha_is_associated(img):
                 floats = _unpremultiply(floats)
                 raw = None
@@ -914,7 +919,8 @@ def _pillow_pixels(p: Path, img: Image.Image, icc: bytes | None) -> tuple[np.nda
     elif mode == "F":
         return np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0), True, icc
     elif mode not in ("L", "LA", "RGB", "RGBA"):
-        img = img.convert("RGBA" if "A" in mode else "RGB")
+        # an alpha band is a trailing A (LA, PA, RGBA...); CIELab's bands are L, a and b, without alpha
+        img = img.convert("RGBA" if mode.endswith(("A", "a")) and mode != "LAB" else "RGB")
     return np.asarray(img), gray, icc
 
 
