@@ -120,7 +120,7 @@ class SetupPage(QWizardPage):
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 10_000_000)
         self.steps_spin.setSingleStep(100)
-        self.measure_button = QPushButton("Measure again")
+        self.measure_button = QPushButton("Measure")  # "Measure again" once a measurement is on screen
         self.measure_button.setToolTip(
             "The speed is measured by itself with a few real training steps on this "
             "device whenever the settings change; measure again if the computer was busy"
@@ -402,12 +402,13 @@ class SetupPage(QWizardPage):
         rate = rough_steps_per_s(
             device.type, self._parameters(), self.batch_spin.value(), self.patch_spin.value(), torch.get_num_threads()
         )
-        why = (
-            "the measurement failed: " + self._speed_error[1]
-            if self._speed_error and self._speed_error[0] == key
-            else "not measured yet"
-        )
-        return rate, f"a rough guess for {device.type.upper()}, {why}", False
+        if self._speed_error and self._speed_error[0] == key:
+            why = "the measurement failed: " + self._speed_error[1]
+        elif self.measuring:
+            why = "measuring the real speed now…"
+        else:
+            why = "the speed is measured when this page shows"
+        return rate, f"a rough guess for {device.type.upper()} until it is measured; {why}", False
 
     def _name_error(self) -> str | None:
         name = self.name_edit.text().strip()
@@ -562,6 +563,7 @@ class SetupPage(QWizardPage):
         self._speed_job = None
         self._speed_key = None
         self.measure_button.setEnabled(True)
+        self.measure_button.setText("Measure again" if self._measured is not None else "Measure")
         self._update_estimate()
         self._schedule_measure()  # the settings may have changed while it ran
 

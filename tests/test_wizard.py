@@ -152,6 +152,7 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     qtbot.waitUntil(lambda: sp.measuring or sp._measure_timer.isActive(), timeout=5_000)
     assert "Measuring the training speed" in sp.estimate_label.text()
     assert "rough guess" not in sp.estimate_label.text()
+    assert sp.measure_button.text() == "Measure"  # nothing measured yet: not "Measure again"
     tiny_setup(w, steps=6)
     assert sp.base_combo.currentData() == BASE_NAME
     assert "missing from this installation" in sp.base_note.text()  # no built-in weights in the test home
@@ -159,7 +160,8 @@ def test_wizard_end_to_end_trains_excludes_the_holdout_and_saves(qtbot, photos, 
     assert "Measuring the training speed" in sp.estimate_label.text()
     qtbot.waitUntil(lambda: "measured on CPU" in sp.estimate_label.text(), timeout=60_000)
     assert sp._measured is not None and sp._measured[0] == sp._settings_key()
-    qtbot.mouseClick(sp.measure_button, Qt.MouseButton.LeftButton)  # "Measure again"
+    assert sp.measure_button.text() == "Measure again"
+    qtbot.mouseClick(sp.measure_button, Qt.MouseButton.LeftButton)
     assert sp.measuring and "Measuring the training speed" in sp.estimate_label.text()
     qtbot.waitUntil(lambda: not sp.measuring, timeout=60_000)
     assert "measured on CPU" in sp.estimate_label.text()
