@@ -214,7 +214,7 @@ def test_luma_of_jpeg_roundtrip_is_close_at_high_quality(hr):
 
 
 def test_the_wizards_match_camera_jpegs_is_the_camera_pipeline(tmp_path):
-    from app.wizard_state import WizardState
+    from app.wizard.state import WizardState
 
     state = WizardState(folders=[str(tmp_path)], jpeg=True)
     assert state.degradation == CAMERA

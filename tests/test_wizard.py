@@ -19,9 +19,9 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWizard  # noqa: E402
 
-from app.chart import LineChart, Series, nice_ticks  # noqa: E402
 from app.wizard import HOLDOUT, RESULT, SETUP, TRAINING, TrainingWizard  # noqa: E402
-from app.wizard_jobs import BASE, BICUBIC, CLEAN, TUNED, EvalResult  # noqa: E402
+from app.wizard.chart import LineChart, Series, nice_ticks  # noqa: E402
+from app.wizard.jobs import BASE, BICUBIC, CLEAN, TUNED, EvalResult  # noqa: E402
 from mlrn_core import evaluate, finetune, registry, runs  # noqa: E402
 from mlrn_core.data import scan_folders  # noqa: E402
 from mlrn_core.metrics import Score  # noqa: E402
@@ -441,7 +441,7 @@ def test_wizard_eval_is_reproducible_on_degraded_inputs(tmp_path):
 def test_a_fine_tune_warms_up_whatever_the_speed_guess():
     """The issue's one-minute run: a guessed 0.09 steps/s planned 5 steps and so a 1-step warm-up, and the
     hold-out fell 6.7 dB; the warm-up of a fine-tune no longer follows a guess."""
-    from app.wizard_state import FT_LR, FT_WARMUP_STEPS, WizardState
+    from app.wizard.state import FT_LR, FT_WARMUP_STEPS, WizardState
 
     st = WizardState(base="mlrn-x2", minutes=1.0, rough_steps_per_s=0.09)
     assert st.lr == FT_LR <= 1e-4 and st.warmup_steps() == FT_WARMUP_STEPS == 100
@@ -476,7 +476,7 @@ def test_camera_jpegs_picked_set_camera_inputs_until_the_user_chooses(qtbot, tmp
 
 def test_thumbnail_names_keep_their_frame_numbers(qtbot):
     """Long camera names are shortened from the left: the frame number that tells photos apart stays."""
-    from app.wizard_widgets import thumb_list
+    from app.wizard.widgets import thumb_list
 
     view = thumb_list()
     qtbot.addWidget(view)

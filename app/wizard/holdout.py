@@ -16,8 +16,8 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from app.wizard_state import WizardState
-from app.wizard_widgets import (
+from app.wizard.state import WizardState
+from app.wizard.widgets import (
     ERROR_STYLE,
     PATH_ROLE,
     placeholder_icon,

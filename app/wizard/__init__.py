@@ -1,6 +1,8 @@
 """The "train on your own photos" wizard: fine-tune MLRN on a photographer's folders, honestly measured.
 
-Five pages, a module each (``app.wizard_photos`` ... ``app.wizard_result``): Photos (folders, scan, thumbnails,
+A package: five pages, a module each (``photos``, ``setup``, ``holdout``, ``training``, ``result``), their
+shared ``state``, background ``jobs``, ``widgets``, the live ``chart`` and the ``before_after`` crop;
+only :class:`TrainingWizard` (here) is used from outside. The pages: Photos (folders, scan, thumbnails,
 what is skipped and why, and unfinished runs to resume), Setup (scale, base model, name, LR
 degradation, device, budget with a speed estimate), Hold-out (photos never trained on, passed to the
 trainer as ``exclude``; their most detailed regions are its ``val`` set), Training (the
@@ -22,13 +24,13 @@ from PySide6.QtCore import QCoreApplication, Qt, Signal, Slot
 from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QMessageBox, QWidget, QWizard
 
-from app.wizard_holdout import HoldoutPage
-from app.wizard_photos import PhotosPage
-from app.wizard_result import ResultPage
-from app.wizard_setup import SetupPage
-from app.wizard_state import WizardState
-from app.wizard_training import TrainingPage
-from app.wizard_widgets import HOLDOUT, PHOTOS, RESULT, SETUP, TRAINING
+from app.wizard.holdout import HoldoutPage
+from app.wizard.photos import PhotosPage
+from app.wizard.result import ResultPage
+from app.wizard.setup import SetupPage
+from app.wizard.state import WizardState
+from app.wizard.training import TrainingPage
+from app.wizard.widgets import HOLDOUT, PHOTOS, RESULT, SETUP, TRAINING
 from app.worker import JobRunner
 from mlrn_core import registry
 

@@ -24,11 +24,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.controls import device_choices
-from app.wizard_jobs import (
+from app.wizard.jobs import (
     SpeedJob,
 )
-from app.wizard_state import FT_LR, SCRATCH_LR, WizardState
-from app.wizard_widgets import (
+from app.wizard.state import FT_LR, SCRATCH_LR, WizardState
+from app.wizard.widgets import (
     ERROR_STYLE,
     WARN_STYLE,
     form_grid,

@@ -26,11 +26,11 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from app.wizard_jobs import (
+from app.wizard.jobs import (
     ScanJob,
 )
-from app.wizard_state import WizardState
-from app.wizard_widgets import (
+from app.wizard.state import WizardState
+from app.wizard.widgets import (
     ERROR_STYLE,
     PATH_ROLE,
     SETUP,

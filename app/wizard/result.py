@@ -1,5 +1,5 @@
 """The wizard's Result page: bicubic, the base and the fine-tuned model scored on the hold-out
-(:class:`app.wizard_jobs.EvalJob`), a plain verdict, and saving the model with its card."""
+(:class:`app.wizard.jobs.EvalJob`), a plain verdict, and saving the model with its card."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from app.before_after import BeforeAfterView
-from app.wizard_jobs import (
+from app.wizard.before_after import BeforeAfterView
+from app.wizard.jobs import (
     BASE,
     BICUBIC,
     CLEAN,
@@ -35,8 +35,8 @@ from app.wizard_jobs import (
     EvalRequest,
     EvalResult,
 )
-from app.wizard_state import WizardState
-from app.wizard_widgets import (
+from app.wizard.state import WizardState
+from app.wizard.widgets import (
     ERROR_STYLE,
     GOOD_STYLE,
     WARN_STYLE,

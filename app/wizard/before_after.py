@@ -1,7 +1,7 @@
 """The wizard's before/after view: the region of a hold-out photo that training changed most, enlarged.
 
 Three views side by side (the starting point, the fine-tuned model, the original photo) of one
-:class:`app.wizard_jobs.Comparison`, zoomed by whole pixels so single pixels can be judged, and a
+:class:`app.wizard.jobs.Comparison`, zoomed by whole pixels so single pixels can be judged, and a
 "Show the differences" toggle that puts the amplified difference in the middle view.
 """
 
@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QGroupBox, QLabel, QSizePolicy, QVBoxLayout
 
-from app.wizard_jobs import Comparison
+from app.wizard.jobs import Comparison
 
 VIEW_SIDE = 192
 

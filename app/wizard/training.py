@@ -1,6 +1,6 @@
 """The wizard's Training page.
 
-Runs :class:`mlrn_core.trainer.Trainer` in a :class:`app.wizard_jobs.TrainJob` and shows its events: loss
+Runs :class:`mlrn_core.trainer.Trainer` in a :class:`app.wizard.jobs.TrainJob` and shows its events: loss
 and hold-out PSNR curves (base and bicubic as reference lines), a before/after crop at each hold-out
 check, elapsed and remaining time, pause / resume / stop, continue after a stop, and start over when a
 run fails before its first checkpoint.
@@ -23,11 +23,11 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from app.before_after import BeforeAfterView
-from app.chart import LineChart, Series
-from app.wizard_jobs import Comparison, TrainJob
-from app.wizard_state import WizardState
-from app.wizard_widgets import (
+from app.wizard.before_after import BeforeAfterView
+from app.wizard.chart import LineChart, Series
+from app.wizard.jobs import Comparison, TrainJob
+from app.wizard.state import WizardState
+from app.wizard.widgets import (
     ERROR_STYLE,
     wrap_label,
 )
