@@ -11,11 +11,10 @@ every change so the main window can refresh its model list; ``importFinished(boo
 
 from __future__ import annotations
 
-import atexit
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QThread, Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QFont
 from PySide6.QtWidgets import (
     QDialog,
@@ -34,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.worker import Job
+from app.worker import Job, app_runner
 from mlrn_core import model_summary, paths, registry
 from mlrn_core.registry import ModelEntry, ModelError
 
@@ -75,24 +74,6 @@ class ImportJob(Job):
             self.checked.emit(str(self.source))
         else:
             self.imported.emit(registry.import_user_model(self.source, self.name))
-
-
-# Import threads live here, not in a dialog: a dialog deleted while its import runs must not take the
-# running QThread with it. Finished ones are dropped when the next import starts.
-_IMPORT_THREADS: list[tuple[QThread, ImportJob]] = []
-
-
-def _wait_for_import_threads() -> None:
-    # The job's end asks its thread to quit through the GUI event loop (job.finished -> thread.quit, queued);
-    # when that loop no longer runs (closing, interpreter exit) the thread would idle forever: quit it here,
-    # again until it has ended (a quit before its event loop started would be lost).
-    for thread, _job in _IMPORT_THREADS:
-        while not thread.wait(50):
-            thread.quit()
-    _IMPORT_THREADS.clear()
-
-
-atexit.register(_wait_for_import_threads)  # never leave Python with a running QThread
 
 
 class ModelsDialog(QDialog):
@@ -322,19 +303,13 @@ class ModelsDialog(QDialog):
 
     @staticmethod
     def _start(job: ImportJob) -> None:
-        for entry in [t for t in _IMPORT_THREADS if t[0].isFinished()]:
-            entry[0].wait()
-            _IMPORT_THREADS.remove(entry)
-        thread = QThread()
-        job.moveToThread(thread)
-        thread.started.connect(job.run)
-        job.finished.connect(thread.quit)
-        _IMPORT_THREADS.append((thread, job))
-        thread.start()
+        # the app's runner, not the dialog's: a dialog deleted while its import runs must not take the
+        # running thread with it
+        app_runner().start(job)
 
     @staticmethod
     def _wait_for_imports() -> None:
-        _wait_for_import_threads()
+        app_runner().wait((ImportJob,))
 
     @Slot(str)
     def _on_import_job_checked(self, source_text: str) -> None:

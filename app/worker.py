@@ -10,6 +10,7 @@ switching images never reloads one: only a new model file, device, scale or prec
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -21,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from app.image_cache import ImageId, RenderKey, RenderResult
 from app.pyramid import Pyramid
@@ -415,7 +416,29 @@ class JobRunner(QObject):
             if not isinstance(job, keep):
                 job.stop()
         if wait:
-            for thread, _job in list(self._running.values()):
-                thread.quit()
-                thread.wait()
-            self._running.clear()
+            self.wait()
+
+    def wait(self, kinds: tuple[type[Job], ...] = (Job,)) -> None:
+        """Block until the running jobs of ``kinds`` have ended, without asking them to stop.
+
+        A job's end asks its thread to quit through the GUI event loop (queued), which may not run now
+        (closing, interpreter exit): quit it here, again until it has ended (a quit before the thread's own
+        event loop started would be lost)."""
+        for job_id, (thread, job) in list(self._running.items()):
+            if isinstance(job, kinds):
+                while not thread.wait(50):
+                    thread.quit()
+                self._running.pop(job_id, None)
+
+
+_APP_RUNNER: JobRunner | None = None
+
+
+def app_runner() -> JobRunner:
+    """The one owner of jobs that must outlive the window or dialog that started them (a model import in
+    Manage Models): parented to the application, and waited for when Python exits."""
+    global _APP_RUNNER
+    if _APP_RUNNER is None:
+        _APP_RUNNER = JobRunner(QCoreApplication.instance())
+        atexit.register(_APP_RUNNER.wait)  # never leave Python with a running QThread
+    return _APP_RUNNER

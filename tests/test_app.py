@@ -663,13 +663,13 @@ def test_app_folder_drop_offers_batch_export(qtbot, tiny_model, window, home, mo
     opened = []
 
     class FakeBatchDialog(QDialog):
-        def __init__(self, inputs=None, parent=None, scale=2, model=None, quality="normal"):
+        def __init__(self, inputs=None, parent=None, scale=2, model=None, quality="normal", raw_colour="srgb"):
             super().__init__(parent)
-            opened.append((inputs, scale, model, quality))
+            opened.append((inputs, scale, model, quality, raw_colour))
 
     monkeypatch.setitem(sys.modules, "app.batch_dialog", types.SimpleNamespace(BatchExportDialog=FakeBatchDialog))
     _drop(window, folder)
-    assert opened == [([folder], 2, "tiny", "normal")]
+    assert opened == [([folder], 2, "tiny", "normal", "srgb")]
     window._batch_dialog.close()
     assert window.paths == []  # the folder went to batch export, not into the compare view
 
