@@ -920,3 +920,22 @@ def test_a_16_bit_gray_png_keeps_its_transparency_key_and_a_cielab_tiff_gains_no
     lab = imageio.read_image(tmp_path / "lab.tif")
     assert lab.alpha is None
     np.testing.assert_allclose(lab.rgb[0, 0] * 255, (200, 100, 50), atol=2)
+
+
+def test_a_10_bit_heic_keeps_its_depth(tmp_path: Path) -> None:
+    """Issue 33 item 7: 10-bit HEIC became 8 bit silently; it is a 16-bit picture now (PNG/TIFF keep it)."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    yy, xx = np.mgrid[0:48, 0:64]
+    # a ramp of one 10-bit step (64 in 16 bits) a column: 8 bits would keep a quarter of its levels
+    deep = np.stack([20000 + xx * 64, yy * 1300, (xx + yy) * 500], axis=2).astype(np.uint16)
+    heif = pillow_heif.from_bytes(mode="RGB;16", size=(64, 48), data=deep.tobytes())
+    path = tmp_path / "deep.heic"
+    heif.save(path, quality=-1, chroma=444)  # lossless, 10 bit
+    picture = imageio.read_image(path)
+    assert picture.bit_depth == 16 and (picture.width, picture.height) == (64, 48)
+    levels = np.unique(np.round(picture.rgb[24, :, 0] * 65535).astype(np.int64))
+    assert len(levels) > 40  # 8 bits keep 17 of the 64 levels of the row...
+    np.testing.assert_allclose(picture.rgb * 65535, deep, atol=65535 / 1023 * 4)  # ...and the 10-bit values
+    out = tmp_path / "deep.png"
+    imageio.write_image(picture, out)
+    assert imageio.read_image(out).bit_depth == 16

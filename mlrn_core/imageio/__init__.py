@@ -57,7 +57,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, TiffImagePlugin, UnidentifiedImageError
 
 from mlrn_core.atomic import atomic_open, remove_stale_parts  # noqa: F401 - remove_stale_parts is public here
-from mlrn_core.imageio import tiff
+from mlrn_core.imageio import heif, tiff
 from mlrn_core.imageio.base import (  # noqa: F401 - the package's public names (and the readers' helpers)
     _EXISTS_REASON,
     MAX_IMAGE_PIXELS,
@@ -507,6 +507,18 @@ def _open_pillow(p: Path, data: bytes) -> Image.Image:
 
 def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.ndarray | None]:
     """The picture and, with ``display``, its uint8 RGB pixels when they are the decoded ones (else None)."""
+    if data[4:8] == b"ftyp":  # HEIC/AVIF: a 10- or 12-bit HEIC keeps its depth; a deep AVIF says it does not
+        picture = heif.decode_deep(p, data)
+        if picture is not None:
+            return picture, None
+        bits = heif.deep_avif_bits(data)
+        if bits:
+            log.warning(
+                "%s: a %d-bit AVIF is read as 8 bits per channel (the AVIF decoder here gives 8); "
+                "for all its depth, export it as a 16-bit PNG or TIFF",
+                p.name,
+                bits,
+            )
     if tiff.is_tiff(data):  # float, 32-bit, 16-bit gray+alpha, CMYK+alpha, BigTIFF, thumbnail first: tifffile
         picture = tiff.decode(p, data)
         if picture is not None:
