@@ -939,3 +939,20 @@ def test_a_10_bit_heic_keeps_its_depth(tmp_path: Path) -> None:
     out = tmp_path / "deep.png"
     imageio.write_image(picture, out)
     assert imageio.read_image(out).bit_depth == 16
+
+
+def test_a_jpeg_damaged_mid_image_is_upscaled_with_a_warning(tmp_path: Path, caplog) -> None:
+    """Issue 33 item 7: a JPEG corrupt in the middle of its image data was upscaled without a word."""
+    good = tmp_path / "good.jpg"
+    Image.fromarray(corpus.photo(120, 160)).save(good, quality=90)
+    data = bytearray(good.read_bytes())
+    sos = data.index(b"\xff\xda")
+    mid = sos + (len(data) - sos) // 2
+    data[mid : mid + 100] = b"\x00" * 100
+    damaged = tmp_path / "damaged.jpg"
+    damaged.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", logger="mlrn_core.imageio"):
+        imageio.read_image(good)
+        assert "damaged" not in caplog.text  # a whole JPEG says nothing
+        imageio.read_image(damaged)
+    assert "damaged.jpg: its image data is damaged (libjpeg: Corrupt JPEG data" in caplog.text

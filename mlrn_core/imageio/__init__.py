@@ -44,6 +44,9 @@ import logging
 import os
 import re
 import struct
+import sys
+import tempfile
+import threading
 import warnings
 import zlib
 from collections.abc import Callable
@@ -530,6 +533,15 @@ def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.nd
             problem = _png_data_problem(data)
             if problem:
                 raise ImageIOError(p, problem)
+        if fmt == "jpg":  # libjpeg decodes damaged data into grey or garbled blocks, and only says so on stderr
+            damage = _jpeg_damage(data)
+            if damage:
+                log.warning(
+                    "%s: its image data is damaged (libjpeg: %s): parts of the picture may be grey or garbled; "
+                    "it is upscaled as decoded",
+                    p.name,
+                    damage,
+                )
         source_mode = img.mode
         frames = getattr(img, "n_frames", 1)
         if frames > 1:
@@ -614,6 +626,33 @@ def _decode(p: Path, data: bytes, display: bool = False) -> tuple[Picture, np.nd
         lossless_webp=fmt == "webp" and _webp_is_lossless(data),
     )
     return picture, shown
+
+
+_STDERR_LOCK = threading.Lock()  # one capture of the process's stderr at a time
+
+
+def _jpeg_damage(data: bytes) -> str | None:
+    """libjpeg's complaint about a JPEG's image data ('Corrupt JPEG data: 205 extraneous bytes before marker
+    0xd9', 'Premature end of JPEG file'), or None. Neither Pillow nor OpenCV reports these warnings, which
+    libjpeg prints on the C stderr: a reduced (1/8 scale, gray) decode runs with that stream captured."""
+    try:
+        with _STDERR_LOCK, tempfile.TemporaryFile() as capture:
+            sys.stderr.flush()
+            saved = os.dup(2)
+            try:
+                os.dup2(capture.fileno(), 2)
+                cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            capture.seek(0)
+            text = capture.read(4096).decode("utf-8", "replace")
+    except OSError:  # no stderr to capture (a windowed app on some systems): nothing to say
+        return None
+    lines = [
+        line.strip() for line in text.splitlines() if "JPEG" in line and ("Corrupt" in line or "Premature" in line)
+    ]
+    return lines[0] if lines else None
 
 
 _SRGB_GAMMA = 1 / 2.2  # gAMA's value for sRGB-like files (0.45455)
