@@ -29,11 +29,12 @@ from app.pyramid import Pyramid
 from app.render import VisibleRegion
 from app.viewer import ViewerImage
 from app.worker import JobRunner, LoadedImage, RenderJob, RenderRequest, RenderSpec, SaveJob, SaveRequest
-from mlrn_core import auto
+from mlrn_core import auto, memory
 from mlrn_core.batch import output_folder_problem
 from mlrn_core.imageio import (
     RAW_ADVICE,
     SUPPORTED_EXTENSIONS,
+    declared_size,
     is_camera_raw,
     is_readable,
     raw,
@@ -311,6 +312,8 @@ class RenderSession(QObject):
             return
         if loaded is not None and not needed:
             return
+        if loaded is None and not self._fits_in_memory(self.paths[self.index]):
+            return
         self._start_render_job(
             RenderRequest(
                 path=self.paths[self.index],
@@ -323,6 +326,26 @@ class RenderSession(QObject):
                 visible=self.visible,
             )
         )
+
+    def _fits_in_memory(self, path: Path) -> bool:
+        """Whether the picture at ``path`` and its views fit in the memory free now (from its header, before
+        anything is read); if not, says so on both sides and in the list, and nothing starts."""
+        declared = declared_size(path)
+        if declared is None:
+            return True
+        width, height, alpha = declared
+        scale = self.settings.scale
+        problem = memory.shortfall(memory.view_bytes(width, height, scale, alpha), width, height, scale)
+        if problem is None:
+            return True
+        message = f"Not opened: '{path.name}': {problem}"
+        self.error.emit(message)
+        self.load_failed.emit(path, message)
+        for image in self._images.values():
+            image.base, image.overlay, image.pending, image.progress = None, None, False, ""
+            image.message = message
+        self.repaint.emit()
+        return False
 
     def save(self, target: Path, fmt: str, quality: int | None, bit_depth: int, overwrite: bool = False) -> bool:
         """Save the MLRN result of the current image to ``target`` now, or once its render has finished.

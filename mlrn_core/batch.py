@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mlrn_core import atomic, imageio, tiling
+from mlrn_core import atomic, imageio, memory, tiling
 from mlrn_core.auto import AutoChoice, ModelCache, choose_model, is_auto, photo_name
 from mlrn_core.imageio import ImageIOError, Picture
 from mlrn_core.registry import ModelError
@@ -834,6 +834,13 @@ def _run_work(
     def read(job: _Job) -> Picture:
         t0 = time.monotonic()
         try:
+            declared = imageio.declared_size(job.item.source)
+            if declared is not None:  # before the picture takes its memory: will it and its output fit?
+                width, height, alpha = declared
+                need = memory.upscale_bytes(width, height, options.scale, alpha)
+                problem = memory.shortfall(need, width, height, options.scale)
+                if problem:
+                    raise ImageIOError(job.item.source, problem)
             with capture.collecting(job.warnings):
                 return imageio.read_image(job.item.source, options.raw_colour)
         finally:

@@ -1079,3 +1079,25 @@ def test_app_opens_a_raw_file_shows_its_preview_first_and_saves_a_16_bit_tiff(
     dialog_opened = window.open_batch_export([dng])
     assert dialog_opened and window._batch_dialog.options().raw_colour == "prophoto"
     window._batch_dialog.close()
+
+
+def test_app_says_before_opening_a_picture_that_needs_more_memory_than_is_free(
+    qtbot, tiny_model, window, home, photo, monkeypatch
+):
+    """Issue 33 item 6: the app opened a 400 MP gray PNG and peaked at 7.1 GB with no word. With little free
+    memory, a 2000 x 2000 picture is not read at all, the views and the list say why, and a small one opens."""
+    from mlrn_core import memory
+
+    big = home / "big.png"
+    Image.fromarray(np.zeros((2000, 2000), np.uint8)).save(big)
+    started = []
+    with monkeypatch.context() as m:
+        m.setattr(memory, "available_bytes", lambda: 200 << 20)
+        m.setattr(window.session, "_start_render_job", lambda request: started.append(request))
+        window.open_paths([big])
+    assert started == []
+    assert "Not opened: 'big.png': upscaling this 2000 x 2000 picture x2 needs about" in window.messages.current
+    assert "GB are free" in window.right_image.message
+    with qtbot.waitSignal(window.image_shown, timeout=RENDER_TIMEOUT_MS):
+        window.open_paths([photo])
+    _wait_right_done(qtbot, window)

@@ -956,3 +956,32 @@ def test_a_jpeg_damaged_mid_image_is_upscaled_with_a_warning(tmp_path: Path, cap
         assert "damaged" not in caplog.text  # a whole JPEG says nothing
         imageio.read_image(damaged)
     assert "damaged.jpg: its image data is damaged (libjpeg: Corrupt JPEG data" in caplog.text
+
+
+# ------------------------------------------------------ memory a valid picture needs: told before the work starts
+
+
+def test_a_picture_that_needs_more_memory_than_is_free_fails_alone_before_it_is_read(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 33 item 6: a valid 20000 x 20000 gray PNG (450 KB) peaked at 7.1 GB with no warning. Here the
+    free memory is made small instead: a 2000 x 2000 picture needs ~160 MB at x2, a 20 x 16 one ~64 MB."""
+    from mlrn_core import memory
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(np.zeros((2000, 2000), np.uint8)).save(folder / "big.png")
+    small_folder(folder, ("small.png",))
+    monkeypatch.setattr(memory, "available_bytes", lambda: 100 << 20)
+    out = tmp_path / "out"
+    options = BatchOptions(model=str(model_file), device="cpu")
+    summary = run_batch(plan_batch([folder], out, options), options, registry.load_model(str(model_file), 2))
+    failed = {r.item.source.name: r.error for r in summary.results if r.status == batch.FAILED}
+    assert list(failed) == ["big.png"]
+    assert "2000 x 2000 picture x2 needs about 0.2 GB of memory, and 0.1 GB are free" in failed["big.png"]
+    assert [p.name for p in out.iterdir() if p.suffix == ".png"] == ["small_x2.png"]
+    # the model behind it: the decoded float picture and the uint8 output, plus bounded working memory
+    assert memory.upscale_bytes(20000, 20000, 2) > 9.6e9 and memory.view_bytes(100, 100, 2) > memory.upscale_bytes(
+        100, 100, 2
+    )
+    assert memory.shortfall(50 << 20, 10, 10, 2) is None  # what fits in the free memory starts

@@ -333,6 +333,24 @@ def read_image_for_display(path: str | os.PathLike[str], raw_colour: str = "srgb
     return _read_image(path, display=True, raw_colour=raw_colour)
 
 
+def declared_size(path: str | os.PathLike[str]) -> tuple[int, int, bool] | None:
+    """(width, height, has alpha) of the picture a file's header declares, nothing decoded; None when the
+    header does not say (camera RAW, a file that is not a picture): the reader then says what it is."""
+    p = Path(path)
+    if is_camera_raw(p) or not_a_regular_file(p):
+        return None
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(_HEAD_BYTES)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(head), formats=_PIL_OPEN_FORMATS) as img:
+                alpha = "A" in img.getbands() and img.mode != "LAB" or "transparency" in img.info
+                return img.width, img.height, alpha
+    except Exception:  # noqa: BLE001 - a header beyond the first megabytes, or no picture at all
+        return None
+
+
 #: Files up to this size are read whole without a second look; a bigger one must have the pixels to match.
 _BIG_FILE_BYTES = 64 << 20
 _HEAD_BYTES = 4 << 20  # where the header of every format we read sits (EXIF and ICC before the frame)
