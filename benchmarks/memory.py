@@ -11,7 +11,9 @@ The network's activations are per tile, so the memory does not depend on its wei
 small random MLRN (``--features 8 --blocks 1``) keeps a 48 MP x4 run to minutes on a laptop CPU;
 ``--real`` uses the shipped model instead (same memory, much slower).
 
-Usage: ``python benchmarks/memory.py [--megapixels 6 24 48] [--scales 2 4] [--format jpg] [--real]``.
+Usage: ``python benchmarks/memory.py [--megapixels 6 24 48] [--scales 2 4] [--format jpg] [--real]``;
+``--gray-side 20000`` measures one 20000 x 20000 gray PNG instead (issue 33). Each row also gives what
+:func:`mlrn_core.memory.upscale_bytes` predicts, the figure the batch compares with the free memory.
 """
 
 from __future__ import annotations
@@ -54,6 +56,18 @@ def make_jpeg(path: Path, megapixels: float) -> tuple[int, int]:
     return w, h
 
 
+def make_gray_png(path: Path, side: int) -> tuple[int, int]:
+    """A side x side 8-bit gray PNG that compresses to almost nothing (a 20000^2 one is a few hundred KB):
+    a flat field with a grid of lines, the issue's 'valid 20000x20000 gray PNG under the pixel limit'."""
+    import numpy as np
+
+    img = np.full((side, side), 96, np.uint8)
+    img[::64, :] = 200
+    img[:, ::64] = 40
+    cv2.imwrite(str(path), img, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return side, side
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--megapixels", type=float, nargs="+", default=[6, 24, 48])
@@ -64,18 +78,27 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--gray-side", type=int, help="instead of camera JPEGs: one SIDE x SIDE gray PNG (e.g. 20000, 400 MP)"
+    )
     args = ap.parse_args()
 
-    from mlrn_core import registry
+    from mlrn_core import memory, registry
     from mlrn_core.model import MLRN
 
     rows = []
     print(json.dumps({"loadavg_start": os.getloadavg(), "real_model": args.real, "format": args.format}), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for mp in args.megapixels:
-            src = tmp / f"in{mp:g}.jpg"
-            w, h = make_jpeg(src, mp)
+        inputs = [args.gray_side * args.gray_side / 1e6] if args.gray_side else args.megapixels
+        for mp in inputs:
+            if args.gray_side:
+                src = tmp / f"gray{args.gray_side}.png"
+                w, h = make_gray_png(src, args.gray_side)
+                print(json.dumps({"input": src.name, "bytes": src.stat().st_size}), flush=True)
+            else:
+                src = tmp / f"in{mp:g}.jpg"
+                w, h = make_jpeg(src, mp)
             for scale in args.scales:
                 if args.real:
                     model = f"mlrn-x{scale}"
@@ -121,18 +144,23 @@ def main() -> None:
                     "input_float_gb": round(in_float / 2**30, 2),
                     "rest_gb": round((hwm - out_bytes - in_float) / 2**30, 2),
                     "float32_output_would_be_gb": round(out_bytes * 4 / 2**30, 2),
+                    # what mlrn_core.memory tells the batch it will add, to compare with the peak
+                    "predicted_gb": round(memory.upscale_bytes(w, h, scale) / 2**30, 2),
                 }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 out.unlink(missing_ok=True)
             src.unlink()
-    print("\n| input | scale | peak RSS | output (uint8) | input (float32) | rest | a float32 output alone | time |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| input | scale | peak RSS | output (uint8) | input (float32) | rest | a float32 output alone "
+        "| predicted need | time |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['megapixels']:g} MP ({r['size']}) | x{r['scale']} | {r['peak_gb']} GiB | {r['output_gb']} GiB | "
             f"{r['input_float_gb']} GiB | {r['rest_gb']} GiB | {r['float32_output_would_be_gb']} GiB | "
-            f"{r['seconds']} s |"
+            f"{r['predicted_gb']} GiB | {r['seconds']} s |"
         )
     result = {"rows": rows, "loadavg_end": os.getloadavg()}
     print(json.dumps(result))
