@@ -32,8 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mlrn_core import validation  # noqa: E402
 from mlrn_core.trainer import TrainConfig, Trainer, ValidationEvent  # noqa: E402
+from release import validation  # noqa: E402
 
 SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
 TRAIN_SETS = validation.TRAIN_SETS  # the data train_weights.py trains on

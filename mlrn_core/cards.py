@@ -3,7 +3,7 @@ Markdown table renderer every model card uses (:func:`markdown_table`).
 
 ``mlrn train --save-as`` writes the trainer's card; the wizard writes the same card with its hold-out
 tables and verdict added (:class:`CardTable`, ``notes``). The shipped models' cards (``resources/models``,
-written by ``scripts/train_weights.py``) have their own builder, :mod:`mlrn_core.shipped_cards`.
+written by ``scripts/train_weights.py``) have their own builder, :mod:`release.cards`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ same way, from the photo model or else the paper model, on LR inputs made by the
 (:data:`mlrn_core.data.CAMERA`: blur, bicubic or area downscale, noise, 4:2:0 JPEG q70-98).
 
 Selection is honest: the best checkpoint is picked on a fixed validation split carved out of the
-training photographs (:mod:`mlrn_core.validation`, ten 480 px crops of OpenPhotos, never trained on;
+training photographs (:mod:`release.validation`, ten 480 px crops of OpenPhotos, never trained on;
 degraded with a fixed seed for the photo models). A round is installed into ``resources/models``, with
 its model card, only if it beats the shipped model on that split *and* is not worse on Set14 (more
 than 0.02 dB). Set5 and Set14 are only reported. It never starts over from scratch when weights exist,
@@ -46,8 +46,8 @@ SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"
 CAMPAIGNS = REPO / "training"  # long runs that span sessions (committed: the work tree is new every session)
 SET14_TOLERANCE = 0.02  # dB: a round may not lose more than this on Set14 (rounding and tiling noise)
 
-from mlrn_core.shipped_cards import PHOTO_TABLE, credits, model_name, shipped_card, validation_curve  # noqa: E402 (after sys.path)
-from mlrn_core.validation import TRAIN_SETS  # noqa: E402
+from release.cards import PHOTO_TABLE, credits, model_name, shipped_card, validation_curve  # noqa: E402 (after sys.path)
+from release.validation import TRAIN_SETS  # noqa: E402
 
 
 def probe_steps_per_s(device: str, batch: int, patch: int, scale: int, image_skip: bool) -> float:
@@ -97,7 +97,7 @@ def degradation_for(photo: bool):
 
 
 def val_split(runs: Path) -> tuple[Path, list[Path]]:
-    from mlrn_core.validation import validation_split
+    from release.validation import validation_split
 
     return validation_split(SHARED / "train" / "OpenPhotos", runs / "valsplit")
 
@@ -147,7 +147,7 @@ def card_text(
     paper_results: dict | None = None,
     events: Path | None = None,
 ) -> str:
-    """The shipped model's card (:func:`mlrn_core.shipped_cards.shipped_card`), with the photo models found in
+    """The shipped model's card (:func:`release.cards.shipped_card`), with the photo models found in
     ``resources/models``, the credits of ``train/OpenPhotos/SOURCES.md`` and the validation curve of the last
     round's ``events`` file (``events.jsonl``), if given and there."""
     rows = []

@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mlrn_core.shipped_cards import curve_table, validation_curve  # noqa: E402
+from release.cards import curve_table, validation_curve  # noqa: E402
 
 
 def main() -> None:

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from mlrn_core import validation
 from mlrn_core.data import CAMERA, Degradation, PatchSampler, jpeg_roundtrip, load_pairs
 from mlrn_core.evaluate import parse_degradation
 from mlrn_core.metrics import degrade, psnr_y, rgb_to_y
 from mlrn_core.trainer import TrainConfig, Trainer, ValidationEvent
+from release import validation
 from tests.helpers import textured_image, write_png_folder
 
 

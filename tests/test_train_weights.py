@@ -1,5 +1,5 @@
 """scripts/train_weights.py without training or benchmarking: which round it ships (``should_install``, and
-``install`` acting on it), the shipped models' cards (:mod:`mlrn_core.shipped_cards`) and ``metrics_of``.
+``install`` acting on it), the shipped models' cards (:mod:`release.cards`) and ``metrics_of``.
 
 The result dicts below have the shape ``measure`` returns; the functions under test format and decide, they
 do not measure, so the figures are written out (realistic x2 values)."""
@@ -15,7 +15,7 @@ import pytest
 from mlrn_core import registry
 from mlrn_core.auto import PAPER_FROM_JPEG_QUALITY
 from mlrn_core.cards import markdown_table
-from mlrn_core.shipped_cards import credits, shipped_card
+from release.cards import credits, shipped_card
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -560,7 +560,7 @@ def test_install_run_installs_a_run_as_the_scale_it_was_trained_at(repo, tmp_pat
 
 
 def test_the_card_shows_the_validation_curve_against_total_training_hours():
-    from mlrn_core.shipped_cards import curve_table, validation_curve
+    from release.cards import curve_table, validation_curve
 
     history = [dict(PAPER_HISTORY[0], minutes=60.0, steps=1000), dict(PAPER_HISTORY[1], minutes=30.0, steps=400)]
     events = [{"event": "step", "step": s, "elapsed_s": s * 4.5} for s in range(0, 401, 10)] + [

@@ -19,7 +19,7 @@ from pathlib import Path
 from mlrn_core.auto import PAPER_FROM_JPEG_QUALITY
 from mlrn_core.cards import markdown_table
 from mlrn_core.data import CAMERA
-from mlrn_core.validation import DESCRIPTION
+from release.validation import DESCRIPTION
 
 PHOTO_TABLE = ("none", "jpeg:95", "jpeg:85", "jpeg:75")  # the photo models' Set14 table
 PAPER = {  # the MLRN paper's Table 2: PSNR, SSIM
