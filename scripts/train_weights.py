@@ -383,6 +383,27 @@ def body_with_upsampler(body: Path, upsampler: Path, out: Path) -> Path:
     return registry.atomic_torch_save(registry.make_model_payload(u.hparams, state, info), out)
 
 
+def portable_config(folder: Path) -> None:
+    """Rewrite a run's ``config.json`` (a record: a resumed campaign takes its paths from this machine) with the
+    paths inside the repository or beside it (``../shared``) relative to the repository, so a committed record
+    names no machine's folders. Other paths (a user's photos elsewhere) stay as they are."""
+    file = folder / "config.json"
+    if not file.exists():
+        return
+    config = json.loads(file.read_text())
+    repo = REPO.resolve()
+
+    def relative(value):
+        if isinstance(value, str) and os.path.isabs(value):
+            path = Path(value).resolve()
+            if path.is_relative_to(repo.parent):
+                return os.path.relpath(path, repo)
+        return value
+
+    config = {k: [relative(x) for x in v] if isinstance(v, list) else relative(v) for k, v in config.items()}
+    file.write_text(json.dumps(config, indent=2) + "\n")
+
+
 def run_key(run: Path) -> str:
     """How the training history names a run: its folder relative to the repository (else its full path)."""
     path = run.resolve()
@@ -755,6 +776,7 @@ def main() -> None:
         )
         trainer.pause_on_signals()  # kill -USR1 / -USR2: pause / resume (paused time is not counted)
         fin = trainer.run()
+        portable_config(out)
         if not args.campaign or (cfg.max_steps is not None and fin.step >= cfg.max_steps):
             (out / "finished").write_text(f"{fin.elapsed_s:.1f}\n")
         minutes = fin.elapsed_s / 60 if fin.elapsed_s else (time.perf_counter() - t0) / 60

@@ -605,3 +605,28 @@ def test_the_card_shows_the_validation_curve_against_total_training_hours():
         2, False, results(val=36.4, set14=33.0), history, HPARAMS, photo_model_shipped=True, credit_lines=()
     )
     assert "## Validation against training hours" not in bare
+
+
+def test_a_committed_run_record_names_no_machine_folders(tmp_path, monkeypatch):
+    """Issue 35, item 2: training/*/config.json held the absolute paths of the machine that trained."""
+    repo = tmp_path / "work" / "main"
+    monkeypatch.setattr(tw, "REPO", repo)
+    run = repo / "training" / "mlrn-x2-campaign"
+    run.mkdir(parents=True)
+    shared = str(tmp_path / "work" / "shared" / "data" / "train" / "T91")
+    (run / "config.json").write_text(
+        json.dumps(
+            {
+                "data": [shared, "/elsewhere/photos"],
+                "out": str(run),
+                "val": [str(repo / "runs" / "valsplit" / "openphotos-val10")],
+                "init": None,
+                "scale": 2,
+            }
+        )
+    )
+    tw.portable_config(run)
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"] == ["../shared/data/train/T91", "/elsewhere/photos"]
+    assert config["out"] == "training/mlrn-x2-campaign" and config["val"] == ["runs/valsplit/openphotos-val10"]
+    assert config["init"] is None and config["scale"] == 2
