@@ -158,10 +158,10 @@ def add_upscale_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPars
     p.add_argument(
         "--precision",
         default="auto",
-        choices=("auto", "fp32", "bf16", "fp16"),  # tiling.PRECISIONS (tiling is imported lazily, with torch)
+        choices=("auto", "fp32", "bf16", "fp16", "openvino"),  # tiling.PRECISIONS (imported lazily, with torch)
         help="number precision of the network: auto (bf16 on CPUs with native bf16 kernels, about 2.5x "
-        "faster at the same PSNR; fp16 on CUDA; fp32 elsewhere), fp32 (exact), bf16, fp16 (GPU only) "
-        "(default: auto)",
+        "faster at the same PSNR; fp16 on CUDA; fp32 elsewhere), fp32 (exact), bf16, fp16 (GPU only), openvino "
+        "(fp32 through OpenVINO on the CPU, faster on CPUs without bf16; pip install openvino) (default: auto)",
     )
     p.add_argument(
         "--tile",

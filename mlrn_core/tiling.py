@@ -40,7 +40,7 @@ MIN_TILE = 32
 
 #: Inference precisions: "auto" is the fastest one measured to keep quality on the device (see
 #: :func:`resolve_precision`); the others force it.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "openvino")  # openvino: OpenVINO's fp32 on the CPU (issue 31)
 
 #: Upscaling qualities: "normal" runs each tile through the network once; "best" is the geometric
 #: self-ensemble (Lim et al., EDSR, 2017): the tile in its 8 flips and rotations, each result turned back
@@ -213,6 +213,13 @@ def resolve_precision(device: torch.device, precision: str | None = "auto") -> s
         return "fp32"
     if p == "fp16" and device.type == "cpu":
         raise ValueError("fp16 is for GPUs; on a CPU use bf16 (fast where the CPU supports it) or fp32")
+    if p == "openvino":
+        from mlrn_core import openvino_backend
+
+        if device.type != "cpu":
+            raise ValueError(f"precision openvino runs on the CPU, not on {device.type}: choose the CPU device")
+        if not openvino_backend.available():
+            raise ValueError(openvino_backend.INSTALL_ADVICE)
     return p
 
 
@@ -243,7 +250,12 @@ class TileRunner:
         self.half = self.precision == "fp16"
         self._weights_dtype = None
         self._autocast = None
-        if device.type == "cpu":
+        self._openvino = None
+        if self.precision == "openvino":  # the network converted (once, cached) and compiled by OpenVINO
+            from mlrn_core.openvino_backend import OpenVinoNetwork
+
+            self._openvino = OpenVinoNetwork(model)
+        elif device.type == "cpu":
             if self.precision == "bf16":
                 self._autocast = torch.bfloat16
         elif self.precision != "fp32":
@@ -267,6 +279,8 @@ class TileRunner:
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """One pass of an NCHW batch at this runner's precision and layout; float32 out, not clamped."""
+        if self._openvino is not None:
+            return torch.from_numpy(self._openvino(x.numpy()))
         if self._weights_dtype is not None:
             x = x.to(self._weights_dtype)
         if self.channels_last:

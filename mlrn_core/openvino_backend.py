@@ -1,0 +1,100 @@
+"""OpenVINO as a second inference backend for the tiles (issue 31): fast on ordinary x86 CPUs without bf16.
+
+The network (a built-in model or any user model) is converted once to OpenVINO's IR with a dynamic tile
+height and width, and cached in the per-user cache folder under a key made of its weights, its
+hyper-parameters and the OpenVINO version: a second run only loads it. The compiled network runs in fp32
+(``INFERENCE_PRECISION_HINT`` f32), so it gives PyTorch fp32's pictures (``tests/test_openvino.py`` checks
+it); :class:`mlrn_core.tiling.TileRunner` uses it for precision "openvino", behind the same interface as
+PyTorch, so tiling, blending, cancel, progress, quality "best", batch and the app do not change.
+
+``openvino`` is an optional dependency (``pip install -e ".[fast]"``, about 180 MB installed); without it
+the precision is refused with that advice.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mlrn_core import paths
+
+log = logging.getLogger(__name__)
+
+INSTALL_ADVICE = 'OpenVINO is not installed: pip install openvino (or: pip install -e ".[fast]")'
+
+
+def available() -> bool:
+    """True when the ``openvino`` package can be imported."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def model_key(model: torch.nn.Module) -> str:
+    """A name for the converted network: its weights, its hyper-parameters and the OpenVINO version."""
+    import openvino as ov
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    hparams = getattr(model, "hparams", None) or {"class": type(model).__name__, "scale": getattr(model, "scale", 0)}
+    digest.update(json.dumps(hparams, sort_keys=True, default=str).encode())
+    digest.update(ov.get_version().encode())
+    return digest.hexdigest()[:24]
+
+
+def cache_folder() -> Path:
+    return paths.cache_dir() / "openvino"
+
+
+class OpenVinoNetwork:
+    """The network compiled by OpenVINO for ``device`` ("CPU"), called on float32 NCHW arrays."""
+
+    def __init__(self, model: torch.nn.Module, device: str = "CPU", threads: int | None = None) -> None:
+        if not available():
+            raise ValueError(INSTALL_ADVICE)
+        import openvino as ov
+
+        self.key = model_key(model)
+        xml = cache_folder() / f"{self.key}.xml"
+        self.converted = not xml.exists()
+        if self.converted:
+            _convert(model, xml)
+        core = ov.Core()
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if device.upper() == "CPU":
+            config["INFERENCE_NUM_THREADS"] = int(threads or torch.get_num_threads())
+        self.compiled = core.compile_model(str(xml), device.upper(), config)
+        self.request = self.compiled.create_infer_request()
+        self.device = device.upper()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """float32 NCHW (one tile) -> the network's float32 NCHW output, not clamped."""
+        self.request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})
+        return np.array(self.request.get_output_tensor(0).data, dtype=np.float32, copy=True)
+
+
+def _convert(model: torch.nn.Module, xml: Path) -> None:
+    """Convert ``model`` to IR at ``xml`` (and its .bin), written under temporary names and renamed when whole,
+    so a run killed meanwhile or a second process converting too never leaves half a file under the name."""
+    import openvino as ov
+
+    xml.parent.mkdir(parents=True, exist_ok=True)
+    net = copy.deepcopy(model).float().cpu().eval()  # the caller's network stays where and as it is
+    with torch.no_grad():
+        ir = ov.convert_model(net, example_input=torch.rand(1, 3, 48, 48), input=[(1, 3, -1, -1)])
+    tmp = xml.with_name(f".{xml.stem}.{os.getpid()}.part.xml")
+    ov.save_model(ir, str(tmp), compress_to_fp16=False)
+    os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
+    os.replace(tmp, xml)
+    log.info("converted the network to OpenVINO IR: %s", xml)
