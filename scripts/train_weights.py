@@ -326,8 +326,11 @@ def recard(scale: int, photo: bool, device, valdir: Path) -> None:
     history_file = records_dir() / f"{name}.history.json"
     history = json.loads(history_file.read_text()) if history_file.exists() else []
     mf = registry.read_model_file(shipped)
-    info = dict(mf.info, name=name, metrics=metrics_of(results, photo))
-    registry.atomic_torch_save(registry.make_model_payload(mf.hparams, mf.state_dict, info), shipped)
+    metrics = metrics_of(results, photo)
+    if mf.info.get("metrics") != metrics or mf.info.get("name") != name:
+        # only when the figures changed: every new version of a weights file is paid for by every clone
+        info = dict(mf.info, name=name, metrics=metrics)
+        registry.atomic_torch_save(registry.make_model_payload(mf.hparams, mf.state_dict, info), shipped)
     card = card_text(scale, photo, results, history, mf.hparams, paper_results, records_dir() / f"{name}.events.jsonl")
     (models_dir / f"{name}.md").write_text(card)
     print(f"{name}: card rewritten ({json.dumps(results)})", flush=True)

@@ -630,3 +630,19 @@ def test_a_committed_run_record_names_no_machine_folders(tmp_path, monkeypatch):
     assert config["data"] == ["../shared/data/train/T91", "/elsewhere/photos"]
     assert config["out"] == "training/mlrn-x2-campaign" and config["val"] == ["runs/valsplit/openphotos-val10"]
     assert config["init"] is None and config["scale"] == 2
+
+
+def test_recard_rewrites_the_card_but_the_weights_file_only_when_its_figures_change(repo, tmp_path, monkeypatch):
+    """Every new version of a shipped weights file costs every clone: a recard with the same figures keeps it."""
+    monkeypatch.setattr(tw, "measure", lambda model, scale, device, valdir, photo: results(val=33.30, set14=32.79))
+    run = _run_with_model(tmp_path / "run1")
+    assert tw.install(run, 2, False, "round", "cpu", 12.0, 150, "mlrn-x2.pt", tmp_path, hardware="CPU")["installed"]
+    weights, card = repo / "mlrn-x2.pt", repo / "mlrn-x2.md"
+    before = weights.read_bytes()
+    card.write_text("an old card\n")
+    tw.recard(2, False, "cpu", tmp_path)
+    assert weights.read_bytes() == before and card.read_text().startswith("# mlrn-x2")
+    monkeypatch.setattr(tw, "measure", lambda model, scale, device, valdir, photo: results(val=33.31, set14=32.80))
+    tw.recard(2, False, "cpu", tmp_path)
+    assert weights.read_bytes() != before
+    assert registry.read_model_file(weights).info["metrics"]["set14_psnr"] == 32.80
