@@ -204,3 +204,17 @@ def test_best_quality_is_chosen_with_its_cost_and_writes_the_self_ensemble(
     rgb = np.asarray(Image.open(src / "a.png"), dtype=np.float32) / 255
     expected = tiling.upscale_array(net, rgb, device="cpu", ensemble=True, dtype=np.uint8)
     np.testing.assert_array_equal(np.asarray(Image.open(out / "a_x2.png")), expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_the_preview_of_a_folder_with_a_fifo_does_not_freeze_the_dialog(qtbot, tmp_path: Path, model_file: Path):
+    """Issue 33 item 4: planning opened a FIFO named like an image and waited forever on the GUI thread."""
+    import time
+
+    src = photos(tmp_path / "in", ("a.png",))
+    os.mkfifo(src / "pipe.png")
+    t0 = time.monotonic()
+    dlg = make_dialog(qtbot, [src], tmp_path / "out", model_file)
+    assert time.monotonic() - t0 < 10
+    rows = {dlg.preview_table.item(r, 0).text(): r for r in range(dlg.preview_table.rowCount())}
+    assert any("pipe.png" in name for name in rows) and "1 unsupported" in dlg.plan_label.text()
