@@ -327,13 +327,19 @@ def recard(scale: int, photo: bool, device, valdir: Path) -> None:
     history = json.loads(history_file.read_text()) if history_file.exists() else []
     mf = registry.read_model_file(shipped)
     metrics = metrics_of(results, photo)
-    if mf.info.get("metrics") != metrics or mf.info.get("name") != name:
+    if not same_figures(mf.info.get("metrics") or {}, metrics) or mf.info.get("name") != name:
         # only when the figures changed: every new version of a weights file is paid for by every clone
         info = dict(mf.info, name=name, metrics=metrics)
         registry.atomic_torch_save(registry.make_model_payload(mf.hparams, mf.state_dict, info), shipped)
     card = card_text(scale, photo, results, history, mf.hparams, paper_results, records_dir() / f"{name}.events.jsonl")
     (models_dir / f"{name}.md").write_text(card)
     print(f"{name}: card rewritten ({json.dumps(results)})", flush=True)
+
+
+def same_figures(old: dict, new: dict, tolerance: float = 5e-4) -> bool:
+    """Whether two metrics dicts say the same (the same keys, each within ``tolerance``: an older install
+    rounded to 3 decimals where a re-measure keeps 4)."""
+    return set(old) == set(new) and all(abs(float(old[k]) - float(new[k])) <= tolerance for k in new)
 
 
 def metrics_of(results: dict, photo: bool) -> dict:

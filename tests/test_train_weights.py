@@ -642,6 +642,10 @@ def test_recard_rewrites_the_card_but_the_weights_file_only_when_its_figures_cha
     card.write_text("an old card\n")
     tw.recard(2, False, "cpu", tmp_path)
     assert weights.read_bytes() == before and card.read_text().startswith("# mlrn-x2")
+    # a figure stored with 3 decimals by an older install, re-measured with 4: the same figure
+    monkeypatch.setattr(tw, "measure", lambda model, scale, device, valdir, photo: results(val=33.3004, set14=32.79))
+    tw.recard(2, False, "cpu", tmp_path)
+    assert weights.read_bytes() == before
     monkeypatch.setattr(tw, "measure", lambda model, scale, device, valdir, photo: results(val=33.31, set14=32.80))
     tw.recard(2, False, "cpu", tmp_path)
     assert weights.read_bytes() != before
