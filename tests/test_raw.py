@@ -192,3 +192,11 @@ def test_the_command_line_develops_into_the_colour_space_asked_for(tmp_path: Pat
     assert "Adobe RGB" in ImageCms.getProfileDescription(profile)
     with pytest.raises(ValueError, match="RAW colour space"):
         BatchOptions(raw_colour="rec2020")
+    # x4 as well: a 16-bit TIFF four times the development's size
+    x4 = registry.save_model(tmp_path / "tiny-x4.pt", tiny_model(4), info={})
+    assert (
+        main(["upscale", str(dng), "-s", "4", "--model", str(x4), "--device", "cpu", "-o", str(tmp_path / "x4.tif")])
+        == 0
+    )
+    big = imageio.read_image(tmp_path / "x4.tif")
+    assert (big.width, big.height, big.bit_depth) == (384, 256, 16) and big.icc_profile
