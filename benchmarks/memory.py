@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--features", type=int, default=8)
     ap.add_argument("--blocks", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--tile", type=int, default=0, help="tile size in input pixels (default: the CLI's automatic)")
     ap.add_argument("--json", type=Path)
     ap.add_argument(
         "--gray-side", type=int, help="instead of camera JPEGs: one SIDE x SIDE gray PNG (e.g. 20000, 400 MP)"
@@ -125,6 +126,8 @@ def main() -> None:
                 ]
                 if args.threads:
                     cmd += ["--threads", str(args.threads)]
+                if args.tile:
+                    cmd += ["--tile", str(args.tile)]
                 t = time.perf_counter()
                 proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
                 wall = time.perf_counter() - t
