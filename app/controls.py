@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.render import INTERACTIVE_CPU_TILE, TILE_CHOICES
-from mlrn_core import auto, model_summary, openvino_backend, paths
+from mlrn_core import auto, model_summary, paths
 from mlrn_core.registry import ModelEntry
 from mlrn_core.tiling import QUALITIES, device_label, pick_device, quality_label, quality_note, resolve_precision
 
@@ -98,8 +98,6 @@ def precision_choices() -> list[tuple[str, str]]:
     choices = [("auto", f"Auto: {auto}"), ("fp32", "fp32 (exact, slower)"), ("bf16", "bf16")]
     if gpu:
         choices.append(("fp16", "fp16 (GPU)"))
-    if openvino_backend.available():
-        choices.append(("openvino", "OpenVINO fp32 (CPU)"))
     return choices
 
 

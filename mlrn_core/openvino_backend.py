@@ -8,7 +8,10 @@ it); :class:`mlrn_core.tiling.TileRunner` uses it for precision "openvino", behi
 PyTorch, so tiling, blending, cancel, progress, quality "best", batch and the app do not change.
 
 ``openvino`` is an optional dependency (``pip install -e ".[fast]"``, about 180 MB installed); without it
-the precision is refused with that advice.
+the precision is refused with that advice. It is offered by ``mlrn upscale`` and Batch runs from the command
+line, not yet in the app: in a process that ran OpenVINO inference, PyTorch training then crashed
+(``tests/test_trainer.py`` after ``tests/test_openvino.py`` in one process; cause not found yet), and the app
+trains in its own process.
 """
 
 from __future__ import annotations
@@ -31,12 +34,10 @@ INSTALL_ADVICE = 'OpenVINO is not installed: pip install openvino (or: pip insta
 
 
 def available() -> bool:
-    """True when the ``openvino`` package can be imported."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """True when the ``openvino`` package is installed (found, not imported: loading it costs time and threads)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def model_key(model: torch.nn.Module) -> str:
@@ -84,17 +85,36 @@ class OpenVinoNetwork:
         return np.array(self.request.get_output_tensor(0).data, dtype=np.float32, copy=True)
 
 
+_CONVERT = r"""
+import sys, torch, openvino as ov
+from mlrn_core import registry
+net = registry.load_model(sys.argv[1], None).model.float().cpu().eval()
+with torch.no_grad():
+    ir = ov.convert_model(net, example_input=torch.rand(1, 3, 48, 48), input=[(1, 3, -1, -1)])
+ov.save_model(ir, sys.argv[2], compress_to_fp16=False)
+"""
+
+
 def _convert(model: torch.nn.Module, xml: Path) -> None:
-    """Convert ``model`` to IR at ``xml`` (and its .bin), written under temporary names and renamed when whole,
-    so a run killed meanwhile or a second process converting too never leaves half a file under the name."""
-    import openvino as ov
+    """Convert ``model`` to IR at ``xml`` (and its .bin) in a child process (the conversion traces the network
+    with TorchScript, whose state left in this process made later training crash), written under temporary
+    names and renamed when whole, so a run killed meanwhile or a second converting process never leaves half a
+    file under the name."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from mlrn_core import registry
 
     xml.parent.mkdir(parents=True, exist_ok=True)
-    net = copy.deepcopy(model).float().cpu().eval()  # the caller's network stays where and as it is
-    with torch.no_grad():
-        ir = ov.convert_model(net, example_input=torch.rand(1, 3, 48, 48), input=[(1, 3, -1, -1)])
     tmp = xml.with_name(f".{xml.stem}.{os.getpid()}.part.xml")
-    ov.save_model(ir, str(tmp), compress_to_fp16=False)
+    with tempfile.TemporaryDirectory() as folder:
+        weights = registry.save_model(Path(folder) / "model.pt", copy.deepcopy(model).float().cpu(), info={})
+        done = subprocess.run(
+            [sys.executable, "-c", _CONVERT, str(weights), str(tmp)], capture_output=True, text=True, check=False
+        )
+    if done.returncode != 0 or not tmp.exists():
+        raise ValueError(f"the network could not be converted for OpenVINO: {done.stderr.strip()[-500:]}")
     os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
     os.replace(tmp, xml)
     log.info("converted the network to OpenVINO IR: %s", xml)
