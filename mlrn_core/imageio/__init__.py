@@ -333,10 +333,20 @@ def read_image_for_display(path: str | os.PathLike[str], raw_colour: str = "srgb
     return _read_image(path, display=True, raw_colour=raw_colour)
 
 
-def declared_size(path: str | os.PathLike[str]) -> tuple[int, int, bool] | None:
-    """(width, height, has alpha) of the picture a file's header declares, nothing decoded; None when the
-    header does not say (camera RAW, a file that is not a picture): the reader then says what it is."""
-    p = Path(path)
+@dataclass(frozen=True)
+class _Header:
+    """What a picture file's header declares, read from its first megabytes with nothing decoded."""
+
+    width: int
+    height: int
+    bands: int
+    frames: int
+    alpha: bool
+
+
+def _read_header(p: Path) -> _Header | None:
+    """The header of the regular, non-RAW file ``p``, or None when its first megabytes do not hold one (a TIFF
+    whose directory is at its end, a file that is not a picture): the reader then says what it is."""
     if is_camera_raw(p) or not_a_regular_file(p):
         return None
     try:
@@ -345,10 +355,19 @@ def declared_size(path: str | os.PathLike[str]) -> tuple[int, int, bool] | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(head), formats=_PIL_OPEN_FORMATS) as img:
-                alpha = "A" in img.getbands() and img.mode != "LAB" or "transparency" in img.info
-                return img.width, img.height, alpha
-    except Exception:  # noqa: BLE001 - a header beyond the first megabytes, or no picture at all
+                bands = img.getbands()
+                frames = max(1, int(getattr(img, "n_frames", 1) or 1)) if img.format != "TIFF" else 1
+                alpha = "A" in bands and img.mode != "LAB" or "transparency" in img.info
+                return _Header(img.width, img.height, len(bands), frames, alpha)
+    except Exception:  # noqa: BLE001
         return None
+
+
+def declared_size(path: str | os.PathLike[str]) -> tuple[int, int, bool] | None:
+    """(width, height, has alpha) of the picture a file's header declares, nothing decoded; None when the
+    header does not say (camera RAW, a file that is not a picture): the reader then says what it is."""
+    header = _read_header(Path(path))
+    return (header.width, header.height, header.alpha) if header is not None else None
 
 
 #: Files up to this size are read whole without a second look; a bigger one must have the pixels to match.
@@ -362,18 +381,13 @@ def _more_bytes_than_pixels(p: Path) -> str | None:
     :data:`_BIG_FILE_BYTES` whose header parses are judged: any layout needs at most 8 bytes per sample."""
     try:
         size = os.stat(p).st_size
-        if size <= _BIG_FILE_BYTES or not_a_regular_file(p):
-            return None
-        with open(p, "rb") as fh:
-            head = fh.read(_HEAD_BYTES)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(head), formats=_PIL_OPEN_FORMATS) as img:
-                width, height, bands = img.width, img.height, len(img.getbands())
-                frames = max(1, int(getattr(img, "n_frames", 1) or 1)) if img.format != "TIFF" else 1
-    except Exception:  # noqa: BLE001 - a header beyond the head (a TIFF's directory at its end): read as before
+    except (OSError, ValueError):
         return None
-    most = width * height * max(bands, 1) * 8 * frames + _BIG_FILE_BYTES
+    header = _read_header(p) if size > _BIG_FILE_BYTES else None
+    if header is None:
+        return None
+    width, height = header.width, header.height
+    most = width * height * max(header.bands, 1) * 8 * header.frames + _BIG_FILE_BYTES
     if size <= most:
         return None
     return (
