@@ -24,7 +24,6 @@ import numpy as np
 
 from mlrn_core import imageio
 from mlrn_core.atomic import atomic_open
-from mlrn_core.imageio import jpeg_roundtrip
 from mlrn_core.metrics import degrade, modcrop
 
 log = logging.getLogger(__name__)
@@ -171,6 +170,17 @@ EVAL_SEED = 1234
 
 
 RESIZE_KINDS = ("bicubic", "area", "mixed")
+
+
+def jpeg_roundtrip(rgb: np.ndarray, quality: int, chroma_420: bool = True) -> np.ndarray:
+    """Encode a uint8 RGB image as JPEG in memory at ``quality`` (4:2:0 chroma unless told) and decode it again:
+    the JPEG step of :class:`Degradation` (OpenCV, which takes BGR)."""
+    sampling = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420 if chroma_420 else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), params)
+    if not ok:
+        raise RuntimeError(f"JPEG encoding failed at quality {quality}")
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
 
 
 @dataclass(frozen=True)

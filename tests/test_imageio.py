@@ -332,7 +332,7 @@ def test_16_bit_round_trip_is_exact(tmp_path: Path, ext: str, channels: int) -> 
 def test_multi_strip_tiff_reads_back_in_pillow_and_opencv(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, depth: int
 ) -> None:
-    monkeypatch.setattr(imageio, "_TIFF_STRIP_BYTES", 500)  # several strips, last one shorter
+    monkeypatch.setattr(imageio.encoders, "_TIFF_STRIP_BYTES", 500)  # several strips, last one shorter
     src = pattern16(31, 17) if depth == 16 else gradient_rgb8(31, 17)
     out = write_image(picture_from_array(src), tmp_path / f"strips{depth}.tif")
     assert len(Image.open(out).tag_v2[273]) > 3

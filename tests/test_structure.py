@@ -76,3 +76,15 @@ def test_atomic_writer_replaces_whole_or_leaves_the_old_file(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]  # no temporary file left
     with pytest.raises(ValueError, match="whole files"):
         atomic.atomic_open(target, "a").__enter__()
+
+
+def test_imageio_modules_stay_small_and_tiff_is_written_by_tifffile():
+    """Issue 35: the image I/O package has no module over 500 lines, and TIFF files are written by tifffile
+    (EXIF by libexiv2), not by bytes built here."""
+    sizes = {f.name: len(f.read_text(encoding="utf-8").splitlines()) for f in (REPO / "mlrn_core/imageio").glob("*.py")}
+    assert len(sizes) >= 8 and max(sizes.values()) <= 500, sizes
+    encoders = (REPO / "mlrn_core/imageio/encoders.py").read_text(encoding="utf-8")
+    assert "tifffile.imwrite(" in encoders
+    for f in (REPO / "mlrn_core/imageio").glob("*.py"):
+        text = f.read_text(encoding="utf-8")
+        assert "ImageFileDirectory_v2" not in text and "IFDRational" not in text, f.name  # no IFD built by hand
