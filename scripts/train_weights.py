@@ -512,6 +512,10 @@ def campaign_setup(args, scale: int, device, valdir: Path, held_out: list[Path],
     init = warm_start(name, scale)
     own = REPO / "resources" / "models" / f"{name}.pt"
     x2 = REPO / "resources" / "models" / "mlrn-x2.pt"
+    paper = REPO / "resources" / "models" / f"{model_name(scale, False)}.pt"
+    if args.photo and paper.exists():
+        # a photo campaign rebuilds the photo model on the paper model's current body, not on its own older one
+        init = paper
     if not args.photo and scale != 2 and init == own and x2.exists():
         # x3/x4 start from the x2 campaign's body (far more trained) under their own shipped upsampler
         folder.mkdir(parents=True, exist_ok=True)
@@ -572,7 +576,7 @@ def main() -> None:
         default=None,
         metavar="MODEL.pt",
         help="a round (not a campaign) starts from this model file instead of the shipped weights, e.g. a "
-        "campaign's model.pt for a final phase",
+        "campaign's model.pt for a final phase (a new photo campaign starts from the paper model mlrn-x{s}.pt)",
     )
     ap.add_argument(
         "--seed", type=int, default=None, help="the data seed (default: from the clock); equal seeds, equal batches"
