@@ -111,7 +111,7 @@ def run(path: Path, scale: int, precision: str, max_tiles: int | None, tile: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--image", type=Path, help="a JPEG to open (default: a generated 24 MP one)")
+    ap.add_argument("--image", type=Path, help="a photo to open, camera RAW included (default: a generated 24 MP JPEG)")
     ap.add_argument("--scales", type=int, nargs="+", default=[2, 4])
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: the app's, every core)")
@@ -130,8 +130,15 @@ def main() -> None:
         path = args.image or make_jpeg(Path(tmp) / "big24.jpg")
         from PIL import Image
 
-        with Image.open(path) as im:
-            w, h = im.size
+        from mlrn_core import imageio
+        from mlrn_core.imageio import raw
+
+        preview = raw.embedded_preview(path) if imageio.is_camera_raw(path) else None
+        if preview is not None:  # Pillow would report the size of the RAW's preview (its first TIFF page)
+            w, h = preview.width, preview.height
+        else:
+            with Image.open(path) as im:
+                w, h = im.size
         info = {
             "image": str(path) if args.image else "generated",
             "size": f"{w}x{h}",
