@@ -236,9 +236,9 @@ def shipped_card(
                 "The floor is reached."
                 if s14["model"]["psnr"] >= floor
                 else (
-                    f"Below the floor: training goes on in one long run across sessions (`python "
-                    f"scripts/train_weights.py --campaign --scales {scale}`, resumed every session; on a GPU when "
-                    "one is at hand)."
+                    f"Below the floor: it is trained further in long campaigns (`python scripts/train_weights.py "
+                    f"--campaign --scales {scale}`, each resumed across sessions, on a fast CPU or a GPU); "
+                    "docs/results.md extrapolates the training hours to the floor."
                     if history and history[-1].get("campaign")
                     else "Below the floor: these weights come from short CPU rounds; continue them with "
                     "`scripts/train_weights.py` (on a GPU when one is at hand)."
