@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from app.wizard.current import CurrentJob
 from app.wizard.jobs import (
     ScanJob,
 )
@@ -66,9 +67,8 @@ class PhotosPage(QWizardPage):
         self.state = state
         self.runner = runner
         self.thumbnails = thumbnails
-        self._scan_job: ScanJob | None = None
+        self.scan = CurrentJob(runner, self._on_scan_done, self)
         self._scanning = False
-        self._error = ""
         self._runs: list[RunInfo] = []
         self.setTitle("Your photos")
         self.setSubTitle(
@@ -167,14 +167,11 @@ class PhotosPage(QWizardPage):
             self.start_scan()
 
     def start_scan(self) -> None:
-        if self._scan_job is not None:
-            self._scan_job.stop()  # it finishes in the background; its results are ignored
+        self.scan.drop()  # it finishes in the background; its results are ignored
         self.state.scan = None
-        self._error = ""
         self.thumbs.clear()
         self.skipped_table.setRowCount(0)
         if not self.state.folders:
-            self._scan_job = None
             self._scanning = False
             self.status_label.setText("No folder yet: press Add folder… or drop folders here.")
             self._update_buttons()
@@ -183,23 +180,20 @@ class PhotosPage(QWizardPage):
         job.counted.connect(self._on_scan_counted)
         job.scanned.connect(self._on_scan_scanned)
         job.thumbnail_ready.connect(self._on_scan_thumbnail_ready)
-        job.failed.connect(self._on_scan_failed)
-        job.finished.connect(self._on_scan_finished)
-        self._scan_job = job
         self._scanning = True
         self.status_label.setStyleSheet("")
         self.status_label.setText("Looking for photos…")
         self._update_buttons()
-        self.runner.start(job)
+        self.scan.start(job)
 
     @Slot(int)
     def _on_scan_counted(self, count: int) -> None:
-        if self.sender() is self._scan_job:
+        if self.scan.is_current(self.sender()):
             self.status_label.setText(f"Checking {count} image files (readable, size, duplicates)…")
 
     @Slot(object)
     def _on_scan_scanned(self, scan) -> None:
-        if self.sender() is not self._scan_job:
+        if not self.scan.is_current(self.sender()):
             return
         self.state.scan = scan
         self._scanning = False
@@ -215,19 +209,10 @@ class PhotosPage(QWizardPage):
                 item.setIcon(QIcon(QPixmap.fromImage(image)))
                 break
 
-    @Slot(str)
-    def _on_scan_failed(self, message: str) -> None:
-        if self.sender() is self._scan_job:
-            self._error = message
-
-    @Slot()
-    def _on_scan_finished(self) -> None:
-        if self.sender() is not self._scan_job:
-            return
-        self._scan_job = None
+    def _on_scan_done(self, error: str) -> None:
         self._scanning = False
-        if self._error:
-            self.status_label.setText(f"The scan failed: {self._error}")
+        if error:
+            self.status_label.setText(f"The scan failed: {error}")
             self.status_label.setStyleSheet(ERROR_STYLE)
         self._update_buttons()
         self.completeChanged.emit()

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.wizard.before_after import BeforeAfterView
+from app.wizard.current import CurrentJob
 from app.wizard.jobs import (
     BASE,
     BICUBIC,
@@ -65,10 +66,9 @@ class ResultPage(QWizardPage):
         super().__init__()
         self.state = state
         self.runner = runner
-        self._job: EvalJob | None = None
+        self.scoring = CurrentJob(runner, self._on_scoring_done, self)
         self._result: EvalResult | None = None
         self._verdict: Verdict | None = None
-        self._error = ""
         self.setTitle("Result")
         self.setSubTitle(
             "Measured on your hold-out photos, which the model never saw (PSNR and SSIM on "
@@ -127,7 +127,6 @@ class ResultPage(QWizardPage):
     def initializePage(self) -> None:  # noqa: N802 - Qt override
         self._result = None
         self._verdict = None
-        self._error = ""
         self.name_edit.setText(self.state.name)
         self.table.setRowCount(0)
         self.compare.setVisible(False)
@@ -151,23 +150,19 @@ class ResultPage(QWizardPage):
         )
         job.progress.connect(self._on_job_progress)
         job.result.connect(self._on_job_result)
-        job.failed.connect(self._on_job_failed)
-        job.finished.connect(self._on_job_finished)
-        self._job = job
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self.progress_label.setText(f"Scoring the models on {len(self.state.holdout)} hold-out photo(s)…")
         self.progress_label.setStyleSheet("")
-        self.runner.start(job)
+        self.scoring.start(job)
         self._update_card()
         self.completeChanged.emit()
 
     def cleanupPage(self) -> None:  # noqa: N802 - Qt override (Back)
-        if self._job is not None:
-            self._job.stop()
+        self.scoring.stop()
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt override
-        return self._job is None
+        return not self.scoring.busy
 
     @property
     def result(self) -> EvalResult | None:
@@ -193,28 +188,19 @@ class ResultPage(QWizardPage):
     # -- job signals
     @Slot(int, int)
     def _on_job_progress(self, done: int, total: int) -> None:
-        if self.sender() is self._job:
+        if self.scoring.is_current(self.sender()):
             self.progress.setRange(0, total)
             self.progress.setValue(done)
 
     @Slot(object)
     def _on_job_result(self, result: EvalResult) -> None:
-        if self.sender() is self._job:
+        if self.scoring.is_current(self.sender()):
             self.show_result(result)
 
-    @Slot(str)
-    def _on_job_failed(self, message: str) -> None:
-        if self.sender() is self._job:
-            self._error = message
-
-    @Slot()
-    def _on_job_finished(self) -> None:
-        if self.sender() is not self._job:
-            return
-        self._job = None
+    def _on_scoring_done(self, error: str) -> None:
         self.progress.setVisible(False)
-        if self._error:
-            self.progress_label.setText(f"The hold-out could not be scored: {self._error}")
+        if error:
+            self.progress_label.setText(f"The hold-out could not be scored: {error}")
             self.progress_label.setStyleSheet(ERROR_STYLE)
             self.current_note.setText("Without a score it is not made the current model; you can still save it.")
         else:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.controls import device_choices
+from app.wizard.current import CurrentJob
 from app.wizard.jobs import (
     SpeedJob,
 )
@@ -53,7 +54,7 @@ class SetupPage(QWizardPage):
         self.runner = runner
         self._preferred_base = preferred_base
         self._name_edited = False
-        self._speed_job: SpeedJob | None = None
+        self.speed = CurrentJob(runner, self._on_speed_done, self)
         self._measured: tuple[tuple, float, str] | None = None  # (settings key, steps/s, device label)
         self._speed_key: tuple | None = None  # the settings the running measurement is for
         self._speed_error: tuple[tuple, str] | None = None  # (settings key, why the measurement failed)
@@ -277,8 +278,7 @@ class SetupPage(QWizardPage):
     def validatePage(self) -> bool:  # noqa: N802 - Qt override
         self._store()
         self._measure_timer.stop()
-        if self._speed_job is not None:
-            self._speed_job.stop()
+        self.speed.stop()
         return self.isComplete()
 
     # -- choices
@@ -424,7 +424,7 @@ class SetupPage(QWizardPage):
         self._store()
         st = self.state
         rate, source, measured = self._speed()
-        if not measured and (self._speed_job is not None or self._measure_timer.isActive()):
+        if not measured and (self.speed.busy or self._measure_timer.isActive()):
             self.estimate_label.setText(
                 "Measuring the training speed on this device with a few real steps of these settings…"
             )
@@ -516,14 +516,13 @@ class SetupPage(QWizardPage):
         failed = self._speed_error is not None and self._speed_error[0] == key
         if known or failed or self._speed_key == key or not self.isVisible() or len(self.state.candidates()) < 2:
             return
-        if self._speed_job is not None:
-            self._speed_job.stop()  # superseded: a new one starts when it has stopped
+        self.speed.stop()  # superseded, if running: a new one starts when it has stopped
         self._measure_timer.start()
         self._update_estimate()
 
     @Slot()
     def _on_measure_timer_timeout(self) -> None:
-        if self._speed_job is None and self.isVisible():
+        if not self.speed.busy and self.isVisible():
             self.measure()
 
     @Slot()
@@ -533,34 +532,24 @@ class SetupPage(QWizardPage):
 
     def measure(self) -> None:
         """Time a few real training steps of the current settings (the run's own TrainConfig builder)."""
-        if self._speed_job is not None:
+        if self.speed.busy:
             return
         self._store()
         job = SpeedJob(self.state.build_config(out="speed"), tuple(str(p) for p in self.state.candidates()))
         job.measured.connect(self._on_speed_measured)
-        job.failed.connect(self._on_speed_failed)
-        job.finished.connect(self._on_speed_finished)
-        self._speed_job = job
         self._speed_key = self._settings_key()
         self.measure_button.setEnabled(False)
-        self.runner.start(job)
+        self.speed.start(job)
         self._update_estimate()
 
     @Slot(float, str)
     def _on_speed_measured(self, rate: float, device: str) -> None:
-        if self.sender() is self._speed_job and self._speed_key is not None:
+        if self.speed.is_current(self.sender()) and self._speed_key is not None:
             self._measured = (self._speed_key, rate, device)
 
-    @Slot(str)
-    def _on_speed_failed(self, message: str) -> None:
-        if self.sender() is self._speed_job and self._speed_key is not None:
-            self._speed_error = (self._speed_key, message)  # shown in the estimate; not retried by itself
-
-    @Slot()
-    def _on_speed_finished(self) -> None:
-        if self.sender() is not self._speed_job:
-            return
-        self._speed_job = None
+    def _on_speed_done(self, error: str) -> None:
+        if error and self._speed_key is not None:
+            self._speed_error = (self._speed_key, error)  # shown in the estimate; not retried by itself
         self._speed_key = None
         self.measure_button.setEnabled(True)
         self.measure_button.setText("Measure again" if self._measured is not None else "Measure")
@@ -569,4 +558,4 @@ class SetupPage(QWizardPage):
 
     @property
     def measuring(self) -> bool:
-        return self._speed_job is not None
+        return self.speed.busy

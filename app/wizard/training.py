@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.wizard.before_after import BeforeAfterView
 from app.wizard.chart import LineChart, Series
+from app.wizard.current import CurrentJob
 from app.wizard.jobs import Comparison, TrainJob
 from app.wizard.state import WizardState
 from app.wizard.widgets import (
@@ -55,7 +56,7 @@ class TrainingPage(QWizardPage):
         super().__init__()
         self.state = state
         self.runner = runner
-        self._job: TrainJob | None = None
+        self.training = CurrentJob(runner, self._on_training_done, self)
         self._started_for: Path | None = None
         self._finished: FinishedEvent | None = None
         self._error = ""
@@ -126,12 +127,14 @@ class TrainingPage(QWizardPage):
             self.start(resume=self.state.resume)
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt override
-        return self._job is None and self.state.run_dir is not None and RunFolder(self.state.run_dir).model.exists()
+        return (
+            not self.training.busy and self.state.run_dir is not None and RunFolder(self.state.run_dir).model.exists()
+        )
 
     @property
     def running(self) -> bool:
         """True while the training thread runs (false as soon as a shutdown has waited for it)."""
-        return self._job is not None and self.runner.is_running(self._job)
+        return self.training.job is not None and self.runner.is_running(self.training.job)
 
     @property
     def finished_event(self) -> FinishedEvent | None:
@@ -140,7 +143,7 @@ class TrainingPage(QWizardPage):
     # -- the run
     def start(self, resume: bool) -> None:
         cfg = self.state.cfg
-        if cfg is None or self._job is not None:
+        if cfg is None or self.training.busy:
             return
         self._started_for = self.state.run_dir
         self._finished = None
@@ -150,9 +153,7 @@ class TrainingPage(QWizardPage):
         job = TrainJob(cfg, resume=resume, crops=tuple(self.state.holdout_crops()), crop_side=self.state.holdout_side)
         job.event.connect(self._on_job_event)
         job.preview.connect(self._on_job_preview)
-        job.failed.connect(self._on_job_failed)
-        job.finished.connect(self._on_job_finished)
-        self._job = job
+        self.training.start(job)  # before the buttons are updated: they read the running job
         self.header_label.setText(
             ("Resuming" if resume else "Starting") + f" '{self.state.name}': loading the photos and the starting model…"
         )
@@ -160,11 +161,10 @@ class TrainingPage(QWizardPage):
         self.status_label.setText(f"Run folder: {self.state.run_dir}")
         self._update_buttons()
         self.completeChanged.emit()
-        self.runner.start(job)
 
     def stop(self) -> None:
-        if self._job is not None:
-            self._job.stop()
+        if self.training.job is not None:
+            self.training.job.stop()
             self.header_label.setText("Stopping: finishing the step, checking the hold-out and saving a checkpoint…")
             self._update_buttons()
 
@@ -217,12 +217,12 @@ class TrainingPage(QWizardPage):
         self.psnr_chart.set_series(psnr)
 
     def _update_buttons(self) -> None:
-        running = self._job is not None and not self._job.stopping
+        running = self.training.job is not None and not self.training.job.stopping
         self.pause_button.setEnabled(running and not self._paused)
         self.resume_button.setEnabled(running and self._paused)
         self.stop_button.setEnabled(running)
         can_continue = (
-            self._job is None
+            not self.training.busy
             and self.state.run_dir is not None
             and RunFolder(self.state.run_dir).checkpoint.exists()
             and (self._finished is None or self._finished.stopped)
@@ -231,7 +231,7 @@ class TrainingPage(QWizardPage):
         self.continue_button.setVisible(can_continue)
         # a run that failed before its first checkpoint has nothing to continue: offer to change the settings
         can_restart = (
-            self._job is None
+            not self.training.busy
             and bool(self._error)
             and self.state.run_dir is not None
             and not RunFolder(self.state.run_dir).checkpoint.exists()
@@ -247,7 +247,7 @@ class TrainingPage(QWizardPage):
     # -- job signals
     @Slot(object)
     def _on_job_event(self, ev) -> None:
-        if self.sender() is not self._job:
+        if not self.training.is_current(self.sender()):
             return
         if isinstance(ev, StartedEvent):
             self._max_steps = ev.max_steps
@@ -265,7 +265,7 @@ class TrainingPage(QWizardPage):
             if self._max_steps:
                 self.progress.setValue(round(1000 * min(1.0, ev.step / self._max_steps)))
             self._show_time(ev.elapsed_s, ev.eta_s)
-            if not self._paused and not self._job.stopping:
+            if not self._paused and not self.training.job.stopping:
                 of = f" of {fmt_steps(self._max_steps)}" if self._max_steps else ""
                 self.header_label.setText(
                     f"Training '{self.state.name}': step {fmt_steps(ev.step)}{of}, "
@@ -308,16 +308,8 @@ class TrainingPage(QWizardPage):
     def _on_job_preview(self, comparison: Comparison, step: int) -> None:
         self.preview.set_comparison(comparison, f"Fine-tuned, step {fmt_steps(step)}")
 
-    @Slot(str)
-    def _on_job_failed(self, message: str) -> None:
-        if self.sender() is self._job:
-            self._error = message
-
-    @Slot()
-    def _on_job_finished(self) -> None:
-        if self.sender() is not self._job:
-            return
-        self._job = None
+    def _on_training_done(self, error: str) -> None:
+        self._error = error
         self._paused = False
         if self._error:
             self.header_label.setText("Training failed.")
@@ -329,8 +321,8 @@ class TrainingPage(QWizardPage):
     # -- buttons
     @Slot()
     def _on_pause_button_clicked(self) -> None:
-        if self._job is not None:
-            self._job.pause()
+        if self.training.job is not None:
+            self.training.job.pause()
             self._paused = True
             minutes = self.state.cfg is not None and self.state.cfg.max_minutes is not None
             self.header_label.setText(
@@ -341,8 +333,8 @@ class TrainingPage(QWizardPage):
 
     @Slot()
     def _on_resume_button_clicked(self) -> None:
-        if self._job is not None:
-            self._job.unpause()
+        if self.training.job is not None:
+            self.training.job.unpause()
             self._paused = False
             self.header_label.setText("Resumed.")
             self._update_buttons()
