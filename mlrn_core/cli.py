@@ -1,4 +1,4 @@
-"""The ``mlrn`` command line: upscale, bench, models and train, over the same core the app uses.
+"""The ``mlrn`` command line: upscale, bench, models, train and export, over the same core the app uses.
 
 Parsers are built inside :func:`build_parser` (never at import time). Each sub-command returns an
 exit status; user errors print one line naming the problem and exit with 2, failures inside a batch
@@ -301,6 +301,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from mlrn_core import __version__
+    from mlrn_core.cli_export import add_export_parser
     from mlrn_core.cli_upscale import add_upscale_parser
 
     parser = argparse.ArgumentParser(
@@ -429,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     deg.add_argument("--jpeg-quality", type=_parse_range, metavar="LO-HI", help="JPEG-compress LR patches")
     deg.add_argument("--noise", type=float, metavar="SIGMA", help="Gaussian noise up to SIGMA (0-255 units)")
     t.set_defaults(func=cmd_train)
+
+    add_export_parser(sub)
     return parser
 
 

@@ -70,7 +70,7 @@ class OpenVinoNetwork:
         xml = cache_folder() / f"{self.key}.xml"
         self.converted = not xml.exists()
         if self.converted:
-            _convert(model, xml)
+            convert(model, xml)
         core = ov.Core()
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if device.upper() == "CPU":
@@ -95,7 +95,7 @@ ov.save_model(ir, sys.argv[2], compress_to_fp16=False)
 """
 
 
-def _convert(model: torch.nn.Module, xml: Path) -> None:
+def convert(model: torch.nn.Module, xml: Path) -> None:
     """Convert ``model`` to IR at ``xml`` (and its .bin) in a child process (the conversion traces the network
     with TorchScript, whose state left in this process made later training crash), written under temporary
     names and renamed when whole, so a run killed meanwhile or a second converting process never leaves half a

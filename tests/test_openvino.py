@@ -50,8 +50,8 @@ def test_openvino_tiles_are_pytorch_fp32_tiles_at_every_size(cache: Path) -> Non
 
 def test_a_network_is_converted_once_and_another_one_again(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = openvino_backend._convert
-    monkeypatch.setattr(openvino_backend, "_convert", lambda *a: calls.append(1) or real(*a))
+    real = openvino_backend.convert
+    monkeypatch.setattr(openvino_backend, "convert", lambda *a: calls.append(1) or real(*a))
     first = openvino_backend.OpenVinoNetwork(tiny_model(2, seed=1))
     again = openvino_backend.OpenVinoNetwork(tiny_model(2, seed=1))
     other = openvino_backend.OpenVinoNetwork(tiny_model(2, seed=2))  # other weights: another network
