@@ -9,9 +9,13 @@ PyTorch, so tiling, blending, cancel, progress, quality "best", batch and the ap
 
 ``openvino`` is an optional dependency (``pip install -e ".[fast]"``, about 180 MB installed); without it
 the precision is refused with that advice. It is offered by ``mlrn upscale`` and Batch runs from the command
-line, not yet in the app: in a process that ran OpenVINO inference, PyTorch training then crashed
-(``tests/test_trainer.py`` after ``tests/test_openvino.py`` in one process; cause not found yet), and the app
-trains in its own process.
+line, not yet in the app: a process that ran OpenVINO inference later dies with a segmentation fault inside
+Python's garbage collector (``MLRN_OPENVINO_TESTS=1 python -X faulthandler -m pytest tests/test_openvino.py
+tests/test_trainer.py``: every test passes, then "Fatal Python error: Segmentation fault ... Garbage-collecting",
+after the last test or during one of the last trainer tests; either file alone exits cleanly), and the app's
+training wizard runs in the app's process. No OpenVINO object is left in the cyclic garbage after the OpenVINO
+tests (``gc.DEBUG_SAVEALL``), so the collector meets memory that something freed or overwrote earlier; the
+cause is not found yet.
 """
 
 from __future__ import annotations

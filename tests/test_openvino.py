@@ -15,8 +15,8 @@ from mlrn_core import openvino_backend, registry, tiling
 from mlrn_core.cli import main
 from tests.helpers import textured_image, tiny_model
 
-# Run in a process of their own (tests/test_openvino_isolated.py starts it): PyTorch training crashed in a
-# process that had run OpenVINO inference, so OpenVINO never runs in the main test process.
+# Run in a process of their own (tests/test_openvino_isolated.py starts it): a process that ran OpenVINO inference
+# later crashed in the garbage collector (mlrn_core/openvino_backend.py), so it never runs in the main test process.
 pytestmark = pytest.mark.skipif(
     not openvino_backend.available() or os.environ.get("MLRN_OPENVINO_TESTS") != "1",
     reason="openvino is not installed, or not in the process of its own",

@@ -1,5 +1,5 @@
-"""The OpenVINO tests (tests/test_openvino.py) in a process of their own: PyTorch training crashed in a process
-that had run OpenVINO inference, so the main test process never loads it."""
+"""The OpenVINO tests (tests/test_openvino.py) in a process of their own: a process that ran OpenVINO inference
+later crashed in the garbage collector (mlrn_core/openvino_backend.py), so the main test process never loads it."""
 
 from __future__ import annotations
 
