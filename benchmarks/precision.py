@@ -10,6 +10,10 @@ Variants (each on the same 1200x800 crop of a Photos15 photo, x2 by default, til
 - ``openvino-fp32`` / ``openvino-bf16``: the network converted once to OpenVINO IR (cached in the
   per-user cache folder, so the second run only loads it; export and load times reported) and compiled
   for the CPU with that inference precision. Skipped with a note when ``openvino`` is not installed.
+- ``openvino-int8``: that IR after NNCF's post-training quantisation (``nncf.quantize``, issue 31),
+  calibrated on ``--calib`` LR crops (96 px) of ``train/BSD200`` photographs (bicubic-downscaled, fixed
+  seed; never Set14), with the convolutions named by ``--int8-keep`` left in float (the first one, which
+  reads the picture, and the last one, which feeds the sub-pixel upsampler, by default). Needs ``nncf``.
 
 For each: seconds for the image, output megapixels per second, speed-up over fp32, and Set14 PSNR/SSIM
 (Y, border = scale, ``docs/EVALUATION.md``'s protocol, as ``mlrn bench``) with its difference to fp32.
@@ -50,6 +54,7 @@ ALL_VARIANTS = (
     "compile-fp16",
     "openvino-fp32",
     "openvino-bf16",
+    "openvino-int8",
 )
 CPU_DEFAULT = ("fp32", "bf16", "compile-fp32", "compile-bf16", "openvino-fp32", "openvino-bf16")
 
@@ -65,7 +70,9 @@ class CompiledRunner(tiling.TileRunner):
 class OpenVINORunner:
     """Runs tiles through an OpenVINO-compiled copy of the network (the ``TileRunner`` interface)."""
 
-    def __init__(self, model: torch.nn.Module, precision: str, cache: Path) -> None:
+    def __init__(
+        self, model: torch.nn.Module, precision: str, cache: Path, calib: int = 60, keep: str = "first,last"
+    ) -> None:
         import openvino as ov
 
         self.scale = int(model.scale)
@@ -83,10 +90,18 @@ class OpenVINORunner:
             ir = ov.convert_model(model.eval(), example_input=torch.rand(1, 3, 64, 64), input=[(1, 3, -1, -1)])
             ov.save_model(ir, str(xml), compress_to_fp16=False)
         self.export_s = time.perf_counter() - t
+        self.quantize_s = 0.0
+        if precision == "int8":  # quantised once per model, calibration and kept layers; later runs only read it
+            q_xml = xml.with_name(f"{xml.stem}-int8-c{calib}-keep-{keep.replace(',', '+') or 'none'}.xml")
+            if not q_xml.exists():
+                t = time.perf_counter()
+                quantize(xml, q_xml, self.scale, calib, keep)
+                self.quantize_s = time.perf_counter() - t
+            xml = q_xml
         t = time.perf_counter()
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(cache / "blobs")})
-        hint = {"fp32": "f32", "bf16": "bf16"}[precision]
+        hint = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}[precision]  # int8: the quantised layers, f32 around
         config = {
             "INFERENCE_PRECISION_HINT": hint,
             "PERFORMANCE_HINT": "LATENCY",
@@ -101,7 +116,38 @@ class OpenVINORunner:
         return np.clip(y, 0, 1).transpose(1, 2, 0).copy()
 
 
-def make_runner(variant: str, model: torch.nn.Module, cache: Path, device: torch.device):
+def calibration_tiles(scale: int, count: int, side: int = 96, seed: int = 31) -> list[np.ndarray]:
+    """``count`` LR crops (NCHW float32 in [0, 1]) of BSD200 photographs, MATLAB-bicubic downscaled by ``scale``."""
+    pairs, _scan = data_mod.load_pairs([SHARED / "train" / "BSD200"], scale, side * scale, what="calibration")
+    rng = np.random.default_rng(seed)
+    tiles = []
+    for i in range(count):
+        lr = pairs[int(rng.integers(len(pairs))) if i >= len(pairs) else i].lr
+        y, x = int(rng.integers(lr.shape[0] - side + 1)), int(rng.integers(lr.shape[1] - side + 1))
+        crop = lr[y : y + side, x : x + side].transpose(2, 0, 1)[None]
+        tiles.append(np.ascontiguousarray(crop, dtype=np.float32) / 255)
+    return tiles
+
+
+def quantize(xml: Path, out: Path, scale: int, calib: int, keep: str) -> None:
+    """NNCF post-training int8 quantisation of the IR at ``xml``, written to ``out``."""
+    import nncf
+    import openvino as ov
+
+    ir = ov.Core().read_model(str(xml))
+    convs = [op.get_friendly_name() for op in ir.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    names = [convs[0]] * ("first" in keep) + [convs[-1]] * ("last" in keep)
+    print(f"int8: {len(convs)} convolutions, kept in float: {names or 'none'}", flush=True)
+    quantized = nncf.quantize(
+        ir,
+        nncf.Dataset(calibration_tiles(scale, calib)),
+        subset_size=calib,
+        ignored_scope=nncf.IgnoredScope(names=names) if names else None,
+    )
+    ov.save_model(quantized, str(out), compress_to_fp16=False)
+
+
+def make_runner(variant: str, model: torch.nn.Module, cache: Path, device: torch.device, args=None):
     kind, _, prec = variant.rpartition("-") if "-" in variant else ("eager", "", variant)
     t = time.perf_counter()
     if kind == "eager":
@@ -111,7 +157,9 @@ def make_runner(variant: str, model: torch.nn.Module, cache: Path, device: torch
     elif device.type != "cpu":
         raise ImportError("OpenVINO runs on the CPU here")
     else:
-        runner = OpenVINORunner(model, prec, cache)
+        runner = OpenVINORunner(
+            model, prec, cache, getattr(args, "calib", 60), getattr(args, "int8_keep", "first,last")
+        )
     return runner, time.perf_counter() - t
 
 
@@ -138,13 +186,20 @@ def main() -> None:
     ap.add_argument("--size", default="1200x800", help="WxH of the timed crop (default 1200x800)")
     ap.add_argument("--set14-limit", type=int, default=0, help="score only the first N Set14 images (smoke tests)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--calib", type=int, default=60, help="openvino-int8: calibration crops (default 60)")
+    ap.add_argument(
+        "--int8-keep",
+        default="first,last",
+        help="openvino-int8: convolutions left in float: first, last, first,last (default) or none",
+    )
+    ap.add_argument("--model", help="model name or file (default: the built-in paper model for the scale)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = tiling.pick_device(args.device)
     if not args.tile:
         args.tile = tiling.CPU_TILE if device.type == "cpu" else tiling.auto_tile_size(device, scale=args.scale)
-    loaded = registry.load_model(None, args.scale)
+    loaded = registry.load_model(args.model, args.scale)
     model = loaded.model.eval()
     photo = imageio.read_image(SHARED / PHOTO).rgb
     cw, ch = (int(v) for v in args.size.lower().split("x"))
@@ -167,13 +222,15 @@ def main() -> None:
     print(json.dumps(info), flush=True)
     for variant in args.variants:
         try:
-            runner, setup = make_runner(variant, model, cache, device)
+            runner, setup = make_runner(variant, model, cache, device, args)
         except (ImportError, ValueError) as exc:
             print(f"{variant}: skipped ({exc})", flush=True)
             continue
         row: dict = {"variant": variant, "setup_s": round(setup, 2)}
         if isinstance(runner, OpenVINORunner):
             row.update(export_s=round(runner.export_s, 2), exported_now=runner.exported, load_s=round(runner.load_s, 2))
+            if runner.precision == "int8":
+                row.update(quantize_s=round(runner.quantize_s, 2), calib=args.calib, int8_keep=args.int8_keep)
 
         def once(runner=runner) -> float:
             t = time.perf_counter()
