@@ -41,11 +41,11 @@ _MAX_CHUNKS = 64  # WebP chunks / TIFF entries / JPEG segments looked at before 
 #: From this JPEG quality up (IJG scale, estimated from the file's quantisation table), Auto uses the paper
 #: model: such a JPEG is nearly lossless, and the paper model is sharper on it than the photo model. Measured
 #: on Set14 with ``mlrn bench ../shared/data/bench/Set14 -s S --degrade jpeg:Q --model M`` for both models
-#: (docs/results.md, "Photo models and Auto"): the lowest of the measured qualities (88, 90, 93, 95, 96) at which
-#: the paper model scores at least as well (x2, after the campaign's fourth install, 2026-12-04: the paper model
-#: leads by 0.015 dB at q93, the photo model by 0.25 at q90; x4, after the photo campaign's install of
-#: 2026-12-07: the paper model leads by 0.052 dB at q96, the photo model by 0.009 at q95).
-PAPER_FROM_JPEG_QUALITY = {2: 93, 4: 96}
+#: (docs/results.md, "Photo models and Auto"): the lowest of the measured qualities (88-97) at which the paper
+#: model scores at least as well (x2, after the x2 photo campaign's install of 2026-12-07: the paper model
+#: leads by 0.005 dB at q94 and 0.078 at q95, the photo model by 0.082 at q93; x4, after the photo campaign's
+#: install of 2026-12-07: the paper model leads by 0.052 dB at q96, the photo model by 0.009 at q95).
+PAPER_FROM_JPEG_QUALITY = {2: 94, 4: 96}
 
 # The JPEG standard's example luminance table (Annex K), which IJG libjpeg (and most cameras, roughly)
 # scale by the quality setting
