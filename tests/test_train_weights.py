@@ -516,7 +516,7 @@ def test_a_campaign_install_holds_set14_to_the_reference_not_the_previous_instal
     card = (repo / "mlrn-x2.md").read_text(encoding="utf-8")
     assert "### Round 1: " in card and "(one training campaign since 2026-12-03, 2 sessions so far" in card
     assert "Compute in total: 7,000 training steps in 4.83 hours over 1 round" in card
-    assert "training goes on in one long run across sessions (`python scripts/train_weights.py --campaign" in card
+    assert "it is trained further in long campaigns (`python scripts/train_weights.py --campaign" in card
 
 
 def test_a_round_started_from_the_x2_body_says_so_on_the_card():
