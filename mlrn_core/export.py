@@ -20,14 +20,13 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
 
 import torch
 
-from mlrn_core.atomic import part_name
+from mlrn_core.atomic import atomic_open
 
 FORMATS = ("onnx", "openvino")
 SUFFIX = {"onnx": ".onnx", "openvino": ".xml"}
@@ -116,7 +115,6 @@ def _export_onnx(net: torch.nn.Module, name: str, out: Path) -> None:
     import onnx
 
     height, width = torch.export.Dim("height", min=2), torch.export.Dim("width", min=2)
-    tmp = out.with_name(part_name(out))
     try:
         with torch.no_grad(), _quiet():
             program = torch.onnx.export(
@@ -140,11 +138,9 @@ def _export_onnx(net: torch.nn.Module, name: str, out: Path) -> None:
         }.items():
             proto.metadata_props.add(key=key, value=value)
         onnx.checker.check_model(proto)
-        onnx.save(proto, str(tmp))
-        os.replace(tmp, out)
+        with atomic_open(out, "wb") as f:  # the project's one whole-or-nothing writer
+            f.write(proto.SerializeToString())
     except ExportError:
         raise
     except Exception as exc:  # noqa: BLE001 - the exporter's many failure types become one message
         raise ExportFailed(f"the network could not be exported to ONNX: {type(exc).__name__}: {exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
