@@ -8,14 +8,8 @@ it); :class:`mlrn_core.tiling.TileRunner` uses it for precision "openvino", behi
 PyTorch, so tiling, blending, cancel, progress, quality "best", batch and the app do not change.
 
 ``openvino`` is an optional dependency (``pip install -e ".[fast]"``, about 180 MB installed); without it
-the precision is refused with that advice. It is offered by ``mlrn upscale`` and Batch runs from the command
-line, not yet in the app: a process that ran OpenVINO inference later dies with a segmentation fault inside
-Python's garbage collector (``MLRN_OPENVINO_TESTS=1 python -X faulthandler -m pytest tests/test_openvino.py
-tests/test_trainer.py``: every test passes, then "Fatal Python error: Segmentation fault ... Garbage-collecting",
-after the last test or during one of the last trainer tests; either file alone exits cleanly), and the app's
-training wizard runs in the app's process. No OpenVINO object is left in the cyclic garbage after the OpenVINO
-tests (``gc.DEBUG_SAVEALL``), so the collector meets memory that something freed or overwrote earlier; the
-cause is not found yet.
+the precision is refused with that advice. The process keeps one ``openvino.Core`` (:func:`core`): a Core per
+network left the thread with a freed alternate signal stack, and the process crashed after the next signal.
 """
 
 from __future__ import annotations
@@ -62,24 +56,43 @@ def cache_folder() -> Path:
     return paths.cache_dir() / "openvino"
 
 
+_CORE = None
+
+
+def core():
+    """The process's one ``openvino.Core``, kept until the process ends.
+
+    OpenVINO's CPU plugin (one per Core) installs its own alternate signal stack on the thread that creates it
+    (for AMX's larger signal frames) and puts back the stack it found when it is destroyed. With a Core per
+    network, destroyed in another order than created, the thread was left with a freed stack: the next signal
+    (Ctrl-C, the trainer's SIGUSR1 pause) wrote its frame into freed memory, and the process later died in
+    Python's garbage collector or in ``kill``. One Core that lives as long as the process sets one stack that
+    stays valid (``tests/test_openvino.py`` checks the thread's stack after networks come and go).
+    """
+    global _CORE
+    if _CORE is None:
+        import openvino as ov
+
+        _CORE = ov.Core()
+    return _CORE
+
+
 class OpenVinoNetwork:
     """The network compiled by OpenVINO for ``device`` ("CPU"), called on float32 NCHW arrays."""
 
     def __init__(self, model: torch.nn.Module, device: str = "CPU", threads: int | None = None) -> None:
         if not available():
             raise ValueError(INSTALL_ADVICE)
-        import openvino as ov
 
         self.key = model_key(model)
         xml = cache_folder() / f"{self.key}.xml"
         self.converted = not xml.exists()
         if self.converted:
             convert(model, xml)
-        core = ov.Core()
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if device.upper() == "CPU":
             config["INFERENCE_NUM_THREADS"] = int(threads or torch.get_num_threads())
-        self.compiled = core.compile_model(str(xml), device.upper(), config)
+        self.compiled = core().compile_model(str(xml), device.upper(), config)
         self.request = self.compiled.create_infer_request()
         self.device = device.upper()
 
