@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.controls import device_choices
+from app.controls import device_choices, precision_choices
 from app.session import RAW_COLOUR_LABELS, image_file_filter, raw_development_note
 from app.worker import Job, JobRunner
 from mlrn_core import auto, batch, registry, tiling
@@ -87,6 +87,7 @@ class BatchJob(Job):
             cancel=self._stop.is_set,
             progress=self.progress.emit,
             on_item=self.item_done.emit,
+            announce=lambda text: self.started_on.emit(f"{name} ({text.split(' (measured')[0]})"),
         )
         self.result.emit(summary)
 
@@ -158,6 +159,13 @@ class BatchExportDialog(QDialog):
         self.device_combo = QComboBox()
         for value, label in device_choices():
             self.device_combo.addItem(label, value)
+        self.precision_combo = QComboBox()
+        for value, label in precision_choices():
+            self.precision_combo.addItem(label, value)
+        self.precision_combo.setToolTip(
+            "How the network runs. Auto takes the fastest path measured on this machine for the model (on first "
+            "use, then remembered); each file's line says which path ran, and so does the batch record."
+        )
         self.upscale_quality_combo = QComboBox()
         for value in tiling.QUALITIES:
             self.upscale_quality_combo.addItem(tiling.quality_label(value, scale), value)
@@ -199,6 +207,7 @@ class BatchExportDialog(QDialog):
         form.addRow("Model", model_row)
         form.addRow("Quality", self.upscale_quality_combo)
         form.addRow("Device", self.device_combo)
+        form.addRow("Precision", self.precision_combo)
         form.addRow("Tile", self.tile_spin)
         form.addRow("Format", self.format_combo)
         form.addRow("RAW colours", self.raw_colour_combo)
@@ -318,6 +327,7 @@ class BatchExportDialog(QDialog):
             scale=int(self.scale_combo.currentData()),
             model=self.model_combo.currentData() or None,
             device=str(self.device_combo.currentData()),
+            precision=str(self.precision_combo.currentData()),
             tile=tile or None,
             fmt=str(self.format_combo.currentData()),
             quality=self.quality_spin.value(),
@@ -470,6 +480,7 @@ class BatchExportDialog(QDialog):
             self.model_combo,
             self.model_button,
             self.device_combo,
+            self.precision_combo,
             self.upscale_quality_combo,
             self.tile_spin,
             self.format_combo,
@@ -501,7 +512,8 @@ class BatchExportDialog(QDialog):
         self._reported.add(r.item.index)
         if r.status == batch.OK:
             note = f" ({'; '.join(r.warnings)})" if r.warnings else ""
-            self._set_status(r.item.index, f"done in {r.seconds:.1f} s{note}")
+            ran = f" · {r.backend}" if r.backend else ""
+            self._set_status(r.item.index, f"done in {r.seconds:.1f} s{ran}{note}")
         elif r.status == batch.FAILED:
             self._set_status(r.item.index, f"failed: {r.error}", error=True)
             self.failures_list.addItem(f"{r.item.source}: {r.error}")

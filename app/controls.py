@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from app.render import INTERACTIVE_CPU_TILE, TILE_CHOICES
 from mlrn_core import auto, model_summary, paths
 from mlrn_core.registry import ModelEntry
-from mlrn_core.tiling import QUALITIES, device_label, pick_device, quality_label, quality_note, resolve_precision
+from mlrn_core.tiling import QUALITIES, device_label, quality_label, quality_note
 
 OPEN_MODEL = "__open__"
 NO_MODEL = "__none__"
@@ -89,15 +89,27 @@ def device_choices() -> list[tuple[str, str]]:
     return [("auto", f"Auto: {best}"), *choices, ("cpu", cpu)]
 
 
+AUTO_PRECISION_LABEL = "Auto: the fastest path measured here"
+
+
 def precision_choices() -> list[tuple[str, str]]:
-    """(value, label) pairs for the precision combo; "Auto" says what it picks on the automatic device."""
+    """(value, label) pairs for the precision combo: the inference paths this machine can run (issue 31).
+
+    "Auto" takes the fastest path measured for the model on this machine (mlrn_core.backends); once a render
+    has run, its label says which and how much faster than PyTorch fp32 (:meth:`ControlsPanel.set_auto_path`)."""
+    from mlrn_core import openvino_backend
+
     gpu = torch.cuda.is_available() or (
         getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     )
-    auto = resolve_precision(pick_device("auto"), "auto")
-    choices = [("auto", f"Auto: {auto}"), ("fp32", "fp32 (exact, slower)"), ("bf16", "bf16")]
+    choices = [("auto", AUTO_PRECISION_LABEL), ("fp32", "PyTorch fp32 (exact, slower)"), ("bf16", "PyTorch bf16")]
     if gpu:
-        choices.append(("fp16", "fp16 (GPU)"))
+        choices.append(("fp16", "PyTorch fp16 (GPU)"))
+    if openvino_backend.available():
+        choices.append(("openvino", "OpenVINO CPU fp32"))
+        choices.append(("openvino-int8", "OpenVINO CPU int8 (built-in models)"))
+        if "GPU" in openvino_backend.devices():
+            choices.append(("openvino-gpu", "OpenVINO Intel GPU"))
     return choices
 
 
@@ -155,9 +167,10 @@ class ControlsPanel(QWidget):
         for value, label in precision_choices():
             self.precision_combo.addItem(label, value)
         self.precision_combo.setToolTip(
-            "Number precision of the network. Auto uses bf16 on CPUs that compute it natively (about 2.5x "
-            "faster here, Set14 PSNR within 0.01 dB of fp32), fp16 on NVIDIA GPUs, fp32 elsewhere; "
-            "fp32 is the exact reference."
+            "How the network runs: backend and number precision. Auto times a few tiles of each path this "
+            "machine has on first use of a model (PyTorch fp32/bf16, OpenVINO fp32/int8, GPUs) and keeps the "
+            "fastest; every path offered keeps Set14 PSNR within 0.05 dB of fp32. PyTorch fp32 is the exact "
+            "reference. The status bar says which path ran."
         )
         self.quality_combo = _combo()
         for value in QUALITIES:
@@ -249,6 +262,12 @@ class ControlsPanel(QWidget):
     @property
     def precision(self) -> str:
         return str(self.precision_combo.currentData())
+
+    def set_auto_path(self, text: str | None) -> None:
+        """Say on the Auto item what Auto chose, e.g. "Auto: OpenVINO CPU int8, 2.6x" (None: not measured yet)."""
+        index = self.precision_combo.findData("auto")
+        if index >= 0:
+            self.precision_combo.setItemText(index, f"Auto: {text}" if text else AUTO_PRECISION_LABEL)
 
     def set_precision(self, precision: str) -> None:
         """Select ``precision`` without emitting precision_changed (Auto when it is not offered here)."""

@@ -208,6 +208,7 @@ class MainWindow(WindowActions):
         s.progress.connect(self.status_fields.show_progress)
         s.status_changed.connect(self._update_status)
         s.render_finished.connect(self.render_finished)
+        s.render_finished.connect(self._on_session_render_finished)
         s.saved.connect(self._on_session_saved)
 
     # what scripts and tests read: the session's state, seen from the window
@@ -558,7 +559,13 @@ class MainWindow(WindowActions):
             self._on_picture_ready(self.current)  # output size first, so the visible rectangle is right
         self._request_renders()
 
+    def _on_session_render_finished(self, key) -> None:
+        auto = self.session.result_info(key).get("auto")
+        if auto:  # Auto measured this model here: its item in the Precision list says what it chose
+            self.panel.set_auto_path(str(auto))
+
     def _on_panel_model_changed(self, choice: ModelChoice | None) -> None:
+        self.panel.set_auto_path(None)  # Auto's choice is per model: said again after this model's render
         self.settings.model = choice.spec if choice is not None else ""
         self._update_banner()
         self._request_renders()

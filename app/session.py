@@ -233,6 +233,17 @@ class RenderSession(QObject):
             return f"MLRN {time.perf_counter() - self._started[key]:.0f} s…"
         return ""
 
+    def result_info(self, key: RenderKey) -> dict:
+        """The info of a finished render (model, tile, precision, backend, Auto's choice...), {} if none."""
+        result = self._results.get(key)
+        return dict(result.info) if result is not None else {}
+
+    def right_path(self) -> str:
+        """Where and how the right side's render ran, e.g. 'CPU (2 threads), OpenVINO int8 (Auto, 2.6x)'."""
+        key = self._sides["right"]
+        result = self._results.get(key) if key is not None else None
+        return result.device_label if result is not None else ""
+
     def device(self) -> torch.device:
         """The device of the settings; the CPU (with a message) when it is not available."""
         try:
@@ -497,6 +508,7 @@ class RenderSession(QObject):
         job.tiles.connect(self._on_job_tiles)
         job.render_progress.connect(self._on_job_render_progress)
         job.render_done.connect(self._on_job_render_done)
+        job.notice.connect(self._on_job_notice)
         job.render_failed.connect(self._on_job_render_failed)
         job.failed.connect(self._on_job_failed)
         job.finished.connect(self._on_job_finished)
@@ -597,6 +609,8 @@ class RenderSession(QObject):
     @Slot(object)
     def _on_job_render_done(self, result: RenderResult) -> None:
         self.cache.put(result)
+        if result.info.get("fallback"):  # OpenVINO could not run: said once, in the status bar and the log
+            self.info.emit(str(result.info["fallback"]), 0)
         self._job_keys.discard(result.key)
         self._started.pop(result.key, None)
         image = self._images.get(result.key)
@@ -616,6 +630,10 @@ class RenderSession(QObject):
             self._start_save(SaveRequest(r.source, result, r.scale, r.path, r.fmt, r.quality, r.bit_depth))
         if image is not None:
             self.render_finished.emit(result.key)
+
+    @Slot(str)
+    def _on_job_notice(self, text: str) -> None:
+        self.info.emit(text, 0)
 
     @Slot(object, str)
     def _on_job_render_failed(self, key: RenderKey, message: str) -> None:

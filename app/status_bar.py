@@ -34,7 +34,10 @@ class StatusFields:
         self.size_label = QLabel()
         self.time_label = QLabel()
         self.device_label = QLabel()
-        self.device_label.setToolTip("Where the network runs (Device in the side panel)")
+        self.device_label.setToolTip(
+            "Where and how the network ran for the image on the right: device, backend and precision "
+            "(Device and Precision in the side panel)"
+        )
         self.memory_label = QLabel()
         for w in (
             self.progress,
@@ -70,7 +73,8 @@ class StatusFields:
             self.size_label.setText("")
         self.time_label.setText(session.right_timing())
         self.time_label.setToolTip(session.right_image.label if session.right_key is not None else "")
-        self.device_label.setText(device_label(session.device()))
+        ran = session.right_path()  # the path the shown render took; else the device that will run
+        self.device_label.setText(ran or device_label(session.device()))
 
     def update_memory(self, session: RenderSession) -> None:
         """Process memory, GPU memory in use and the render cache."""

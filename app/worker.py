@@ -41,7 +41,6 @@ from mlrn_core.tiling import (
     DEFAULT_OVERLAP,
     Cancelled,
     TileRunner,
-    device_label,
     finish_upscaled,
     keep_gray,
     plan_tiles,
@@ -78,8 +77,15 @@ class ModelCache:
         self._entries: OrderedDict[tuple, tuple[LoadedModel, TileRunner]] = OrderedDict()
 
     def get(
-        self, path: str, scale: int, device: torch.device, precision: str = "auto", ensemble: bool = False
+        self,
+        path: str,
+        scale: int,
+        device: torch.device,
+        precision: str = "auto",
+        ensemble: bool = False,
+        announce=None,
     ) -> tuple[LoadedModel, TileRunner]:
+        """The model and its runner; ``announce(text)`` hears Auto's first measurement of the model here."""
         try:
             st = os.stat(path)
             stamp = (st.st_size, st.st_mtime_ns)
@@ -92,7 +98,8 @@ class ModelCache:
                 return self._entries[key]
             loaded = load_model(path, scale)
             self.loads += 1
-            entry = (loaded, TileRunner(loaded.model, device, precision=precision, ensemble=ensemble))
+            runner = TileRunner(loaded.model, device, precision=precision, ensemble=ensemble, announce=announce)
+            entry = (loaded, runner)
             self._entries[key] = entry
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
@@ -189,6 +196,7 @@ class RenderJob(Job):
     render_progress = Signal(object, int, int)  # RenderKey, done, total
     render_done = Signal(object)  # RenderResult
     render_failed = Signal(object, str)  # RenderKey, message
+    notice = Signal(str)  # e.g. Auto measuring a model's paths on first use (seconds): for the status bar
 
     def __init__(self, request: RenderRequest) -> None:
         super().__init__()
@@ -257,7 +265,14 @@ class RenderJob(Job):
         if spec.model_path is None:
             raise ModelError(f"no model file given for '{spec.label}'")
         device = torch.device(spec.key.device or "cpu")
-        loaded, runner = MODELS.get(spec.model_path, req.scale, device, spec.key.precision or "auto", spec.key.ensemble)
+        loaded, runner = MODELS.get(
+            spec.model_path,
+            req.scale,
+            device,
+            spec.key.precision or "auto",
+            spec.key.ensemble,
+            announce=lambda text: self.notice.emit(text[:1].upper() + text[1:]),
+        )
         tile = req.tile or interactive_tile(device, loaded.model)
         s = req.scale
         # The display canvas is written here and only read by the GUI, inside the rectangles this job has
@@ -309,8 +324,19 @@ class RenderJob(Job):
         seconds = time.perf_counter() - t0
         # every cell has been written exactly once, final, so the canvas and its pyramid are complete
         keep = out if out is not canvas.levels[0] else None
-        info = dict(loaded.info, tile=tile, overlap=req.overlap, precision=runner.precision, quality=runner.quality)
-        label = f"{device_label(device)}, {runner.describe()}"
+        info = dict(
+            loaded.info,
+            tile=tile,
+            overlap=req.overlap,
+            precision=runner.precision,
+            quality=runner.quality,
+            backend=runner.describe(),
+        )
+        if runner.auto is not None and runner.auto.measured and runner.auto.seconds:
+            info["auto"] = runner.auto.text()  # what the Precision list's Auto item says
+        if runner.fallback_note:
+            info["fallback"] = runner.fallback_note
+        label = f"{runner.where()}, {runner.describe()}"
         self.render_done.emit(RenderResult(spec.key, spec.label, canvas, keep, seconds, label, info))
 
 

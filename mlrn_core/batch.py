@@ -216,6 +216,7 @@ class ItemResult:
     seconds: float = 0.0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    backend: str = ""  # the inference path that ran (TileRunner.describe), e.g. "OpenVINO int8 (Auto, 2.6x)"
 
 
 @dataclass(frozen=True)
@@ -616,6 +617,8 @@ class _Sidecar:
         choice = result.item.auto
         if self.per_file and choice is not None:
             row["model"], row["auto"] = choice.name, choice.reason
+        if result.backend:
+            row["backend"] = result.backend
         if result.warnings:
             row["warnings"] = result.warnings
         # A file name that is not valid UTF-8 (Linux keeps its bytes as lone surrogates) is written as the JSON
@@ -688,6 +691,7 @@ def run_batch(
     device: torch.device | None = None,
     runner: tiling.TileRunner | None = None,
     record: dict[str, object] | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> BatchSummary:
     """Upscale every work item of ``plan``; report each file through ``on_item`` and return the summary.
 
@@ -697,7 +701,9 @@ def run_batch(
     ``model`` is the mapping from :func:`load_auto_models` and each file runs through the model Auto
     picked for it (one runner per model); the sidecar names it per file. Skipped and unsupported files are
     reported first, then each upscaled or failed file as it completes. Callbacks run in the calling
-    thread. ``record`` adds fields to every sidecar line (e.g. the process rank). Raises
+    thread. ``record`` adds fields to every sidecar line (e.g. the process rank); each line also names the
+    inference path that ran (``backend``). ``announce(text)`` hears Auto's first measurement of a model's
+    paths on this machine (:func:`mlrn_core.backends.choose`). Raises
     :class:`BatchError` when the model does not upscale by ``options.scale`` and
     :class:`~mlrn_core.tiling.DeviceError` for a device that is not available; failures of single files
     never raise.
@@ -734,7 +740,9 @@ def run_batch(
         key = item.auto.name if per_file and item.auto is not None else name
         if key not in runners:  # weights move to the device once per model
             precision = "fp32" if options.half is False and options.precision == "auto" else options.precision
-            runners[key] = tiling.TileRunner(nets[key], target, precision=precision, ensemble=options.ensemble)
+            runners[key] = tiling.TileRunner(
+                nets[key], target, precision=precision, ensemble=options.ensemble, announce=announce
+            )
         return nets[key], runners[key]
 
     sidecar = _Sidecar(
@@ -818,6 +826,7 @@ class _Job:
     item: BatchItem
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    backend: str = ""
 
 
 def _run_work(
@@ -851,7 +860,8 @@ def _run_work(
         assert job.item.output is not None
 
         def result(status: str, path: Path | None, error: str | None) -> ItemResult:
-            return ItemResult(job.item, status, path, job.seconds + time.monotonic() - t0, error, job.warnings)
+            seconds = job.seconds + time.monotonic() - t0
+            return ItemResult(job.item, status, path, seconds, error, job.warnings, job.backend)
 
         for _attempt in range(1000):
             target = job.item.output
@@ -882,6 +892,7 @@ def _run_work(
 
     folder_ok: dict[Path, str | None] = {}
     finite: dict[int, bool] = {}
+    fell_back: set[int] = set()  # runners whose fall-back to PyTorch a file's warnings said
 
     def probe_ok(runner: tiling.TileRunner) -> bool:
         """Whether the network gives finite values (tried once per runner on a small gray square)."""
@@ -979,6 +990,10 @@ def _run_work(
                     cancel=cancel,
                     progress=lambda d, t, job=job, k=k: emit(job, k + 1, d, t),
                 )
+                job.backend = f"{runner.where()}, {runner.describe()}"
+                if runner.fallback_note and id(runner) not in fell_back:  # said once, with the first file it hit
+                    fell_back.add(id(runner))
+                    job.warnings.append(runner.fallback_note)
                 if _non_finite(up):
                     raise _InvalidOutput
             except _InvalidOutput:

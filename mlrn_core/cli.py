@@ -54,8 +54,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             progress=lambda i, n, name: progress.update(f"bench {bar(i / max(1, n))} {i}/{n} {name}"),
             degradation=degradation,
             ensemble=args.quality == "best",
+            precision=args.precision,
         )
-    except data_mod.DataError as exc:
+    except (data_mod.DataError, ValueError) as exc:
         print(f"mlrn bench: {exc}", file=sys.stderr)
         return EXIT_USAGE
     progress.line("")
@@ -74,7 +75,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(
         f"{'mean of ' + str(len(res.images)) + ' images':<28} bicubic {b.psnr:7.3f} dB / {b.ssim:.4f}"
         + (
-            f"   {res.model_name}{' (best quality)' if res.quality == 'best' else ''} {m.psnr:7.3f} dB / {m.ssim:.4f}"
+            f"   {res.model_name}{' (best quality)' if res.quality == 'best' else ''}"
+            f"{'' if res.precision == 'fp32' else ' (' + res.precision + ')'} {m.psnr:7.3f} dB / {m.ssim:.4f}"
             if m
             else ""
         )
@@ -347,6 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("normal", "best"),  # tiling.QUALITIES (tiling is imported lazily, with torch)
         help="normal: one pass per tile; best: the average of the 8 flips and rotations of each tile "
         "(self-ensemble, about 8x the time) (default: normal)",
+    )
+    b.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "fp16", "openvino", "openvino-int8", "openvino-gpu"),  # tiling.PRECISIONS
+        help="the inference path scored: fp32 (PyTorch, the reference; default), bf16, fp16, openvino (OpenVINO "
+        "fp32 on the CPU), openvino-int8 (a built-in model's int8 network), openvino-gpu (an Intel GPU)",
     )
     b.set_defaults(func=cmd_bench)
 

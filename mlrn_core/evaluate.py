@@ -84,17 +84,23 @@ def evaluate(
     cancel: Callable[[], bool] | None = None,
     keep_first: bool = False,
     ensemble: bool = False,
+    precision: str = "fp32",
 ) -> Evaluation:
     """Score ``model`` (``None``: MATLAB bicubic) on ``images``; see the module docstring.
 
     ``progress(done, total)`` after each image; raises :class:`mlrn_core.tiling.Cancelled` when
     ``cancel()`` turns true. The model runs in fp32 on ``device`` (the CPU by default); ``ensemble`` scores
-    quality "best" (the 8-way self-ensemble, :data:`mlrn_core.tiling.QUALITIES`).
+    quality "best" (the 8-way self-ensemble, :data:`mlrn_core.tiling.QUALITIES`). ``precision`` picks another
+    inference path (:data:`mlrn_core.tiling.PRECISIONS`, e.g. "openvino-int8"), to measure what it costs.
     """
     if not images:
         raise ValueError("no images to evaluate on")
     cpu = torch.device("cpu")
-    runner = TileRunner(model, device or cpu, half=False, ensemble=ensemble) if model is not None else None
+    runner = (
+        TileRunner(model, device or cpu, precision=precision, ensemble=ensemble, fallback=False)
+        if model is not None
+        else None
+    )
     scores: list[Score] = []
     first = None
     for i, img in enumerate(images):
@@ -142,6 +148,7 @@ class BenchResult:
     per_image: list[dict] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     quality: str = "normal"  # the model's upscaling quality (mlrn_core.tiling.QUALITIES)
+    precision: str = "fp32"  # the inference path scored (mlrn_core.tiling.PRECISIONS)
 
     def as_json(self) -> dict:
         """The one-line JSON of ``mlrn bench --json``."""
@@ -149,7 +156,9 @@ class BenchResult:
             "scale": self.scale,
             "images": len(self.images),
             "bicubic": self.bicubic.as_dict(),
-            "model": dict(name=self.model_name, quality=self.quality, **self.model.as_dict()) if self.model else None,
+            "model": dict(name=self.model_name, quality=self.quality, precision=self.precision, **self.model.as_dict())
+            if self.model
+            else None,
         }
 
 
@@ -163,6 +172,7 @@ def benchmark(
     progress: Callable[[int, int, str], None] | None = None,
     degradation: data_mod.Degradation | None = None,
     ensemble: bool = False,
+    precision: str = "fp32",
 ) -> BenchResult:
     """PSNR/SSIM of bicubic (and ``model`` when given) on the HR images in ``folders``.
 
@@ -182,7 +192,16 @@ def benchmark(
     report(0, len(images))
     bicubic = evaluate(None, images, scale)
     scored = (
-        evaluate(model, images, scale, device, tile=tile or EVAL_TILE, progress=report, ensemble=ensemble)
+        evaluate(
+            model,
+            images,
+            scale,
+            device,
+            tile=tile or EVAL_TILE,
+            progress=report,
+            ensemble=ensemble,
+            precision=precision,
+        )
         if model
         else None
     )
@@ -202,6 +221,7 @@ def benchmark(
         per_image=rows,
         skipped=[(str(s.path), s.reason) for s in scan.skipped],
         quality="best" if ensemble else "normal",
+        precision=precision,
     )
 
 

@@ -42,14 +42,46 @@ def model_key(model: torch.nn.Module) -> str:
     """A name for the converted network: its weights, its hyper-parameters and the OpenVINO version."""
     import openvino as ov
 
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    hparams = getattr(model, "hparams", None) or {"class": type(model).__name__, "scale": getattr(model, "scale", 0)}
-    digest.update(json.dumps(hparams, sort_keys=True, default=str).encode())
-    digest.update(ov.get_version().encode())
-    return digest.hexdigest()[:24]
+    from mlrn_core.backends import weights_key
+
+    return hashlib.sha256(f"{weights_key(model)}|{ov.get_version()}".encode()).hexdigest()[:24]
+
+
+def int8_folder() -> Path:
+    """The shipped int8 networks of the built-in models (``release/int8.py`` makes them)."""
+    return paths.resources_dir() / "openvino"
+
+
+def int8_index() -> dict[str, dict]:
+    """weights key -> what ``release/int8.py`` measured for that model's int8 network (Set14 PSNR, fp32 and int8)."""
+    try:
+        data = json.loads((int8_folder() / "int8.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.get("models", {}).items() if isinstance(v, dict)}
+
+
+def int8_offered(model: torch.nn.Module) -> bool:
+    """True for a model whose shipped int8 network measured within :data:`INT8_MAX_LOSS_DB` of fp32 on Set14."""
+    from mlrn_core.backends import weights_key
+
+    entry = int8_index().get(weights_key(model))
+    return bool(entry and entry.get("offered") and (int8_folder() / entry["file"]).is_file())
+
+
+#: An int8 network is offered only when its Set14 PSNR is within this of fp32 (issue 31)
+INT8_MAX_LOSS_DB = 0.05
+
+
+def devices() -> list[str]:
+    """OpenVINO's devices here ("CPU", "GPU", "NPU"...), [] without OpenVINO."""
+    if not available():
+        return []
+    try:
+        return [d.split(".")[0] for d in core().available_devices]
+    except RuntimeError as exc:  # a broken driver: no devices beyond what works
+        log.warning("OpenVINO could not list its devices: %s", exc)
+        return []
 
 
 def cache_folder() -> Path:
@@ -78,23 +110,37 @@ def core():
 
 
 class OpenVinoNetwork:
-    """The network compiled by OpenVINO for ``device`` ("CPU"), called on float32 NCHW arrays."""
+    """The network compiled by OpenVINO for ``device`` ("CPU" or "GPU"), called on float32 NCHW arrays.
 
-    def __init__(self, model: torch.nn.Module, device: str = "CPU", threads: int | None = None) -> None:
+    ``int8``: the model's shipped int8 network (:func:`int8_offered`) instead of its float one."""
+
+    def __init__(
+        self, model: torch.nn.Module, device: str = "CPU", threads: int | None = None, int8: bool = False
+    ) -> None:
         if not available():
             raise ValueError(INSTALL_ADVICE)
-
-        self.key = model_key(model)
-        xml = cache_folder() / f"{self.key}.xml"
-        self.converted = not xml.exists()
-        if self.converted:
-            convert(model, xml)
-        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-        if device.upper() == "CPU":
-            config["INFERENCE_NUM_THREADS"] = int(threads or torch.get_num_threads())
-        self.compiled = core().compile_model(str(xml), device.upper(), config)
-        self.request = self.compiled.create_infer_request()
         self.device = device.upper()
+        self.key = model_key(model)
+        self.converted = False
+        if int8:
+            from mlrn_core.backends import weights_key
+
+            if not int8_offered(model):
+                raise ValueError("this model has no int8 network (only the built-in models ship one)")
+            xml = int8_folder() / int8_index()[weights_key(model)]["file"]
+        else:
+            xml = cache_folder() / f"{self.key}.xml"
+            self.converted = not xml.exists()
+            if self.converted:
+                convert(model, xml)
+        config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
+        if self.device == "CPU":
+            config["INFERENCE_PRECISION_HINT"] = "f32"  # int8 networks: their quantised layers, f32 around them
+            config["INFERENCE_NUM_THREADS"] = int(threads or torch.get_num_threads())
+        else:  # GPU kernels take a while to build: OpenVINO keeps them in the cache folder
+            config["CACHE_DIR"] = str(cache_folder() / "blobs")
+        self.compiled = core().compile_model(str(xml), self.device, config)
+        self.request = self.compiled.create_infer_request()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """float32 NCHW (one tile) -> the network's float32 NCHW output, not clamped."""
@@ -102,36 +148,25 @@ class OpenVinoNetwork:
         return np.array(self.request.get_output_tensor(0).data, dtype=np.float32, copy=True)
 
 
-_CONVERT = r"""
-import sys, torch, openvino as ov
-from mlrn_core import registry
-net = registry.load_model(sys.argv[1], None).model.float().cpu().eval()
-with torch.no_grad():
-    ir = ov.convert_model(net, example_input=torch.rand(1, 3, 48, 48), input=[(1, 3, -1, -1)])
-ov.save_model(ir, sys.argv[2], compress_to_fp16=False)
-"""
-
-
 def convert(model: torch.nn.Module, xml: Path) -> None:
-    """Convert ``model`` to IR at ``xml`` (and its .bin) in a child process (the conversion traces the network
-    with TorchScript, whose state left in this process made later training crash), written under temporary
-    names and renamed when whole, so a run killed meanwhile or a second converting process never leaves half a
-    file under the name."""
-    import subprocess
-    import sys
-    import tempfile
+    """Convert ``model`` to IR at ``xml`` (and its .bin), in this process (so the frozen app can too), written
+    under temporary names and renamed when whole, so a run killed meanwhile or a second converting process
+    never leaves half a file under the name. (An earlier version converted in a child process because later
+    training crashed; the crash was the signal stack of :func:`core`, not the conversion.)"""
+    import openvino as ov
 
-    from mlrn_core import registry
-
+    net = copy.deepcopy(model).float().cpu().eval()
     xml.parent.mkdir(parents=True, exist_ok=True)
     tmp = xml.with_name(f".{xml.stem}.{os.getpid()}.part.xml")
-    with tempfile.TemporaryDirectory() as folder:
-        weights = registry.save_model(Path(folder) / "model.pt", copy.deepcopy(model).float().cpu(), info={})
-        done = subprocess.run(
-            [sys.executable, "-c", _CONVERT, str(weights), str(tmp)], capture_output=True, text=True, check=False
-        )
-    if done.returncode != 0 or not tmp.exists():
-        raise ValueError(f"the network could not be converted for OpenVINO: {done.stderr.strip()[-500:]}")
-    os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
-    os.replace(tmp, xml)
+    try:
+        with torch.no_grad():
+            ir = ov.convert_model(net, example_input=torch.rand(1, 3, 48, 48), input=[(1, 3, -1, -1)])
+        ov.save_model(ir, str(tmp), compress_to_fp16=False)
+        os.replace(tmp.with_suffix(".bin"), xml.with_suffix(".bin"))
+        os.replace(tmp, xml)
+    except Exception as exc:  # noqa: BLE001 - any failure of the converter is one clear message
+        raise ValueError(f"the network could not be converted for OpenVINO: {exc}") from exc
+    finally:
+        for part in (tmp, tmp.with_suffix(".bin")):
+            part.unlink(missing_ok=True)
     log.info("converted the network to OpenVINO IR: %s", xml)

@@ -38,9 +38,12 @@ DEFAULT_OVERLAP = 16
 CPU_TILE = 192  # measured: on CPU small tiles run faster (cache) and use less memory than 384
 MIN_TILE = 32
 
-#: Inference precisions: "auto" is the fastest one measured to keep quality on the device (see
-#: :func:`resolve_precision`); the others force it.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "openvino")  # openvino: OpenVINO's fp32 on the CPU (issue 31)
+#: Inference paths, named by their precision (:mod:`mlrn_core.backends` has the table): "auto" is the fastest
+#: path measured on this machine for the model (:func:`mlrn_core.backends.choose`); the others force one.
+#: "openvino" is OpenVINO's fp32 on the CPU, "openvino-int8" its int8 network of a built-in model,
+#: "openvino-gpu" OpenVINO on an Intel GPU (issue 31).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "openvino", "openvino-int8", "openvino-gpu")
+OPENVINO_PRECISIONS = ("openvino", "openvino-int8", "openvino-gpu")
 
 #: Upscaling qualities: "normal" runs each tile through the network once; "best" is the geometric
 #: self-ensemble (Lim et al., EDSR, 2017): the tile in its 8 flips and rotations, each result turned back
@@ -213,24 +216,31 @@ def resolve_precision(device: torch.device, precision: str | None = "auto") -> s
         return "fp32"
     if p == "fp16" and device.type == "cpu":
         raise ValueError("fp16 is for GPUs; on a CPU use bf16 (fast where the CPU supports it) or fp32")
-    if p == "openvino":
+    if p in OPENVINO_PRECISIONS:
         from mlrn_core import openvino_backend
 
         if device.type != "cpu":
-            raise ValueError(f"precision openvino runs on the CPU, not on {device.type}: choose the CPU device")
+            raise ValueError(
+                f"precision {p} runs on the CPU device (OpenVINO), not on {device.type}: choose the CPU device"
+            )
         if not openvino_backend.available():
             raise ValueError(openvino_backend.INSTALL_ADVICE)
     return p
 
 
 class TileRunner:
-    """Runs single tiles through a model on a device, at a precision and memory format chosen once.
+    """Runs single tiles through a model on a device, on one inference path chosen once.
 
-    ``precision`` is one of :data:`PRECISIONS` (resolved by :func:`resolve_precision`); ``half`` is the
-    older switch: False forces fp32, True/None leave the choice to "auto". CUDA and MPS run fp16 (and
-    CUDA bf16) as half-precision weights; CPU bf16 runs under autocast, so weights stay fp32 and oneDNN
-    picks the bf16 kernels, with channels_last (the layout those kernels want). ``ensemble`` True runs
-    every tile as the geometric self-ensemble (quality "best", see :data:`QUALITIES`).
+    ``precision`` is one of :data:`PRECISIONS`: "auto" takes the fastest path measured for this model on this
+    machine (:func:`mlrn_core.backends.choose`, cached; ``announce`` is told before a first measurement),
+    the others force one (checked by :func:`resolve_precision`). ``half`` is the older switch: False forces
+    fp32. CUDA and MPS run fp16 (and CUDA bf16) as half-precision weights; CPU bf16 runs under autocast, so
+    weights stay fp32 and oneDNN picks the bf16 kernels, with channels_last (the layout those kernels want).
+    The OpenVINO paths run the network compiled by OpenVINO (:mod:`mlrn_core.openvino_backend`). ``ensemble``
+    True runs every tile as the geometric self-ensemble (quality "best", see :data:`QUALITIES`).
+
+    When an OpenVINO path cannot start or fails on a tile (a device gone, a driver error) and ``fallback`` is
+    True, the runner goes on with PyTorch (Auto's fixed rule) and ``fallback_note`` says so in one line.
     """
 
     def __init__(
@@ -240,25 +250,60 @@ class TileRunner:
         half: bool | None = None,
         precision: str | None = None,
         ensemble: bool = False,
+        fallback: bool = True,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         self.device = device
         self.ensemble = bool(ensemble)
         self.scale = int(model.scale)
+        self.fallback = fallback
+        self.fallback_note: str | None = None
+        self.auto = None  # mlrn_core.backends.Choice when precision was "auto"
         if precision is None:
             precision = "fp32" if half is False else "auto"
-        self.precision = resolve_precision(device, precision)
-        self.half = self.precision == "fp16"
+        if str(precision).lower() == "auto":
+            from mlrn_core import backends
+
+            self.auto = backends.choose(model, device, announce)
+            precision = self.auto.precision
+        p = str(precision).lower()
+        self.precision = p if fallback and p in OPENVINO_PRECISIONS else resolve_precision(device, precision)
         self._weights_dtype = None
         self._autocast = None
         self._openvino = None
-        if self.precision == "openvino":  # the network converted (once, cached) and compiled by OpenVINO
-            from mlrn_core.openvino_backend import OpenVinoNetwork
+        if self.precision in OPENVINO_PRECISIONS:  # converted once (cached) and compiled by OpenVINO
+            try:
+                resolve_precision(device, self.precision)  # not installed, or not the CPU device: said, then PyTorch
+                from mlrn_core.openvino_backend import OpenVinoNetwork
 
-            self._openvino = OpenVinoNetwork(model)
-        elif device.type == "cpu":
+                self._openvino = OpenVinoNetwork(
+                    model,
+                    "GPU" if self.precision == "openvino-gpu" else "CPU",
+                    int8=self.precision == "openvino-int8",
+                )
+            except Exception as exc:  # noqa: BLE001 - OpenVINO failing to start is never the end of the run
+                if not fallback:
+                    raise
+                self._fall_back(exc)
+        self._set_up_pytorch(model)
+
+    def _fall_back(self, exc: BaseException) -> None:
+        from mlrn_core.backends import path_label
+
+        failed = path_label(self.precision, self.device)
+        self._openvino = None
+        self.precision = resolve_precision(self.device, "auto")
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        self.fallback_note = f"{failed} failed ({reason}); running {path_label(self.precision, self.device)} instead"
+        log.warning("%s", self.fallback_note)
+
+    def _set_up_pytorch(self, model: torch.nn.Module) -> None:
+        device = self.device
+        self.half = self.precision == "fp16"
+        if self._openvino is None and device.type == "cpu":
             if self.precision == "bf16":
                 self._autocast = torch.bfloat16
-        elif self.precision != "fp32":
+        elif self._openvino is None and self.precision != "fp32":
             self._weights_dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
         self.channels_last = device.type == "cuda" or self._autocast is not None
         m = model.to(device).eval()
@@ -274,13 +319,37 @@ class TileRunner:
         return "best" if self.ensemble else "normal"
 
     def describe(self) -> str:
-        """e.g. 'bf16' or 'fp32, best quality', for captions and logs."""
-        return self.precision + (", best quality" if self.ensemble else "")
+        """The path that runs, for captions, logs and batch records: e.g. 'OpenVINO int8 (Auto, 2.6x)',
+        'PyTorch bf16' or 'PyTorch fp32, best quality'."""
+        from mlrn_core.backends import path_label
+
+        text = (
+            path_label(self.precision, self.device).replace(" CPU ", " ").replace(" CUDA ", " ").replace(" MPS ", " ")
+        )
+        if self.auto is not None and self.auto.precision == self.precision and self.auto.measured and self.auto.seconds:
+            text += f" (Auto, {self.auto.speedup:.1f}x)"
+        elif self.auto is not None and self.fallback_note is None:
+            text += " (Auto)"
+        return text + (", best quality" if self.ensemble else "")
+
+    def where(self) -> str:
+        """The device the network runs on, e.g. 'CPU (2 threads)' or 'Intel GPU (OpenVINO)'."""
+        return (
+            "Intel GPU (OpenVINO)"
+            if self._openvino is not None and self.precision == "openvino-gpu"
+            else device_label(self.device)
+        )
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """One pass of an NCHW batch at this runner's precision and layout; float32 out, not clamped."""
         if self._openvino is not None:
-            return torch.from_numpy(self._openvino(x.numpy()))
+            try:
+                return torch.from_numpy(self._openvino(x.numpy()))
+            except Exception as exc:  # noqa: BLE001 - a device gone mid-run: PyTorch takes over the tiles
+                if not self.fallback:
+                    raise
+                self._fall_back(exc)
+                self._set_up_pytorch(self.model)
         if self._weights_dtype is not None:
             x = x.to(self._weights_dtype)
         if self.channels_last:

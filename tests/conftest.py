@@ -14,6 +14,9 @@ import tempfile
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _SESSION_HOME = tempfile.mkdtemp(prefix="mlrn-test-home-")
 os.environ["MLRN_HOME"] = _SESSION_HOME
+# Auto's measurement of the inference paths (mlrn_core.backends) is off, so precision "auto" is the same fixed
+# rule in every test; tests/test_backends.py turns it on where it is the subject.
+os.environ["MLRN_AUTO_MEASURE"] = "0"
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ARG001 - pytest hook signature

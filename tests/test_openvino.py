@@ -34,7 +34,7 @@ def test_openvino_tiles_are_pytorch_fp32_tiles_at_every_size(cache: Path) -> Non
     model = tiny_model(2, seed=3)
     exact = tiling.TileRunner(model, torch.device("cpu"), precision="fp32")
     fast = tiling.TileRunner(model, torch.device("cpu"), precision="openvino")
-    assert fast.precision == "openvino" and fast.describe() == "openvino"
+    assert fast.precision == "openvino" and fast.describe() == "OpenVINO fp32"
     rng = np.random.default_rng(1)
     for h, w in ((48, 48), (37, 61), (1, 9), (130, 72)):  # edge tiles and thin strips: one converted network
         tile = rng.random((h, w, 3), dtype=np.float32)

@@ -292,7 +292,7 @@ def test_best_quality_is_the_mean_of_the_eight_turned_back_results():
     plain = TileRunner(model, torch.device("cpu"), precision="fp32")
     best = TileRunner(model, torch.device("cpu"), precision="fp32", ensemble=True)
     assert (plain.quality, best.quality) == ("normal", "best")
-    assert best.describe() == "fp32, best quality"
+    assert best.describe() == "PyTorch fp32, best quality"
     # the reference: each rotation/flip done with numpy on HWC arrays, run alone, turned back with numpy
     outs = []
     for flip in (False, True):

@@ -1,0 +1,281 @@
+"""The inference paths a tile can take, and Auto's choice among them by measurement (issue 31).
+
+A path is a backend, a device and a number precision; :class:`mlrn_core.tiling.TileRunner` runs each one
+behind the same interface, and a path is named by one *precision* value (:data:`mlrn_core.tiling.PRECISIONS`)
+on a torch device:
+
+======================  ===============  =============================================================
+precision               device           path
+======================  ===============  =============================================================
+``fp32``                cpu, cuda, mps   PyTorch float32 (the exact reference)
+``bf16``                cpu, cuda        PyTorch bfloat16 (autocast on CPUs with native bf16 kernels)
+``fp16``                cuda, mps        PyTorch float16 weights
+``openvino``            cpu              OpenVINO on the CPU, float32 (PyTorch fp32's pictures)
+``openvino-int8``       cpu              OpenVINO on the CPU, the model's shipped int8 network
+``openvino-gpu``        cpu (host)       OpenVINO on an Intel GPU (its default f16 inference)
+======================  ===============  =============================================================
+
+Precision "auto" is chosen by measurement (:func:`choose`): on first use of a model on a machine a few timed
+tiles of every path available there decide, and the answer is cached per machine and model in the per-user
+cache folder, so later runs only read it. ``MLRN_AUTO_MEASURE=0`` turns the measurement off (Auto then
+takes the fixed rule of :func:`mlrn_core.tiling.resolve_precision`: bf16 on CPUs with native bf16, fp16 on
+CUDA, fp32 elsewhere); the test suite does so except in the tests of this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from mlrn_core import atomic, paths
+
+log = logging.getLogger(__name__)
+
+#: Tile side (LR pixels) and timed runs per path, after one warm-up run.
+MEASURE_TILE = 128
+MEASURE_RUNS = 3
+#: Bumped when the measurement changes, so older cached answers are measured again.
+_VERSION = 1
+
+_LABELS = {
+    "fp32": "PyTorch {dev} fp32",
+    "bf16": "PyTorch {dev} bf16",
+    "fp16": "PyTorch {dev} fp16",
+    "openvino": "OpenVINO CPU fp32",
+    "openvino-int8": "OpenVINO CPU int8",
+    "openvino-gpu": "OpenVINO GPU",
+}
+
+
+def path_label(precision: str, device: torch.device | str = "cpu") -> str:
+    """What a user reads for a path: "PyTorch CPU bf16", "OpenVINO CPU int8", "PyTorch CUDA fp16"..."""
+    dev = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}.get(torch.device(device).type, str(device).upper())
+    return _LABELS.get(precision, precision).format(dev=dev)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Auto's path for a model on this machine: its precision value, and what the measurement saw."""
+
+    precision: str
+    label: str
+    speedup: float = 1.0  # seconds of PyTorch fp32 / seconds of this path, on the same tiles
+    seconds: dict[str, float] = field(default_factory=dict)  # label -> seconds per tile, every path tried
+    measured: bool = True  # False: the fixed rule (measurement off, or nothing else to measure)
+
+    def text(self) -> str:
+        """e.g. "OpenVINO CPU int8, 2.6x" (the speed-up over PyTorch fp32 when it was measured)."""
+        return f"{self.label}, {self.speedup:.1f}x" if self.measured and self.seconds else self.label
+
+
+def measuring_enabled() -> bool:
+    return os.environ.get("MLRN_AUTO_MEASURE", "1") != "0"
+
+
+def weights_key(model: torch.nn.Module) -> str:
+    """A name for a network: its weights and hyper-parameters (the same file always gives the same key)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    hparams = getattr(model, "hparams", None) or {"class": type(model).__name__, "scale": getattr(model, "scale", 0)}
+    digest.update(json.dumps(hparams, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:24]
+
+
+def machine_key(device: torch.device) -> str:
+    """This machine as far as speed goes: CPU model and flags, threads, the device, torch and OpenVINO."""
+    cpu = platform.processor() or platform.machine()
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name") and cpu in ("", platform.machine()):
+                    cpu = line.split(":", 1)[1].strip()
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    parts = [cpu, flags, str(torch.get_num_threads()), str(device), torch.__version__, _openvino_version()]
+    if device.type == "cuda":
+        parts.append(torch.cuda.get_device_name(device))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+def _openvino_version() -> str:
+    from mlrn_core import openvino_backend
+
+    if not openvino_backend.available():
+        return "no-openvino"
+    import openvino as ov
+
+    return ov.get_version()
+
+
+def candidates(model: torch.nn.Module, device: torch.device) -> list[str]:
+    """The precisions worth timing for ``model`` on ``device``: every path that can run here."""
+    from mlrn_core import openvino_backend, tiling
+
+    if device.type == "cuda":
+        return ["fp16", "bf16", "fp32"] if torch.cuda.is_bf16_supported() else ["fp16", "fp32"]
+    if device.type == "mps":
+        return ["fp16", "fp32"]
+    found = ["fp32"]
+    if tiling.cpu_bf16_supported():  # emulated bf16 is slower than fp32: never a candidate
+        found.append("bf16")
+    if openvino_backend.available():
+        found.append("openvino")
+        if openvino_backend.int8_offered(model):
+            found.append("openvino-int8")
+        if "GPU" in openvino_backend.devices():
+            found.append("openvino-gpu")
+    return found
+
+
+_cache_lock = threading.Lock()
+
+
+def _cache_file():
+    return paths.cache_dir() / "auto-paths.json"
+
+
+def _read_cache() -> dict:
+    try:
+        data = json.loads(_cache_file().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) and data.get("version") == _VERSION else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def cached(model: torch.nn.Module, device: torch.device) -> Choice | None:
+    """Auto's earlier answer for this model on this machine, or None when it was not measured here yet."""
+    entry = _read_cache().get(machine_key(device), {}).get(weights_key(model))
+    if not isinstance(entry, dict):
+        return None
+    try:
+        choice = Choice(**entry)
+    except TypeError:
+        return None
+    return choice if choice.precision in candidates(model, device) else None
+
+
+def _store(model: torch.nn.Module, device: torch.device, choice: Choice) -> None:
+    with _cache_lock:
+        data = _read_cache() or {"version": _VERSION}
+        data.setdefault(machine_key(device), {})[weights_key(model)] = asdict(choice)
+        try:
+            with atomic.atomic_open(_cache_file(), "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1)
+        except OSError as exc:  # a read-only cache folder: measured again next time, never a failure
+            log.warning("could not keep Auto's measurement in %s: %s", _cache_file(), exc)
+
+
+def time_path(model: torch.nn.Module, device: torch.device, precision: str, tile: int, runs: int) -> float:
+    """Seconds per ``tile`` x ``tile`` tile on one path (the median of ``runs`` after a warm-up run)."""
+    from mlrn_core import tiling
+
+    runner = tiling.TileRunner(model, device, precision=precision, fallback=False)
+    x = np.random.default_rng(0).random((tile, tile, 3), dtype=np.float32)
+    runner.run(x)  # warm-up: compilation, caches, first-use allocations
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        runner.run(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def measure(model: torch.nn.Module, device: torch.device, tile: int = MEASURE_TILE, runs: int = MEASURE_RUNS) -> Choice:
+    """Time every candidate path on the same tiles and return the fastest (a path that fails is skipped)."""
+    from mlrn_core import tiling
+
+    seconds: dict[str, float] = {}
+    by_label: dict[str, str] = {}
+    for precision in candidates(model, device):
+        label = path_label(precision, device)
+        try:
+            seconds[label] = time_path(model, device, precision, tile, runs)
+            by_label[label] = precision
+        except Exception as exc:  # noqa: BLE001 - a path that cannot run here is not a candidate
+            log.warning("Auto: %s could not run here, not a candidate: %s", label, exc)
+    if not seconds:
+        fixed = tiling.resolve_precision(device, "auto")
+        return Choice(fixed, path_label(fixed, device), measured=False)
+    best = min(seconds, key=seconds.get)
+    reference = seconds.get(path_label("fp32", device), seconds[best])
+    return Choice(by_label[best], best, round(reference / seconds[best], 2), seconds)
+
+
+def choose(model: torch.nn.Module, device: torch.device, announce=None) -> Choice:
+    """Auto's path for ``model`` on ``device``: cached when measured before on this machine, else measured
+    now (``announce(text)`` is told first, as this takes some seconds) and cached."""
+    from mlrn_core import tiling
+
+    if not measuring_enabled():
+        fixed = tiling.resolve_precision(device, "auto")
+        return Choice(fixed, path_label(fixed, device), measured=False)
+    found = cached(model, device)
+    if found is not None:
+        return found
+    if announce is not None:
+        announce("measuring the fastest way to run this model on this machine (once)")
+    choice = measure(model, device)
+    if choice.measured:
+        _store(model, device, choice)
+        times = ", ".join(f"{k} {v:.3f} s" for k, v in choice.seconds.items())
+        log.info("Auto measured (seconds per %d px tile) %s: %s", MEASURE_TILE, times, choice.text())
+        if announce is not None:
+            announce(f"Auto: {choice.text()} over PyTorch fp32 (measured here once: {times} per tile)")
+    return choice
+
+
+BACKENDS = ("auto", "pytorch", "openvino")
+
+
+def path_from_flags(backend: str = "auto", device: str = "auto", precision: str = "auto") -> tuple[str, str]:
+    """``mlrn upscale --backend/--device/--precision`` -> (device preference, precision value).
+
+    ``--device gpu`` is an Intel GPU through OpenVINO; ``--precision int8`` is OpenVINO's int8 network; the
+    older ``--precision openvino`` (-int8, -gpu) values still work. Raises ValueError for a combination that
+    cannot run, naming what can."""
+    b, d, p = (str(v or "auto").lower() for v in (backend, device, precision))
+    if b not in BACKENDS:
+        raise ValueError(f"unknown backend '{backend}': expected {', '.join(BACKENDS)}")
+    if p.startswith("openvino"):
+        b = "openvino" if b == "auto" else b
+        if b != "openvino":
+            raise ValueError(f"precision {p} runs on OpenVINO, not {b}: use --backend openvino")
+        if p == "openvino-gpu" or d == "gpu":
+            return "cpu", "openvino-gpu"
+        return "cpu", p
+    if d == "gpu" or (b == "openvino" and d not in ("auto", "cpu")):
+        if d != "gpu":
+            raise ValueError(f"OpenVINO runs on the CPU or an Intel GPU (--device cpu or gpu), not on {d}")
+        if b == "pytorch":
+            raise ValueError("--device gpu is an Intel GPU through OpenVINO: use --backend openvino or auto")
+        if p not in ("auto", "fp16", "fp32"):
+            raise ValueError(f"OpenVINO on an Intel GPU runs its own precision (fp16); {p} is not offered there")
+        return "cpu", "openvino-gpu"
+    if p == "int8":
+        if b == "pytorch":
+            raise ValueError("int8 runs on OpenVINO: use --backend openvino or auto")
+        return "cpu", "openvino-int8"
+    if b == "openvino":
+        if p not in ("auto", "fp32"):
+            raise ValueError(f"OpenVINO on the CPU runs fp32 or int8, not {p}")
+        return "cpu", "openvino"
+    if b == "pytorch" and p == "auto":
+        return d, "pytorch-auto"
+    return d, p
