@@ -1,0 +1,349 @@
+"""Start-up and overhead of the ``mlrn`` command line (issue 31 item 4): where the seconds around the network go.
+
+Each measurement runs in a fresh child process (nothing imported or loaded yet; the OS file cache is warm,
+after one untimed warm-up run of each) and is the median of ``--repeat`` runs, so a busy machine's outliers
+drop out. Two tables:
+
+- commands: the wall time of ``python -c pass`` (the interpreter alone, the floor), ``mlrn --help``,
+  ``mlrn --version``, ``mlrn upscale --help``, ``mlrn models --help``, an argument error (``mlrn bench``
+  without its folders) and ``python -c "import mlrn_core.cli"``. ``mlrn`` is the console script next to
+  this Python (``pyproject.toml``'s ``mlrn = mlrn_core.cli:main``), else ``python -m mlrn_core.cli``;
+- phases of one ``mlrn upscale`` (``mlrn_core.cli.main``, default options but ``--device cpu``: ``--model
+  auto``, precision auto, tile auto, prefetch on) of a 1200x800 crop (top left) of
+  ``train/Photos15/Bridge_by_Sander_Klootwijk.png``, saved as a JPEG (quality 92, so Auto picks the photo
+  model) in a temporary folder, x2, written as JPEG. The child times the real functions of the code path,
+  wrapped from here (each phase counts its own time, nested phases subtracted):
+
+  - import: ``mlrn_core.cli`` and what ``cli_upscale.cmd_upscale`` imports (cli_upscale, batch, auto,
+    registry, tiling, distributed: torch, numpy, OpenCV, Pillow, ...);
+  - plan: ``batch.plan_batch`` (scan, Auto's look at the file's real format);
+  - model load: ``registry.load_model`` (also as ``auto.load_model``) and ``batch.load_auto_models``;
+  - runner setup: ``tiling.TileRunner.__init__`` (weights to the device, channels_last for bf16);
+  - decode: ``imageio.declared_size`` and ``imageio.read_image``;
+  - probe: ``TileRunner.run`` outside a picture (``batch``'s 8x8 check that the model gives finite values);
+  - network: ``TileRunner.run`` per tile;
+  - blend/assemble: ``tiling.upscale_picture`` less its ``TileRunner.run`` calls (tile weights, blending
+    the overlaps, conversion to uint8, ``finish_upscaled``);
+  - encode/write: ``imageio.write_image`` (JPEG encode, metadata, atomic rename);
+  - other in-process: the rest of ``cli.main`` (parsing, device and precision, progress, record);
+  - interpreter start + exit: the child's wall time less its in-process time (Python start-up, the
+    benchmark's own stdlib imports, and the teardown of torch and the thread pools at exit).
+
+  A ``python -X importtime`` run of the same imports adds the import time by top-level package.
+
+Usage: ``python benchmarks/startup.py [--repeat 5] [--threads N] [--skip-upscale] [--json FILE]``. Prints the
+CPU model and thread count, Markdown tables and one JSON line. (``--child-upscale SRC OUT`` is the child.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
+PHOTO = "train/Photos15/Bridge_by_Sander_Klootwijk.png"
+SIZE = (1200, 800)  # W, H of the crop
+PHASES = (
+    "import",
+    "plan",
+    "model load",
+    "runner setup",
+    "decode",
+    "probe",
+    "network",
+    "blend/assemble",
+    "encode/write",
+    "other in-process",
+    "interpreter start + exit",
+)
+MARK = "STARTUP-PHASES "
+
+
+# --- the child: one timed mlrn upscale --------------------------------------------------------------------
+
+
+class Timer:
+    """Self time per phase: a wrapped call's time less that of the wrapped calls inside it (per thread)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def wrap(self, phase, fn):
+        """``phase``: a name, or a function of the enclosing phase (None outside any) giving one."""
+
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            stack = self._local.__dict__.setdefault("stack", [])
+            name = phase(stack[-1][0] if stack else None) if callable(phase) else phase
+            frame = [name, 0.0]  # [phase, seconds of the wrapped calls inside]
+            stack.append(frame)
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                dt = time.perf_counter() - t
+                stack.pop()
+                with self._lock:
+                    self.seconds[name] += dt - frame[1]
+                    self.calls[name] += 1
+                if stack:
+                    stack[-1][1] += dt
+
+        return timed
+
+
+def child_upscale(src: str, out: str, threads: int) -> None:
+    t0 = time.perf_counter()
+    import mlrn_core.cli as cli
+    from mlrn_core import auto, batch, cli_upscale, distributed, imageio, registry, tiling  # noqa: F401
+
+    t_import = time.perf_counter() - t0
+    import torch
+
+    timer = Timer()
+    patches = [
+        (batch, "plan_batch", "plan"),
+        (registry, "load_model", "model load"),
+        (auto, "load_model", "model load"),
+        (batch, "load_auto_models", "model load"),
+        (tiling.TileRunner, "__init__", "runner setup"),
+        (imageio, "declared_size", "decode"),
+        (imageio, "read_image", "decode"),
+        (tiling.TileRunner, "run", lambda outer: "network" if outer == "blend/assemble" else "probe"),
+        (tiling, "upscale_picture", "blend/assemble"),
+        (imageio, "write_image", "encode/write"),
+    ]
+    for owner, attr, phase in patches:
+        setattr(owner, attr, timer.wrap(phase, getattr(owner, attr)))
+    argv = ["upscale", src, "-o", out, "--device", "cpu"] + (["--threads", str(threads)] if threads else [])
+    rc = cli.main(argv)
+    total = time.perf_counter() - t0
+    seconds = dict(timer.seconds, **{"import": t_import})
+    seconds["other in-process"] = total - sum(seconds.values())
+    result = {
+        "rc": rc,
+        "in_process_s": total,
+        "seconds": seconds,
+        "tiles": timer.calls.get("network", 0),
+        "threads": torch.get_num_threads(),
+        "precision": tiling.resolve_precision(torch.device("cpu"), "auto"),
+    }
+    print(MARK + json.dumps(result), flush=True)
+
+
+# --- the parent ---------------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def mlrn_command() -> list[str]:
+    script = Path(sys.executable).with_name("mlrn")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mlrn_core.cli"]
+
+
+def child_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["MLRN_HOME"] = str(home)  # no user settings or records of the real home
+    env.pop("PYTHONPROFILEIMPORTTIME", None)
+    return env
+
+
+def wall(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
+    return time.perf_counter() - t, proc
+
+
+def median_wall(cmd: list[str], env: dict[str, str], repeat: int, ok=(0,)) -> dict:
+    wall(cmd, env)  # warm-up: the OS file cache
+    times = []
+    for _ in range(repeat):
+        dt, proc = wall(cmd, env)
+        if proc.returncode not in ok:
+            raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+        times.append(dt)
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "rc": proc.returncode}
+
+
+def torch_imported(cmd: list[str], env: dict[str, str]) -> bool:
+    """Whether ``cmd`` (a Python program) imports torch: ``-X importtime`` lists every module imported."""
+    proc = subprocess.run(cmd, env=dict(env, PYTHONPROFILEIMPORTTIME="1"), cwd=REPO, capture_output=True, text=True)
+    return any(line.split("|")[-1].strip() == "torch" for line in proc.stderr.splitlines())
+
+
+def import_breakdown(env: dict[str, str], repeat: int) -> list[tuple[str, float]]:
+    """Median self import time (s) per top-level package for the imports of ``mlrn upscale``, largest first."""
+    code = (
+        "import mlrn_core.cli; from mlrn_core import auto, batch, cli_upscale, distributed, imageio, registry, tiling"
+    )
+    runs: list[dict[str, float]] = []
+    for _ in range(repeat):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code], env=env, cwd=REPO, capture_output=True, text=True
+        )
+        per: dict[str, float] = defaultdict(float)
+        for line in proc.stderr.splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            self_us, _cum, name = (part.strip() for part in line[len("import time:") :].split("|"))
+            per[name.split(".")[0]] += int(self_us) / 1e6
+        runs.append(per)
+    names = {n for r in runs for n in r}
+    med = {n: statistics.median(r.get(n, 0.0) for r in runs) for n in names}
+    return sorted(med.items(), key=lambda kv: -kv[1])
+
+
+def make_photo(folder: Path) -> Path:
+    from PIL import Image
+
+    w, h = SIZE
+    src = folder / "bridge_1200x800.jpg"
+    with Image.open(SHARED / PHOTO) as im:
+        im.convert("RGB").crop((0, 0, w, h)).save(src, quality=92)
+    return src
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs of each command (the median is reported)")
+    ap.add_argument("--threads", type=int, default=0, help="mlrn upscale --threads (default: torch's choice)")
+    ap.add_argument("--skip-upscale", action="store_true", help="only the start-up commands")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--child-upscale", nargs=2, metavar=("SRC", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child_upscale:
+        child_upscale(*args.child_upscale, args.threads)
+        return
+
+    tmp = Path(tempfile.mkdtemp(prefix="mlrn-startup-"))
+    try:
+        env = child_env(tmp / "home")
+        py, mlrn = [sys.executable], mlrn_command()
+        info = {
+            "cpu": cpu_model(),
+            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "python": sys.version.split()[0],
+            "mlrn": " ".join(mlrn),
+            "repeat": args.repeat,
+            "loadavg_start": os.getloadavg(),
+        }
+        print(json.dumps(info), flush=True)
+        commands = {
+            "python -c pass": (py + ["-c", "pass"], (0,)),
+            "mlrn --help": (mlrn + ["--help"], (0,)),
+            "mlrn --version": (mlrn + ["--version"], (0,)),
+            "mlrn upscale --help": (mlrn + ["upscale", "--help"], (0,)),
+            "mlrn models --help": (mlrn + ["models", "--help"], (0,)),
+            "mlrn bench (argument error)": (mlrn + ["bench"], (2,)),
+            'python -c "import mlrn_core.cli"': (py + ["-c", "import mlrn_core.cli"], (0,)),
+        }
+        rows = []
+        for name, (cmd, ok) in commands.items():
+            row = {"command": name, **median_wall(cmd, env, args.repeat, ok)}
+            # the console script is not a Python command line: the same through python -m
+            as_python = cmd if cmd[0] == sys.executable else py + ["-m", "mlrn_core.cli"] + cmd[len(mlrn) :]
+            row["imports_torch"] = torch_imported(as_python, env)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
+        phases = None
+        if not args.skip_upscale:
+            src = make_photo(tmp)
+            runs = []
+            for k in range(args.repeat + 1):  # the first is the warm-up
+                out = tmp / f"out{k}.jpg"
+                cmd = py + [str(Path(__file__).resolve()), "--child-upscale", str(src), str(out)]
+                cmd += ["--threads", str(args.threads)] if args.threads else []
+                dt, proc = wall(cmd, env)
+                line = next((x for x in proc.stdout.splitlines() if x.startswith(MARK)), None)
+                if proc.returncode != 0 or line is None:
+                    raise SystemExit(f"mlrn upscale child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+                res = json.loads(line[len(MARK) :])
+                if res["rc"] != 0:
+                    raise SystemExit(f"mlrn upscale exited {res['rc']}:\n{proc.stderr[-3000:]}")
+                res["seconds"]["interpreter start + exit"] = dt - res["in_process_s"]
+                res["wall_s"] = dt
+                if k:
+                    runs.append(res)
+                print(json.dumps({"upscale_run": k, "wall_s": round(dt, 3)}), flush=True)
+            med = {p: statistics.median(r["seconds"].get(p, 0.0) for r in runs) for p in PHASES}
+            total = statistics.median(r["wall_s"] for r in runs)
+            around = statistics.median(r["wall_s"] - r["seconds"].get("network", 0.0) for r in runs)
+            phases = {
+                "image": f"{PHOTO} [0:{SIZE[1]}, 0:{SIZE[0]}] as JPEG q92",
+                "scale": 2,
+                "tiles": runs[0]["tiles"],
+                "threads": runs[0]["threads"],
+                "precision": runs[0]["precision"],
+                "median_s": med,
+                "total_wall_s": total,
+                "around_network_s": around,
+                "walls_s": [r["wall_s"] for r in runs],
+                "runs_s": [r["seconds"] for r in runs],
+            }
+            phases["imports_by_package_s"] = import_breakdown(env, args.repeat)[:10]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    threads = f"torch threads {phases['threads']}" if phases else "torch threads not asked (--skip-upscale)"
+    print(f"\n{info['cpu']}, {info['cores']} cores, {threads}, Python {info['python']}, ", end="")
+    print(
+        f"median of {args.repeat} runs (load average at start {', '.join(f'{v:.2f}' for v in info['loadavg_start'])})"
+    )
+    print(f"mlrn = {info['mlrn']}\n")
+    print("| command | median s | min s | max s | imports torch |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| `{r['command']}` | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['max_s']:.3f} | "
+            f"{'yes' if r['imports_torch'] else 'no'} |"
+        )
+    if phases:
+        print(
+            f"\n`mlrn upscale` of {phases['image']}, x2, --device cpu ({phases['precision']}, {phases['tiles']} "
+            f"tiles): {phases['total_wall_s']:.2f} s, of which {phases['around_network_s']:.2f} s around the network\n"
+        )
+        print("| phase | median s | share |")
+        print("|---|---|---|")
+        for p in PHASES:
+            v = phases["median_s"][p]
+            print(f"| {p} | {v:.3f} | {v / phases['total_wall_s']:.0%} |")
+        print(f"| **total (wall)** | {phases['total_wall_s']:.3f} | 100% |")
+        print("\n| import, by top-level package (`-X importtime`, self time) | median s |")
+        print("|---|---|")
+        for name, v in phases["imports_by_package_s"]:
+            print(f"| {name} | {v:.3f} |")
+    result = {**info, "loadavg_end": os.getloadavg(), "commands": rows, "upscale": phases}
+    print(json.dumps(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
