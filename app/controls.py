@@ -89,7 +89,7 @@ def device_choices() -> list[tuple[str, str]]:
     return [("auto", f"Auto: {best}"), *choices, ("cpu", cpu)]
 
 
-AUTO_PRECISION_LABEL = "Auto: the fastest path measured here"
+AUTO_PRECISION_LABEL = "Auto (fastest measured)"
 
 
 def precision_choices() -> list[tuple[str, str]]:
@@ -166,12 +166,13 @@ class ControlsPanel(QWidget):
         self.precision_combo = _combo()
         for value, label in precision_choices():
             self.precision_combo.addItem(label, value)
-        self.precision_combo.setToolTip(
+        self._precision_tip = (
             "How the network runs: backend and number precision. Auto times a few tiles of each path this "
             "machine has on first use of a model (PyTorch fp32/bf16, OpenVINO fp32/int8, GPUs) and keeps the "
             "fastest; every path offered keeps Set14 PSNR within 0.05 dB of fp32. PyTorch fp32 is the exact "
             "reference. The status bar says which path ran."
         )
+        self.precision_combo.setToolTip(self._precision_tip)
         self.quality_combo = _combo()
         for value in QUALITIES:
             self.quality_combo.addItem(quality_label(value, 2), value)
@@ -265,9 +266,21 @@ class ControlsPanel(QWidget):
 
     def set_auto_path(self, text: str | None) -> None:
         """Say on the Auto item what Auto chose, e.g. "Auto: OpenVINO CPU int8, 2.6x" (None: not measured yet)."""
-        index = self.precision_combo.findData("auto")
-        if index >= 0:
-            self.precision_combo.setItemText(index, f"Auto: {text}" if text else AUTO_PRECISION_LABEL)
+        combo = self.precision_combo
+        index = combo.findData("auto")
+        if index < 0:
+            return
+        label = f"Auto: {text}" if text else AUTO_PRECISION_LABEL
+        combo.setItemText(index, label)
+        combo.setItemData(
+            index,
+            f"{label} over PyTorch fp32, measured on this machine" if text else label,
+            Qt.ItemDataRole.ToolTipRole,
+        )
+        combo.setToolTip(self._precision_tip + (f"\n\n{label}" if text else ""))
+        # the list opens wide enough for every path's whole name, however narrow the panel keeps the box
+        view = combo.view()
+        view.setMinimumWidth(max(view.sizeHintForColumn(0) + 24, combo.width()))
 
     def set_precision(self, precision: str) -> None:
         """Select ``precision`` without emitting precision_changed (Auto when it is not offered here)."""

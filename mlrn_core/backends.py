@@ -180,36 +180,38 @@ def _store(model: torch.nn.Module, device: torch.device, choice: Choice) -> None
             log.warning("could not keep Auto's measurement in %s: %s", _cache_file(), exc)
 
 
-def time_path(model: torch.nn.Module, device: torch.device, precision: str, tile: int, runs: int) -> float:
-    """Seconds per ``tile`` x ``tile`` tile on one path (the median of ``runs`` after a warm-up run)."""
-    from mlrn_core import tiling
-
-    runner = tiling.TileRunner(model, device, precision=precision, fallback=False)
-    x = np.random.default_rng(0).random((tile, tile, 3), dtype=np.float32)
-    runner.run(x)  # warm-up: compilation, caches, first-use allocations
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        runner.run(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
 def measure(model: torch.nn.Module, device: torch.device, tile: int = MEASURE_TILE, runs: int = MEASURE_RUNS) -> Choice:
-    """Time every candidate path on the same tiles and return the fastest (a path that fails is skipped)."""
+    """Time every candidate path on the same tile and return the fastest (a path that fails is skipped).
+
+    One path after the other, each set up and warmed up (conversion, compilation, first-use allocations) right
+    before its timed runs: interleaving the paths was tried and is unfair on a small CPU, because one library's
+    worker threads still spin for a moment after their work (OpenMP in PyTorch, TBB in OpenVINO) and take the
+    cores from the other. Each path's time is the median of its runs."""
+    import copy
+
     from mlrn_core import tiling
 
+    x = np.random.default_rng(0).random((tile, tile, 3), dtype=np.float32)
     seconds: dict[str, float] = {}
     by_label: dict[str, str] = {}
     for precision in candidates(model, device):
         label = path_label(precision, device)
-        try:
-            seconds[label] = time_path(model, device, precision, tile, runs)
-            by_label[label] = precision
+        try:  # each path on its own copy: a runner moves and converts the weights it is given
+            runner = tiling.TileRunner(copy.deepcopy(model), device, precision=precision, fallback=False)
+            runner.run(x)  # warm-up
+            runner.run(x)
+            times = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                runner.run(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                times.append(time.perf_counter() - t)
         except Exception as exc:  # noqa: BLE001 - a path that cannot run here is not a candidate
             log.warning("Auto: %s could not run here, not a candidate: %s", label, exc)
+            continue
+        seconds[label], by_label[label] = round(float(np.median(times)), 4), precision
+        del runner
     if not seconds:
         fixed = tiling.resolve_precision(device, "auto")
         return Choice(fixed, path_label(fixed, device), measured=False)
@@ -237,7 +239,7 @@ def choose(model: torch.nn.Module, device: torch.device, announce=None) -> Choic
         times = ", ".join(f"{k} {v:.3f} s" for k, v in choice.seconds.items())
         log.info("Auto measured (seconds per %d px tile) %s: %s", MEASURE_TILE, times, choice.text())
         if announce is not None:
-            announce(f"Auto: {choice.text()} over PyTorch fp32 (measured here once: {times} per tile)")
+            announce(f"Auto: {choice.text()} over PyTorch fp32 (measured once on this machine)")
     return choice
 
 

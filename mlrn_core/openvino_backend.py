@@ -7,9 +7,10 @@ hyper-parameters and the OpenVINO version: a second run only loads it. The compi
 it); :class:`mlrn_core.tiling.TileRunner` uses it for precision "openvino", behind the same interface as
 PyTorch, so tiling, blending, cancel, progress, quality "best", batch and the app do not change.
 
-``openvino`` is an optional dependency (``pip install -e ".[fast]"``, about 180 MB installed); without it
-the precision is refused with that advice. The process keeps one ``openvino.Core`` (:func:`core`): a Core per
-network left the thread with a freed alternate signal stack, and the process crashed after the next signal.
+``openvino`` is a dependency (about 180 MB installed); where it is missing (a platform without its wheels,
+or removed) the OpenVINO paths are not offered, and a forced one says how to install it (the app and batches
+fall back to PyTorch). The process keeps one ``openvino.Core`` (:func:`core`): a Core per network left the
+thread with a freed alternate signal stack, and the process crashed after the next signal.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from mlrn_core import paths
 
 log = logging.getLogger(__name__)
 
-INSTALL_ADVICE = 'OpenVINO is not installed: pip install openvino (or: pip install -e ".[fast]")'
+INSTALL_ADVICE = "OpenVINO is not installed: pip install openvino"
 
 
 def available() -> bool:

@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the render")
     parser.add_argument("--dark", action="store_true", help="use a dark palette (to check dark-mode legibility)")
     parser.add_argument("--quality", default="normal", choices=("normal", "best"), help="the Quality setting")
+    parser.add_argument(
+        "--open-list",
+        choices=("precision", "device"),
+        help="open that list of the side panel before the picture, and take the whole screen (under Xvfb with "
+        "QT_QPA_PLATFORM=xcb: a list is a window of its own)",
+    )
     return parser
 
 
@@ -140,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     window.messages.clear()
     _wait(app, lambda: False, 0.3)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.open_list:
+        combo = window.panel.precision_combo if args.open_list == "precision" else window.panel.device_combo
+        combo.showPopup()
+        _wait(app, lambda: False, 0.5)
+        app.primaryScreen().grabWindow(0).save(str(args.out))
+        print(f"wrote {args.out}")
+        window.close()
+        return 0
     window.grab().save(str(args.out))
     print(f"wrote {args.out}")
     window.close()
