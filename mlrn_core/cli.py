@@ -3,6 +3,12 @@
 Parsers are built inside :func:`build_parser` (never at import time). Each sub-command returns an
 exit status; user errors print one line naming the problem and exit with 2, failures inside a batch
 exit with 1 after the summary.
+
+Start-up: nothing here imports torch before a command runs, so ``mlrn --help``, ``mlrn --version``, the
+other commands' ``--help`` and argument errors answer in a fraction of a second instead of the 2-4 s torch
+takes to import (``benchmarks/startup.py``). The one parser that needs torch to be built is upscale's
+(:mod:`mlrn_core.cli_upscale` takes its choices from :mod:`mlrn_core.batch`): it is built only when the
+command is ``upscale`` (:func:`_command_of`); otherwise a stand-in with the same one-line help is listed.
 """
 
 from __future__ import annotations
@@ -301,10 +307,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --- parser ---------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+# upscale's line in 'mlrn --help' when its parser is not built (build_parser(full=False)); the same as
+# cli_upscale.add_upscale_parser's help (tests/test_cli_startup.py compares the two parsers' help)
+_UPSCALE_HELP = "upscale image files and folders (batch, with progress)"
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The sub-command ``argv`` names: its first argument that is not an option (the top-level options
+    take no values), or None (``mlrn --help``, ``mlrn --version``, no command)."""
+    return next((a for a in argv if a != "--" and not a.startswith("-")), None)
+
+
+def build_parser(full: bool = True) -> argparse.ArgumentParser:
+    """The ``mlrn`` parser. ``full`` False lists ``upscale`` with its one-line help but without its options,
+    so that no torch is imported (its module imports :mod:`mlrn_core.batch`): for any command but upscale."""
     from mlrn_core import __version__
     from mlrn_core.cli_export import add_export_parser
-    from mlrn_core.cli_upscale import add_upscale_parser
 
     parser = argparse.ArgumentParser(
         prog="mlrn",
@@ -315,7 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details (e.g. skipped files)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    add_upscale_parser(sub)
+    if full:
+        from mlrn_core.cli_upscale import add_upscale_parser
+
+        add_upscale_parser(sub)
+    else:
+        sub.add_parser("upscale", help=_UPSCALE_HELP)
 
     b = sub.add_parser(
         "bench",
@@ -445,7 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    parser = build_parser(full=_command_of(argv) == "upscale")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
