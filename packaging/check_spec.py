@@ -12,7 +12,11 @@ Checks that the spec
 * builds one executable per script of ``pyproject.toml`` (``[project.scripts]`` as console programs,
   ``[project.gui-scripts]`` windowed), all in one ``COLLECT``, each running only its own entry script,
   whose ``main`` is the very function pyproject names (the entry scripts are imported, not run);
-* excludes no module that ``mlrn_core`` or ``app`` imports.
+* excludes no module that ``mlrn_core`` or ``app`` imports;
+* where ``openvino`` is installed in the checking venv (and not excluded): bundles its CPU plugin and IR
+  frontend from the venv's ``openvino/libs/`` into ``openvino/libs/``, where OpenVINO loads them at run time
+  (PyInstaller's dependency scan never finds them: nothing links them), does not exclude what
+  ``openvino.convert_model`` imports, and bundles the shipped int8 networks (``resources/openvino/``).
 
 Exit status 0 when all is well, 1 with one line per problem otherwise.
 """
@@ -34,6 +38,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOSING = re.compile(r"^[\s)\]},]*$")  # a line of closing brackets only needs no comment of its own
+
+#: Files OpenVINO loads by name from its own ``libs`` folder, without which the frozen app has no OpenVINO path
+#: (name parts, so the Linux, macOS and Windows wheels' names all match), and what each one does
+OPENVINO_NEEDED = {
+    "openvino_intel_cpu_plugin": "its CPU plugin (device CPU)",
+    "openvino_ir_frontend": "its IR frontend (reads the .xml networks)",
+}
+#: Modules ``openvino.convert_model`` of a torch module imports (its PyTorch frontend comes with the second)
+OPENVINO_CONVERT_MODULES = ("openvino.tools.ovc", "openvino.frontend.pytorch")
+OPENVINO_RESOURCES = ("openvino", (".xml", ".bin", ".json"))  # resources/openvino: the shipped int8 networks
 
 
 @dataclass
@@ -156,6 +170,43 @@ def resolve(target: str):
     return obj
 
 
+def openvino_libs() -> Path | None:
+    """The checking venv's ``openvino/libs`` folder (the pip wheel's), None without OpenVINO or that folder."""
+    spec = importlib.util.find_spec("openvino")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    libs = Path(list(spec.submodule_search_locations)[0]) / "libs"
+    return libs if libs.is_dir() else None
+
+
+def openvino_problems(name: str, a: _Analysis, specpath: Path) -> list[str]:
+    """What the bundle's OpenVINO would lack at run time (nothing to check where it is not installed)."""
+    libs = openvino_libs()
+    if libs is None or any(ex == "openvino" for ex in a.excludes):
+        return []
+    problems = []
+    bundled = {Path(dest).as_posix() for dest, _src, _kind in a.binaries}  # after the spec's own filtering
+    for part, what in OPENVINO_NEEDED.items():
+        installed = sorted(p.name for p in libs.iterdir() if part in p.name)
+        if installed and not any(f"openvino/libs/{n}" in bundled for n in installed):
+            problems.append(
+                f"{name}: bundles openvino without {what}: {installed[0]} is not in openvino/libs/, "
+                "where OpenVINO loads it at run time"
+            )
+    for module in OPENVINO_CONVERT_MODULES:
+        hit = next((ex for ex in a.excludes if module == ex or module.startswith(ex + ".")), None)
+        if hit:
+            problems.append(f"{name}: excludes {hit!r}, but openvino.convert_model needs {module}")
+    folder, suffixes = OPENVINO_RESOURCES
+    dests = {(Path(d) / Path(s).name).as_posix() for s, d in a.datas_in}
+    source = specpath / "resources" / folder
+    shipped = sorted(p.name for p in source.glob("*") if p.suffix in suffixes) if source.is_dir() else []
+    for file in shipped:
+        if f"mlrn_resources/{folder}/{file}" not in dests:
+            problems.append(f"{name}: resources/{folder}/{file} is not bundled (the int8 networks are read from there)")
+    return problems
+
+
 def run_spec(spec: Path, specpath: Path, workpath: Path) -> Recorded:
     """Execute the spec as PyInstaller would, with recording stand-ins for its classes."""
     recorded = Recorded()
@@ -231,6 +282,7 @@ def check(spec: Path, specpath: Path | None = None, workpath: Path | None = None
             hit = next((ex for ex in a.excludes if name == ex or name.startswith(ex + ".")), None)
             if hit:
                 problems.append(f"{spec.name}: excludes {hit!r}, but the project imports {name}")
+        problems += openvino_problems(spec.name, a, specpath)
 
     wanted = project_scripts(specpath / "pyproject.toml")
     exes = {exe.name: exe for exe in recorded.exes}

@@ -122,3 +122,65 @@ def test_the_bundle_carries_libexiv2_where_pyexiv2_loads_it(tmp_path):
     assert expected, f"no libexiv2 in {lib}"
     for name in expected:
         assert (f"pyexiv2/lib/{name}", str(lib / name)) in binaries
+
+
+OPENVINO_LIBS = check_spec.openvino_libs()  # the venv's openvino/libs, None without OpenVINO
+needs_openvino = pytest.mark.skipif(OPENVINO_LIBS is None, reason="OpenVINO (pip wheel) not installed")
+
+
+@needs_openvino
+def test_the_bundle_carries_what_openvino_loads_at_run_time(tmp_path):
+    # OpenVINO loads its device plugins, frontends and oneTBB's helpers by name from its own libs folder;
+    # nothing links them, so PyInstaller's scan alone left the frozen app without any OpenVINO device
+    recorded = check_spec.run_spec(SPEC, ROOT, tmp_path / "work")
+    a = recorded.analyses[0]
+    binaries = {dest: src for dest, src, _kind in a.binaries}
+    for part in ("intel_cpu_plugin", "intel_gpu_plugin", "ir_frontend", "pytorch_frontend", "tbbbind", "tbbmalloc."):
+        names = [p.name for p in OPENVINO_LIBS.iterdir() if part in p.name and "proxy" not in p.name]
+        assert names, f"no {part} in {OPENVINO_LIBS}"
+        for name in names:
+            assert binaries.get(f"openvino/libs/{name}") == str(OPENVINO_LIBS / name)
+    datas = {(Path(d) / Path(s).name).as_posix() for s, d in a.datas_in}
+    if (OPENVINO_LIBS / "cache.json").is_file():  # the GPU plugin's tuned kernels
+        assert "openvino/libs/cache.json" in datas
+    unused = ("tensorflow", "jax", "paddle", "onnx", "gguf", "npu", "tbbmalloc_proxy")
+    assert not [d for d in binaries if any(u in d for u in unused)]
+    for module in ("openvino.frontend.tensorflow", "openvino.frontend.jax", "openvino.tools.benchmark"):
+        assert module in a.excludes
+    assert check_spec.openvino_problems("build.spec", a, ROOT) == []
+
+
+@needs_openvino
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ('"*openvino_intel_cpu_plugin*",  #', '"*no_such_plugin*",  #', "without its CPU plugin"),
+        ('"*openvino_ir_frontend*",  #', '"*no_such_frontend*",  #', "without its IR frontend"),
+        ('"libOpenCL.so*",  #', '"libOpenCL.so*", "*/*openvino_intel_cpu*",  #', "without its CPU plugin"),
+        ('"openvino.tools.benchmark",  #', '"openvino.tools",  #', "openvino.convert_model needs openvino.tools.ovc"),
+    ],
+)
+def test_a_spec_leaving_out_what_openvino_needs_fails_the_check(tmp_path, old, new, expected):
+    problems = problems_of(mutated(tmp_path, old, new))
+    assert any(expected in p for p in problems), problems
+
+
+@needs_openvino
+def test_a_spec_leaving_out_the_int8_networks_fails_the_check(tmp_path):
+    if not list((ROOT / "resources" / "openvino").glob("*.xml")):
+        pytest.skip("no int8 network in resources/openvino")
+    spec = mutated(
+        tmp_path, 'OPENVINO_RESOURCE_SUFFIXES = {".xml", ".bin", ".json"}', "OPENVINO_RESOURCE_SUFFIXES = {}"
+    )
+    assert any("resources/openvino/" in p and "not bundled" in p for p in problems_of(spec))
+
+
+def test_the_spec_builds_without_openvino_and_the_check_then_asks_nothing_of_it(tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    recorded = check_spec.run_spec(SPEC, ROOT, tmp_path / "work")
+    a = recorded.analyses[0]
+    assert not [dest for dest, _src, _kind in a.binaries if dest.startswith("openvino/")]
+    assert not [dest for _src, dest in a.datas_in if dest.startswith("openvino")]
+    assert check_spec.openvino_libs() is None
+    assert check_spec.openvino_problems("build.spec", a, ROOT) == []
