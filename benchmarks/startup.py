@@ -11,14 +11,20 @@ drop out. Two tables:
 - phases of one ``mlrn upscale`` (``mlrn_core.cli.main``, default options but ``--device cpu``: ``--model
   auto``, precision auto, tile auto, prefetch on) of a 1200x800 crop (top left) of
   ``train/Photos15/Bridge_by_Sander_Klootwijk.png``, saved as a JPEG (quality 92, so Auto picks the photo
-  model) in a temporary folder, x2, written as JPEG. The child times the real functions of the code path,
-  wrapped from here (each phase counts its own time, nested phases subtracted):
+  model) in a temporary folder, x2, written as JPEG. The first run meets empty per-user caches (a fresh
+  ``MLRN_HOME``) and is reported on its own; the median is of the ``--repeat`` runs after it. The child
+  times the real functions of the code path, wrapped from here (each phase counts its own time, nested
+  phases subtracted):
 
   - import: ``mlrn_core.cli`` and what ``cli_upscale.cmd_upscale`` imports (cli_upscale, batch, auto,
     registry, tiling, distributed: torch, numpy, OpenCV, Pillow, ...);
   - plan: ``batch.plan_batch`` (scan, Auto's look at the file's real format);
   - model load: ``registry.load_model`` (also as ``auto.load_model``) and ``batch.load_auto_models``;
   - runner setup: ``tiling.TileRunner.__init__`` (weights to the device, channels_last for bf16);
+  - auto path choice: ``backends.choose`` (since 62fb1cc: Auto's cached answer for this machine and model:
+    hashing the weights, importing OpenVINO, asking it for its devices);
+  - auto measurement: ``backends.measure``, everything in it (only when nothing is cached: the first run);
+  - openvino compile: ``openvino_backend.OpenVinoNetwork.__init__`` (IR converted or read, compiled);
   - decode: ``imageio.declared_size`` and ``imageio.read_image``;
   - probe: ``TileRunner.run`` outside a picture (``batch``'s 8x8 check that the model gives finite values);
   - network: ``TileRunner.run`` per tile;
@@ -29,7 +35,8 @@ drop out. Two tables:
   - interpreter start + exit: the child's wall time less its in-process time (Python start-up, the
     benchmark's own stdlib imports, and the teardown of torch and the thread pools at exit).
 
-  A ``python -X importtime`` run of the same imports adds the import time by top-level package.
+  Three more runs under ``python -X importtime`` (not timed) give the import time of the whole run (the
+  lazy imports too) by top-level package.
 
 Usage: ``python benchmarks/startup.py [--repeat 5] [--threads N] [--skip-upscale] [--json FILE]``. Prints the
 CPU model and thread count, Markdown tables and one JSON line. (``--child-upscale SRC OUT`` is the child.)
@@ -60,6 +67,9 @@ PHASES = (
     "plan",
     "model load",
     "runner setup",
+    "auto path choice",
+    "auto measurement",
+    "openvino compile",
     "decode",
     "probe",
     "network",
@@ -109,25 +119,47 @@ class Timer:
 
 def child_upscale(src: str, out: str, threads: int) -> None:
     t0 = time.perf_counter()
+    import importlib
+
     import mlrn_core.cli as cli
     from mlrn_core import auto, batch, cli_upscale, distributed, imageio, registry, tiling  # noqa: F401
 
+    try:  # since 62fb1cc: Auto measures the paths (mlrn_core.backends), cmd_upscale imports it
+        backends = importlib.import_module("mlrn_core.backends")
+    except ImportError:
+        backends = None
     t_import = time.perf_counter() - t0
     import torch
 
     timer = Timer()
+    runners: list = []
+    init = tiling.TileRunner.__init__
+
+    def keep(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        runners.append(self)
+
+    tiling.TileRunner.__init__ = functools.wraps(init)(keep)
     patches = [
         (batch, "plan_batch", "plan"),
         (registry, "load_model", "model load"),
         (auto, "load_model", "model load"),
         (batch, "load_auto_models", "model load"),
-        (tiling.TileRunner, "__init__", "runner setup"),
+        (tiling.TileRunner, "__init__", measuring_or("runner setup")),
         (imageio, "declared_size", "decode"),
         (imageio, "read_image", "decode"),
-        (tiling.TileRunner, "run", lambda outer: "network" if outer == "blend/assemble" else "probe"),
+        (
+            tiling.TileRunner,
+            "run",
+            lambda outer: "network" if outer == "blend/assemble" else measuring_or("probe")(outer),
+        ),
         (tiling, "upscale_picture", "blend/assemble"),
         (imageio, "write_image", "encode/write"),
     ]
+    if backends is not None:
+        ov = importlib.import_module("mlrn_core.openvino_backend")
+        patches += [(backends, "choose", "auto path choice"), (backends, "measure", "auto measurement")]
+        patches += [(ov.OpenVinoNetwork, "__init__", measuring_or("openvino compile"))]
     for owner, attr, phase in patches:
         setattr(owner, attr, timer.wrap(phase, getattr(owner, attr)))
     argv = ["upscale", src, "-o", out, "--device", "cpu"] + (["--threads", str(threads)] if threads else [])
@@ -141,9 +173,20 @@ def child_upscale(src: str, out: str, threads: int) -> None:
         "seconds": seconds,
         "tiles": timer.calls.get("network", 0),
         "threads": torch.get_num_threads(),
-        "precision": tiling.resolve_precision(torch.device("cpu"), "auto"),
+        "path": runner_path(runners[-1]) if runners else "",  # Auto's measurement makes runners before it
     }
     print(MARK + json.dumps(result), flush=True)
+
+
+def measuring_or(phase: str):
+    """``phase``, or "auto measurement" for a call made while Auto times the paths (its runners and tiles)."""
+    return lambda outer: "auto measurement" if outer == "auto measurement" else phase
+
+
+def runner_path(runner) -> str:
+    """The inference path a TileRunner took: its precision, and what Auto said when it chose."""
+    auto = getattr(runner, "auto", None)
+    return runner.precision + (f" (Auto: {auto.text()})" if auto is not None else "")
 
 
 # --- the parent ---------------------------------------------------------------------------------------------
@@ -197,26 +240,35 @@ def torch_imported(cmd: list[str], env: dict[str, str]) -> bool:
     return any(line.split("|")[-1].strip() == "torch" for line in proc.stderr.splitlines())
 
 
-def import_breakdown(env: dict[str, str], repeat: int) -> list[tuple[str, float]]:
-    """Median self import time (s) per top-level package for the imports of ``mlrn upscale``, largest first."""
-    code = (
-        "import mlrn_core.cli; from mlrn_core import auto, batch, cli_upscale, distributed, imageio, registry, tiling"
-    )
-    runs: list[dict[str, float]] = []
-    for _ in range(repeat):
-        proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", code], env=env, cwd=REPO, capture_output=True, text=True
-        )
-        per: dict[str, float] = defaultdict(float)
-        for line in proc.stderr.splitlines():
-            if not line.startswith("import time:") or "self [us]" in line:
-                continue
-            self_us, _cum, name = (part.strip() for part in line[len("import time:") :].split("|"))
-            per[name.split(".")[0]] += int(self_us) / 1e6
-        runs.append(per)
-    names = {n for r in runs for n in r}
-    med = {n: statistics.median(r.get(n, 0.0) for r in runs) for n in names}
-    return sorted(med.items(), key=lambda kv: -kv[1])
+def by_package(importtime: str) -> dict[str, float]:
+    """Self import time (s) per top-level package from ``-X importtime``'s lines."""
+    per: dict[str, float] = defaultdict(float)
+    for line in importtime.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _cum, name = (part.strip() for part in line[len("import time:") :].split("|"))
+        per[name.split(".")[0]] += int(self_us) / 1e6
+    return per
+
+
+def upscale_once(src: Path, out: Path, env: dict[str, str], threads: int, importtime: bool = False) -> dict:
+    """One timed ``mlrn upscale`` in a child: its phases, and with ``importtime`` the import time by package of
+    the whole run (lazy imports included; those runs are not timed)."""
+    cmd = [sys.executable] + (["-X", "importtime"] if importtime else [])
+    cmd += [str(Path(__file__).resolve()), "--child-upscale", str(src), str(out)]
+    cmd += ["--threads", str(threads)] if threads else []
+    dt, proc = wall(cmd, env)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith(MARK)), None)
+    if proc.returncode != 0 or line is None:
+        raise SystemExit(f"mlrn upscale child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    res = json.loads(line[len(MARK) :])
+    if res["rc"] != 0:
+        raise SystemExit(f"mlrn upscale exited {res['rc']}:\n{proc.stderr[-3000:]}")
+    res["seconds"]["interpreter start + exit"] = dt - res["in_process_s"]
+    res["wall_s"] = dt
+    if importtime:
+        res["imports"] = by_package(proc.stderr)
+    return res
 
 
 def make_photo(folder: Path) -> Path:
@@ -275,39 +327,37 @@ def main() -> None:
         phases = None
         if not args.skip_upscale:
             src = make_photo(tmp)
+            # the first run meets empty per-user caches (a fresh MLRN_HOME): Auto's measurement, OpenVINO's
+            # conversion; reported on its own, the median is of the runs after it
+            first = upscale_once(src, tmp / "out0.jpg", env, args.threads)
+            print(json.dumps({"upscale_run": 0, "wall_s": round(first["wall_s"], 3)}), flush=True)
             runs = []
-            for k in range(args.repeat + 1):  # the first is the warm-up
-                out = tmp / f"out{k}.jpg"
-                cmd = py + [str(Path(__file__).resolve()), "--child-upscale", str(src), str(out)]
-                cmd += ["--threads", str(args.threads)] if args.threads else []
-                dt, proc = wall(cmd, env)
-                line = next((x for x in proc.stdout.splitlines() if x.startswith(MARK)), None)
-                if proc.returncode != 0 or line is None:
-                    raise SystemExit(f"mlrn upscale child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-                res = json.loads(line[len(MARK) :])
-                if res["rc"] != 0:
-                    raise SystemExit(f"mlrn upscale exited {res['rc']}:\n{proc.stderr[-3000:]}")
-                res["seconds"]["interpreter start + exit"] = dt - res["in_process_s"]
-                res["wall_s"] = dt
-                if k:
-                    runs.append(res)
-                print(json.dumps({"upscale_run": k, "wall_s": round(dt, 3)}), flush=True)
+            for k in range(1, args.repeat + 1):
+                runs.append(upscale_once(src, tmp / f"out{k}.jpg", env, args.threads))
+                print(json.dumps({"upscale_run": k, "wall_s": round(runs[-1]["wall_s"], 3)}), flush=True)
             med = {p: statistics.median(r["seconds"].get(p, 0.0) for r in runs) for p in PHASES}
             total = statistics.median(r["wall_s"] for r in runs)
             around = statistics.median(r["wall_s"] - r["seconds"].get("network", 0.0) for r in runs)
+            imports = [upscale_once(src, tmp / f"imp{k}.jpg", env, args.threads, True)["imports"] for k in range(3)]
+            packages = {n for r in imports for n in r}
+            by_pkg = {n: statistics.median(r.get(n, 0.0) for r in imports) for n in packages}
             phases = {
                 "image": f"{PHOTO} [0:{SIZE[1]}, 0:{SIZE[0]}] as JPEG q92",
                 "scale": 2,
                 "tiles": runs[0]["tiles"],
                 "threads": runs[0]["threads"],
-                "precision": runs[0]["precision"],
+                "path": runs[0]["path"],
+                "first_path": first["path"],
                 "median_s": med,
                 "total_wall_s": total,
                 "around_network_s": around,
+                "first_s": {p: first["seconds"].get(p, 0.0) for p in PHASES},
+                "first_wall_s": first["wall_s"],
+                "first_around_network_s": first["wall_s"] - first["seconds"].get("network", 0.0),
                 "walls_s": [r["wall_s"] for r in runs],
                 "runs_s": [r["seconds"] for r in runs],
+                "imports_by_package_s": sorted(by_pkg.items(), key=lambda kv: -kv[1])[:12],
             }
-            phases["imports_by_package_s"] = import_breakdown(env, args.repeat)[:10]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -326,16 +376,18 @@ def main() -> None:
         )
     if phases:
         print(
-            f"\n`mlrn upscale` of {phases['image']}, x2, --device cpu ({phases['precision']}, {phases['tiles']} "
-            f"tiles): {phases['total_wall_s']:.2f} s, of which {phases['around_network_s']:.2f} s around the network\n"
+            f"\n`mlrn upscale` of {phases['image']}, x2, --device cpu, {phases['tiles']} tiles, path {phases['path']}: "
+            f"{phases['total_wall_s']:.2f} s, of which {phases['around_network_s']:.2f} s around the network "
+            f"(the first run, with empty per-user caches: {phases['first_wall_s']:.2f} s, "
+            f"{phases['first_around_network_s']:.2f} s around the network, path {phases['first_path']})\n"
         )
-        print("| phase | median s | share |")
-        print("|---|---|---|")
+        print("| phase | median s | share | first run s |")
+        print("|---|---|---|---|")
         for p in PHASES:
             v = phases["median_s"][p]
-            print(f"| {p} | {v:.3f} | {v / phases['total_wall_s']:.0%} |")
-        print(f"| **total (wall)** | {phases['total_wall_s']:.3f} | 100% |")
-        print("\n| import, by top-level package (`-X importtime`, self time) | median s |")
+            print(f"| {p} | {v:.3f} | {v / phases['total_wall_s']:.0%} | {phases['first_s'][p]:.3f} |")
+        print(f"| **total (wall)** | {phases['total_wall_s']:.3f} | 100% | {phases['first_wall_s']:.3f} |")
+        print("\n| import during `mlrn upscale`, by top-level package (`-X importtime`, self time, median of 3) | s |")
         print("|---|---|")
         for name, v in phases["imports_by_package_s"]:
             print(f"| {name} | {v:.3f} |")
