@@ -35,6 +35,7 @@ from app.render import (
     nearest_uint8,
     to_uint8,
 )
+from mlrn_core.backends import make_runner
 from mlrn_core.imageio import ImageIOError, Picture, is_camera_raw, raw, read_image_for_display, write_image
 from mlrn_core.registry import LoadedModel, ModelError, load_model
 from mlrn_core.tiling import (
@@ -98,7 +99,7 @@ class ModelCache:
                 return self._entries[key]
             loaded = load_model(path, scale)
             self.loads += 1
-            runner = TileRunner(loaded.model, device, precision=precision, ensemble=ensemble, announce=announce)
+            runner = make_runner(loaded.model, device, precision=precision, ensemble=ensemble, announce=announce)
             entry = (loaded, runner)
             self._entries[key] = entry
             while len(self._entries) > self.size:

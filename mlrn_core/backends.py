@@ -37,6 +37,8 @@ import numpy as np
 import torch
 
 from mlrn_core import atomic, paths
+from mlrn_core.model import weights_key
+from mlrn_core.tiling import path_label
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +47,6 @@ MEASURE_TILE = 128
 MEASURE_RUNS = 3
 #: Bumped when the measurement changes, so older cached answers are measured again.
 _VERSION = 1
-
-_LABELS = {
-    "fp32": "PyTorch {dev} fp32",
-    "bf16": "PyTorch {dev} bf16",
-    "fp16": "PyTorch {dev} fp16",
-    "openvino": "OpenVINO CPU fp32",
-    "openvino-int8": "OpenVINO CPU int8",
-    "openvino-gpu": "OpenVINO GPU",
-}
-
-
-def path_label(precision: str, device: torch.device | str = "cpu") -> str:
-    """What a user reads for a path: "PyTorch CPU bf16", "OpenVINO CPU int8", "PyTorch CUDA fp16"..."""
-    dev = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}.get(torch.device(device).type, str(device).upper())
-    return _LABELS.get(precision, precision).format(dev=dev)
 
 
 @dataclass(frozen=True)
@@ -79,17 +66,6 @@ class Choice:
 
 def measuring_enabled() -> bool:
     return os.environ.get("MLRN_AUTO_MEASURE", "1") != "0"
-
-
-def weights_key(model: torch.nn.Module) -> str:
-    """A name for a network: its weights and hyper-parameters (the same file always gives the same key)."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    hparams = getattr(model, "hparams", None) or {"class": type(model).__name__, "scale": getattr(model, "scale", 0)}
-    digest.update(json.dumps(hparams, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:24]
 
 
 def machine_key(device: torch.device) -> str:
@@ -218,6 +194,27 @@ def measure(model: torch.nn.Module, device: torch.device, tile: int = MEASURE_TI
     best = min(seconds, key=seconds.get)
     reference = seconds.get(path_label("fp32", device), seconds[best])
     return Choice(by_label[best], best, round(reference / seconds[best], 2), seconds)
+
+
+def make_runner(
+    model: torch.nn.Module,
+    device: torch.device,
+    precision: str = "auto",
+    ensemble: bool = False,
+    announce=None,
+    fallback: bool = True,
+):
+    """A :class:`mlrn_core.tiling.TileRunner` on the path ``precision`` names; "auto" takes Auto's measured
+    choice (:func:`choose`), which the runner then names in its :meth:`~mlrn_core.tiling.TileRunner.describe`.
+    The app, Batch Export and ``mlrn upscale`` make their runners here."""
+    from mlrn_core import tiling
+
+    if str(precision or "auto").lower() != "auto":
+        return tiling.TileRunner(model, device, precision=precision, ensemble=ensemble, fallback=fallback)
+    choice = choose(model, device, announce)
+    return tiling.TileRunner(
+        model, device, precision=choice.precision, ensemble=ensemble, fallback=fallback, auto=choice
+    )
 
 
 def choose(model: torch.nn.Module, device: torch.device, announce=None) -> Choice:

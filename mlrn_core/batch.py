@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mlrn_core import atomic, imageio, memory, tiling
+from mlrn_core import atomic, backends, imageio, memory, tiling
 from mlrn_core.auto import AutoChoice, ModelCache, choose_model, is_auto, photo_name
 from mlrn_core.imageio import ImageIOError, Picture
 from mlrn_core.registry import ModelError
@@ -740,7 +740,7 @@ def run_batch(
         key = item.auto.name if per_file and item.auto is not None else name
         if key not in runners:  # weights move to the device once per model
             precision = "fp32" if options.half is False and options.precision == "auto" else options.precision
-            runners[key] = tiling.TileRunner(
+            runners[key] = backends.make_runner(
                 nets[key], target, precision=precision, ensemble=options.ensemble, announce=announce
             )
         return nets[key], runners[key]

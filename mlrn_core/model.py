@@ -10,6 +10,8 @@ readings can be built without editing code. Input and output are float32 NCHW RG
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 
 import torch
@@ -181,3 +183,16 @@ class MLRN(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def weights_key(model: nn.Module) -> str:
+    """A name for a network: its weights and hyper-parameters (the same file always gives the same key). Auto's
+    measurements (:mod:`mlrn_core.backends`) and the int8 networks (:mod:`mlrn_core.openvino_backend`) are kept
+    under it."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    hparams = getattr(model, "hparams", None) or {"class": type(model).__name__, "scale": getattr(model, "scale", 0)}
+    digest.update(json.dumps(hparams, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:24]

@@ -43,7 +43,7 @@ def model_key(model: torch.nn.Module) -> str:
     """A name for the converted network: its weights, its hyper-parameters and the OpenVINO version."""
     import openvino as ov
 
-    from mlrn_core.backends import weights_key
+    from mlrn_core.model import weights_key
 
     return hashlib.sha256(f"{weights_key(model)}|{ov.get_version()}".encode()).hexdigest()[:24]
 
@@ -64,7 +64,7 @@ def int8_index() -> dict[str, dict]:
 
 def int8_offered(model: torch.nn.Module) -> bool:
     """True for a model whose shipped int8 network measured within :data:`INT8_MAX_LOSS_DB` of fp32 on Set14."""
-    from mlrn_core.backends import weights_key
+    from mlrn_core.model import weights_key
 
     entry = int8_index().get(weights_key(model))
     return bool(entry and entry.get("offered") and (int8_folder() / entry["file"]).is_file())
@@ -124,7 +124,7 @@ class OpenVinoNetwork:
         self.key = model_key(model)
         self.converted = False
         if int8:
-            from mlrn_core.backends import weights_key
+            from mlrn_core.model import weights_key
 
             if not int8_offered(model):
                 raise ValueError("this model has no int8 network (only the built-in models ship one)")
@@ -138,8 +138,9 @@ class OpenVinoNetwork:
         if self.device == "CPU":
             config["INFERENCE_PRECISION_HINT"] = "f32"  # int8 networks: their quantised layers, f32 around them
             config["INFERENCE_NUM_THREADS"] = int(threads or torch.get_num_threads())
-        else:  # GPU kernels take a while to build: OpenVINO keeps them in the cache folder
-            config["CACHE_DIR"] = str(cache_folder() / "blobs")
+        # the compiled network is kept in the cache folder: the next run loads it instead of compiling again
+        # (about 0.35 -> 0.15 s a run on the CPU, benchmarks/startup.py; GPU kernels take much longer to build)
+        config["CACHE_DIR"] = str(cache_folder() / "blobs")
         self.compiled = core().compile_model(str(xml), self.device, config)
         self.request = self.compiled.create_infer_request()
 

@@ -39,11 +39,27 @@ CPU_TILE = 192  # measured: on CPU small tiles run faster (cache) and use less m
 MIN_TILE = 32
 
 #: Inference paths, named by their precision (:mod:`mlrn_core.backends` has the table): "auto" is the fastest
-#: path measured on this machine for the model (:func:`mlrn_core.backends.choose`); the others force one.
+#: path measured on this machine for the model (:func:`mlrn_core.backends.make_runner`); the others force one.
 #: "openvino" is OpenVINO's fp32 on the CPU, "openvino-int8" its int8 network of a built-in model,
 #: "openvino-gpu" OpenVINO on an Intel GPU (issue 31).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "openvino", "openvino-int8", "openvino-gpu")
 OPENVINO_PRECISIONS = ("openvino", "openvino-int8", "openvino-gpu")
+
+_LABELS = {
+    "fp32": "PyTorch {dev} fp32",
+    "bf16": "PyTorch {dev} bf16",
+    "fp16": "PyTorch {dev} fp16",
+    "openvino": "OpenVINO CPU fp32",
+    "openvino-int8": "OpenVINO CPU int8",
+    "openvino-gpu": "OpenVINO GPU",
+}
+
+
+def path_label(precision: str, device: torch.device | str = "cpu") -> str:
+    """What a user reads for a path: "PyTorch CPU bf16", "OpenVINO CPU int8", "PyTorch CUDA fp16"..."""
+    dev = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}.get(torch.device(device).type, str(device).upper())
+    return _LABELS.get(precision, precision).format(dev=dev)
+
 
 #: Upscaling qualities: "normal" runs each tile through the network once; "best" is the geometric
 #: self-ensemble (Lim et al., EDSR, 2017): the tile in its 8 flips and rotations, each result turned back
@@ -231,11 +247,12 @@ def resolve_precision(device: torch.device, precision: str | None = "auto") -> s
 class TileRunner:
     """Runs single tiles through a model on a device, on one inference path chosen once.
 
-    ``precision`` is one of :data:`PRECISIONS`: "auto" takes the fastest path measured for this model on this
-    machine (:func:`mlrn_core.backends.choose`, cached; ``announce`` is told before a first measurement),
-    the others force one (checked by :func:`resolve_precision`). ``half`` is the older switch: False forces
-    fp32. CUDA and MPS run fp16 (and CUDA bf16) as half-precision weights; CPU bf16 runs under autocast, so
-    weights stay fp32 and oneDNN picks the bf16 kernels, with channels_last (the layout those kernels want).
+    ``precision`` is one of :data:`PRECISIONS`: "auto" here is the fixed rule of :func:`resolve_precision`;
+    Auto's measured choice comes from :func:`mlrn_core.backends.make_runner`, which passes it as ``auto`` (a
+    :class:`mlrn_core.backends.Choice`, named by :meth:`describe`); the others force one. ``half`` is the
+    older switch: False forces fp32. CUDA and MPS run fp16 (and CUDA bf16) as half-precision weights; CPU bf16
+    runs under autocast, so weights stay fp32 and oneDNN picks the bf16 kernels, with channels_last (the layout
+    those kernels want).
     The OpenVINO paths run the network compiled by OpenVINO (:mod:`mlrn_core.openvino_backend`). ``ensemble``
     True runs every tile as the geometric self-ensemble (quality "best", see :data:`QUALITIES`).
 
@@ -251,21 +268,16 @@ class TileRunner:
         precision: str | None = None,
         ensemble: bool = False,
         fallback: bool = True,
-        announce: Callable[[str], None] | None = None,
+        auto=None,
     ) -> None:
         self.device = device
         self.ensemble = bool(ensemble)
         self.scale = int(model.scale)
         self.fallback = fallback
         self.fallback_note: str | None = None
-        self.auto = None  # mlrn_core.backends.Choice when precision was "auto"
+        self.auto = auto  # mlrn_core.backends.Choice: the path Auto chose, and what it measured
         if precision is None:
             precision = "fp32" if half is False else "auto"
-        if str(precision).lower() == "auto":
-            from mlrn_core import backends
-
-            self.auto = backends.choose(model, device, announce)
-            precision = self.auto.precision
         p = str(precision).lower()
         self.precision = p if fallback and p in OPENVINO_PRECISIONS else resolve_precision(device, precision)
         self._weights_dtype = None
@@ -288,8 +300,6 @@ class TileRunner:
         self._set_up_pytorch(model)
 
     def _fall_back(self, exc: BaseException) -> None:
-        from mlrn_core.backends import path_label
-
         failed = path_label(self.precision, self.device)
         self._openvino = None
         self.precision = resolve_precision(self.device, "auto")
@@ -321,8 +331,6 @@ class TileRunner:
     def describe(self) -> str:
         """The path that runs, for captions, logs and batch records: e.g. 'OpenVINO int8 (Auto, 2.6x)',
         'PyTorch bf16' or 'PyTorch fp32, best quality'."""
-        from mlrn_core.backends import path_label
-
         text = (
             path_label(self.precision, self.device).replace(" CPU ", " ").replace(" CUDA ", " ").replace(" MPS ", " ")
         )

@@ -272,7 +272,7 @@ def test_cli_auto_is_the_default_and_records_the_model_per_file(
     assert main(["upscale", str(mixed), "--out-dir", str(tmp_path / "default"), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "with model auto" in err and f"auto: {PHOTO} for 2 files (2 JPEG)" in err
-    assert "b_x2.png" in err and f"s, {PHOTO})" in err
+    assert "b_x2.png" in err and f"s, {PHOTO}, CPU (" in err  # each file's line: its model and the path that ran
     assert main(["upscale", str(mixed), "--out-dir", str(tmp_path / "auto"), "--model", "auto", "--device", "cpu"]) == 0
     for out in ("default", "auto"):
         rec = _records(tmp_path / out)

@@ -87,7 +87,7 @@ def test_auto_measures_every_path_once_per_machine_and_model(measuring: Path, mo
 
 def test_the_runner_takes_autos_path_and_says_so(measuring: Path) -> None:
     model = tiny_model(2, seed=7)
-    runner = tiling.TileRunner(model, CPU, precision="auto")
+    runner = backends.make_runner(model, CPU, precision="auto")
     assert runner.auto is not None and runner.precision == runner.auto.precision
     assert f"(Auto, {runner.auto.speedup:.1f}x)" in runner.describe()
     exact = tiling.TileRunner(tiny_model(2, seed=7), CPU, precision="fp32")
@@ -97,7 +97,7 @@ def test_the_runner_takes_autos_path_and_says_so(measuring: Path) -> None:
 
 
 def test_with_measuring_off_auto_is_the_fixed_rule() -> None:  # conftest sets MLRN_AUTO_MEASURE=0
-    runner = tiling.TileRunner(tiny_model(2, seed=1), CPU, precision="auto")
+    runner = backends.make_runner(tiny_model(2, seed=1), CPU, precision="auto")
     assert runner.precision == tiling.resolve_precision(CPU, "auto") and not runner.auto.measured
     assert runner.describe() == backends.path_label(runner.precision, CPU).replace(" CPU ", " ") + " (Auto)"
 
