@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mlrn_core import data as data_mod  # noqa: E402
-from mlrn_core import imageio, paths, registry, tiling  # noqa: E402
+from mlrn_core import imageio, openvino_backend, paths, registry, tiling  # noqa: E402
 from mlrn_core.metrics import mean_score, score  # noqa: E402
 
 SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -99,7 +99,7 @@ class OpenVINORunner:
                 self.quantize_s = time.perf_counter() - t
             xml = q_xml
         t = time.perf_counter()
-        core = ov.Core()
+        core = openvino_backend.core()  # one Core per process (a Core per network broke signal handling)
         core.set_property({"CACHE_DIR": str(cache / "blobs")})
         hint = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}[precision]  # int8: the quantised layers, f32 around
         config = {
@@ -134,7 +134,7 @@ def quantize(xml: Path, out: Path, scale: int, calib: int, keep: str) -> None:
     import nncf
     import openvino as ov
 
-    ir = ov.Core().read_model(str(xml))
+    ir = openvino_backend.core().read_model(str(xml))
     convs = [op.get_friendly_name() for op in ir.get_ordered_ops() if op.get_type_name() == "Convolution"]
     names = [convs[0]] * ("first" in keep) + [convs[-1]] * ("last" in keep)
     print(f"int8: {len(convs)} convolutions, kept in float: {names or 'none'}", flush=True)

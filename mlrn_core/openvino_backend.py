@@ -62,12 +62,21 @@ def int8_index() -> dict[str, dict]:
     return {k: v for k, v in data.get("models", {}).items() if isinstance(v, dict)}
 
 
-def int8_offered(model: torch.nn.Module) -> bool:
-    """True for a model whose shipped int8 network measured within :data:`INT8_MAX_LOSS_DB` of fp32 on Set14."""
+def int8_file(model: torch.nn.Module) -> Path | None:
+    """The shipped int8 network (.xml) of ``model``'s very weights when it is offered (measured within
+    :data:`INT8_MAX_LOSS_DB` of fp32 on Set14), else None."""
     from mlrn_core.model import weights_key
 
     entry = int8_index().get(weights_key(model))
-    return bool(entry and entry.get("offered") and (int8_folder() / entry["file"]).is_file())
+    if not entry or not entry.get("offered"):
+        return None
+    xml = int8_folder() / entry["file"]
+    return xml if xml.is_file() else None
+
+
+def int8_offered(model: torch.nn.Module) -> bool:
+    """True for a model whose shipped int8 network is offered (:func:`int8_file`)."""
+    return int8_file(model) is not None
 
 
 #: An int8 network is offered only when its Set14 PSNR is within this of fp32 (issue 31)
@@ -121,15 +130,14 @@ class OpenVinoNetwork:
         if not available():
             raise ValueError(INSTALL_ADVICE)
         self.device = device.upper()
-        self.key = model_key(model)
         self.converted = False
         if int8:
-            from mlrn_core.model import weights_key
-
-            if not int8_offered(model):
+            xml = int8_file(model)
+            if xml is None:
                 raise ValueError("this model has no int8 network (only the built-in models ship one)")
-            xml = int8_folder() / int8_index()[weights_key(model)]["file"]
+            self.key = xml.stem
         else:
+            self.key = model_key(model)
             xml = cache_folder() / f"{self.key}.xml"
             self.converted = not xml.exists()
             if self.converted:
