@@ -149,13 +149,21 @@ class Tile:
     x1: int
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def _spans(length: int, tile: int, overlap: int) -> tuple[list[int], int]:
+    """(starts, size): the fewest tiles of at most ``tile`` px that cover ``length`` with overlaps of at least
+    ``overlap``, each cut down to the smallest size that still does. The network computes no more than it must:
+    a 1200 px side in 192 px tiles is 7 tiles of 186 px, not 7 of 192 overlapping by up to 24 px
+    (``tests/test_tiling.py``)."""
     if length <= tile:
-        return [0]
-    step = tile - overlap
-    n = math.ceil((length - tile) / step) + 1
-    # spread the tiles evenly so every overlap is at least `overlap` and the last tile ends at `length`
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+        return [0], length
+    n = math.ceil((length - tile) / (tile - overlap)) + 1
+    size = min(tile, math.ceil((length + (n - 1) * overlap) / n))
+    while True:
+        # spread the tiles evenly so that the last one ends at `length`
+        starts = [round(i * (length - size) / (n - 1)) for i in range(n)]
+        if size >= tile or all(b - a <= size - overlap for a, b in zip(starts, starts[1:])):
+            return starts, size
+        size += 1  # rounding the starts left an overlap a pixel short
 
 
 def plan_tiles(height: int, width: int, tile: int, overlap: int = DEFAULT_OVERLAP) -> list[Tile]:
@@ -163,11 +171,11 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int = DEFAULT_OVERLA
     if tile < MIN_TILE:
         raise ValueError(f"tile size must be at least {MIN_TILE} px, got {tile}")
     overlap = max(0, min(overlap, tile // 2))
-    ys, xs = _starts(height, tile, overlap), _starts(width, tile, overlap)
+    (ys, th), (xs, tw) = _spans(height, tile, overlap), _spans(width, tile, overlap)
     tiles = []
     for r, y in enumerate(ys):
         for c, x in enumerate(xs):
-            tiles.append(Tile(len(tiles), r, c, y, min(y + tile, height), x, min(x + tile, width)))
+            tiles.append(Tile(len(tiles), r, c, y, y + th, x, x + tw))
     return tiles
 
 

@@ -357,3 +357,26 @@ def test_thin_pictures_run_edge_padded_and_every_caller_gets_the_same_pixels_and
     upscale_array(model, lr, tile=32, overlap=8, device="cpu", on_tile=on_tile, out=out)
     assert np.array_equal(out, tiling.to_output_dtype(expected, np.uint8))
     assert (covered == 1).all()
+
+
+def test_tiles_are_cut_to_the_smallest_size_that_keeps_the_overlap():
+    # 1200 px in 192 px tiles with 16 px overlaps needs 7 tiles; 186 px each still overlap by >= 16 px, and
+    # the network computes 7 * 186 px instead of 7 * 192 (tiles overlapping by up to 24 px)
+    tiles = plan_tiles(800, 1200, 192, 16)
+    cols = sorted({(t.x0, t.x1) for t in tiles})
+    rows = sorted({(t.y0, t.y1) for t in tiles})
+    assert len(cols) == 7 and {b - a for a, b in cols} == {186}
+    assert len(rows) == 5 and {b - a for a, b in rows} == {173}
+    rng = np.random.default_rng(5)
+    for _ in range(500):
+        h, w = (int(v) for v in rng.integers(1, 2500, 2))
+        tile, overlap = int(rng.choice([32, 64, 192, 256])), int(rng.choice([0, 8, 16]))
+        plan = plan_tiles(h, w, tile, overlap)
+        for spans, length in ((sorted({(t.y0, t.y1) for t in plan}), h), (sorted({(t.x0, t.x1) for t in plan}), w)):
+            assert spans[0][0] == 0 and spans[-1][1] == length
+            assert all(b - a <= tile for a, b in spans)
+            assert all(a[1] - b[0] >= overlap for a, b in zip(spans, spans[1:]))
+            # no fewer tiles would do, and one pixel less per tile would break the overlap or the cover
+            n, size = len(spans), spans[0][1] - spans[0][0]
+            assert n == 1 or (n - 1) * (tile - overlap) + tile < length + (tile - overlap)
+            assert n == 1 or n * (size - 1) < length + (n - 1) * overlap
