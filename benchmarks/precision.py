@@ -13,7 +13,8 @@ Variants (each on the same 1200x800 crop of a Photos15 photo, x2 by default, til
 - ``openvino-int8``: that IR after NNCF's post-training quantisation (``nncf.quantize``, issue 31),
   calibrated on ``--calib`` LR crops (96 px) of ``train/BSD200`` photographs (bicubic-downscaled, fixed
   seed; never Set14), with the convolutions named by ``--int8-keep`` left in float (the first one, which
-  reads the picture, and the last one, which feeds the sub-pixel upsampler, by default). Needs ``nncf``.
+  reads the picture, and the last one, which feeds the sub-pixel upsampler, by default), each activation's
+  range set as ``--int8-ranges`` says (NNCF's default, or ``histogram``/``minmax``). Needs ``nncf``.
 
 For each: seconds for the image, output megapixels per second, speed-up over fp32, and Set14 PSNR/SSIM
 (Y, border = scale, ``docs/EVALUATION.md``'s protocol, as ``mlrn bench``) with its difference to fp32.
@@ -71,7 +72,13 @@ class OpenVINORunner:
     """Runs tiles through an OpenVINO-compiled copy of the network (the ``TileRunner`` interface)."""
 
     def __init__(
-        self, model: torch.nn.Module, precision: str, cache: Path, calib: int = 60, keep: str = "first,last"
+        self,
+        model: torch.nn.Module,
+        precision: str,
+        cache: Path,
+        calib: int = 60,
+        keep: str = "first,last",
+        ranges: str = "default",
     ) -> None:
         import openvino as ov
 
@@ -92,10 +99,10 @@ class OpenVINORunner:
         self.export_s = time.perf_counter() - t
         self.quantize_s = 0.0
         if precision == "int8":  # quantised once per model, calibration and kept layers; later runs only read it
-            q_xml = xml.with_name(f"{xml.stem}-int8-c{calib}-keep-{keep.replace(',', '+') or 'none'}.xml")
+            q_xml = xml.with_name(f"{xml.stem}-int8-c{calib}-keep-{keep.replace(',', '+') or 'none'}-{ranges}.xml")
             if not q_xml.exists():
                 t = time.perf_counter()
-                quantize(xml, q_xml, self.scale, calib, keep)
+                quantize(xml, q_xml, self.scale, calib, keep, ranges)
                 self.quantize_s = time.perf_counter() - t
             xml = q_xml
         t = time.perf_counter()
@@ -129,10 +136,12 @@ def calibration_tiles(scale: int, count: int, side: int = 96, seed: int = 31) ->
     return tiles
 
 
-def quantize(xml: Path, out: Path, scale: int, calib: int, keep: str) -> None:
+def quantize(xml: Path, out: Path, scale: int, calib: int, keep: str, ranges: str = "default") -> None:
     """NNCF post-training int8 quantisation of the IR at ``xml``, written to ``out``."""
     import nncf
     import openvino as ov
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     ir = openvino_backend.core().read_model(str(xml))
     convs = [op.get_friendly_name() for op in ir.get_ordered_ops() if op.get_type_name() == "Convolution"]
@@ -143,6 +152,11 @@ def quantize(xml: Path, out: Path, scale: int, calib: int, keep: str) -> None:
         nncf.Dataset(calibration_tiles(scale, calib)),
         subset_size=calib,
         ignored_scope=nncf.IgnoredScope(names=names) if names else None,
+        advanced_parameters=None
+        if ranges == "default"
+        else AdvancedQuantizationParameters(
+            activations_range_estimator_params=getattr(RangeEstimatorParametersSet, ranges.upper())
+        ),
     )
     ov.save_model(quantized, str(out), compress_to_fp16=False)
 
@@ -158,7 +172,12 @@ def make_runner(variant: str, model: torch.nn.Module, cache: Path, device: torch
         raise ImportError("OpenVINO runs on the CPU here")
     else:
         runner = OpenVINORunner(
-            model, prec, cache, getattr(args, "calib", 60), getattr(args, "int8_keep", "first,last")
+            model,
+            prec,
+            cache,
+            getattr(args, "calib", 60),
+            getattr(args, "int8_keep", "first,last"),
+            getattr(args, "int8_ranges", "default"),
         )
     return runner, time.perf_counter() - t
 
@@ -191,6 +210,12 @@ def main() -> None:
         "--int8-keep",
         default="first,last",
         help="openvino-int8: convolutions left in float: first, last, first,last (default) or none",
+    )
+    ap.add_argument(
+        "--int8-ranges",
+        default="default",
+        choices=("default", "histogram", "minmax"),
+        help="openvino-int8: how each activation's int8 range is set from the calibration crops (NNCF's default)",
     )
     ap.add_argument("--model", help="model name or file (default: the built-in paper model for the scale)")
     args = ap.parse_args()
@@ -230,7 +255,12 @@ def main() -> None:
         if isinstance(runner, OpenVINORunner):
             row.update(export_s=round(runner.export_s, 2), exported_now=runner.exported, load_s=round(runner.load_s, 2))
             if runner.precision == "int8":
-                row.update(quantize_s=round(runner.quantize_s, 2), calib=args.calib, int8_keep=args.int8_keep)
+                row.update(
+                    quantize_s=round(runner.quantize_s, 2),
+                    calib=args.calib,
+                    int8_keep=args.int8_keep,
+                    int8_ranges=args.int8_ranges,
+                )
 
         def once(runner=runner) -> float:
             t = time.perf_counter()
