@@ -7,7 +7,7 @@ drop out. Two tables:
 - commands: the wall time of ``python -c pass`` (the interpreter alone, the floor), ``mlrn --help``,
   ``mlrn --version``, ``mlrn upscale --help``, ``mlrn models --help``, an argument error (``mlrn bench``
   without its folders) and ``python -c "import mlrn_core.cli"``. ``mlrn`` is the console script next to
-  this Python (``pyproject.toml``'s ``mlrn = mlrn_core.cli:main``), else ``python -m mlrn_core.cli``;
+  this Python (``pyproject.toml``'s ``mlrn = mlrn_core.cli:run``), else ``python -m mlrn_core.cli``;
 - phases of one ``mlrn upscale`` (``mlrn_core.cli.main``, default options but ``--device cpu``: ``--model
   auto``, precision auto, tile auto, prefetch on) of a 1200x800 crop (top left) of
   ``train/Photos15/Bridge_by_Sander_Klootwijk.png``, saved as a JPEG (quality 92, so Auto picks the photo

@@ -487,5 +487,35 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The ``mlrn`` console script (``pyproject.toml``, the bundle's ``packaging/entry_mlrn.py`` and ``python -m
+    mlrn_core.cli``): :func:`main`, then exit with its status.
+
+    After ``mlrn upscale`` the process ends without tearing the interpreter down (:func:`exit_now`): by then
+    every output is written and renamed and the record closed (:func:`mlrn_core.batch.run_batch` returns only
+    then), and unloading torch and OpenVINO module by module took 0.4-0.5 s of a one-photo run (``python
+    benchmarks/startup.py``, "interpreter start + exit"), paid by every tool that calls ``mlrn`` once per photo.
+    Other commands exit the usual way."""
+    argv = sys.argv[1:]
+    code = main(argv)
+    if _command_of(argv) == "upscale":
+        exit_now(code)
+    sys.exit(code)
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` at once: flush stdout, stderr and the log, then ``os._exit`` (no atexit
+    handlers, no module teardown). Only for a process whose work is done and whose files are closed."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (mlrn upscale ... | head): nothing more to say
+            pass
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -11,7 +11,7 @@ Checks that the spec
   ``mlrn_resources`` (its ``__init__.py`` under ``mlrn_resources/``);
 * builds one executable per script of ``pyproject.toml`` (``[project.scripts]`` as console programs,
   ``[project.gui-scripts]`` windowed), all in one ``COLLECT``, each running only its own entry script,
-  whose ``main`` is the very function pyproject names (the entry scripts are imported, not run);
+  whose function of that name is the very function pyproject names (the entry scripts are imported, not run);
 * excludes no module that ``mlrn_core`` or ``app`` imports;
 * where ``openvino`` is installed in the checking venv (and not excluded): bundles its CPU plugin and IR
   frontend from the venv's ``openvino/libs/`` into ``openvino/libs/``, where OpenVINO loads them at run time
@@ -314,15 +314,16 @@ def check(spec: Path, specpath: Path | None = None, workpath: Path | None = None
         if not Path(own[0]).is_file():
             continue  # reported above
         try:
-            main = getattr(load_module_from(Path(own[0])), "main", None)
+            function = target.rpartition(":")[2]  # the entry script runs the function pyproject names
+            main = getattr(load_module_from(Path(own[0])), function, None)
             expected = resolve(target)
         except Exception as exc:
             problems.append(f"{spec.name}: EXE {name}: importing {own[0]} or {target} failed: {exc!r}")
             continue
         if not callable(main):
-            problems.append(f"{spec.name}: EXE {name}: {own[0]} has no callable main")
+            problems.append(f"{spec.name}: EXE {name}: {own[0]} has no callable {function}")
         elif main is not expected:
-            problems.append(f"{spec.name}: EXE {name}: {Path(own[0]).name}'s main is not {target}")
+            problems.append(f"{spec.name}: EXE {name}: {Path(own[0]).name}'s {function} is not {target}")
     return problems
 
 

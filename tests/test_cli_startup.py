@@ -130,3 +130,39 @@ def test_an_unknown_attribute_of_mlrn_core_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_thing"):
         _ = mlrn_core.no_such_thing
     assert not hasattr(mlrn_core, "no_such_thing")
+
+
+def test_the_console_script_ends_upscale_at_once_with_every_file_whole_and_every_line_out(tmp_path) -> None:
+    """``mlrn`` (``cli.run``) ends an upscale with ``os._exit``, skipping the interpreter's teardown: the status,
+    the outputs, the record and everything printed (stdout to a pipe is block-buffered) must still all be there."""
+    from PIL import Image
+
+    from tests.helpers import textured_image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(textured_image(30, 40, seed=1)).save(folder / "good.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # a PNG signature and nothing more
+    out = tmp_path / "out"
+
+    def mlrn(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "mlrn_core.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
+
+    plan = mlrn("upscale", str(folder), "--out-dir", str(out), "--model", "mlrn-x2", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "good.png" in plan.stdout and "broken.png" in plan.stdout and "2 files" in plan.stdout  # flushed
+
+    done = mlrn("upscale", str(folder), "--out-dir", str(out), "--model", "mlrn-x2")
+    assert done.returncode == 1, done.stderr  # one file failed: status 1, not 0 and not a crash
+    assert "FAILED  " in done.stderr and "broken.png" in done.stderr
+    assert "1 upscaled, 1 failed" in done.stderr  # the summary, the last thing printed
+    with Image.open(out / "good_x2.png") as img:
+        img.load()  # whole, not truncated
+        assert img.size == (80, 60)
+    assert not [p for p in out.iterdir() if ".part" in p.name]
+    from mlrn_core.batch import record_path
+
+    lines = [json.loads(line) for line in record_path(out).read_text(encoding="utf-8").splitlines()]
+    assert sorted(line["status"] for line in lines) == ["failed", "ok"]  # the record, whole
