@@ -84,8 +84,36 @@ class FSFBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fused = x
         for bypass, fuse in zip(self.bypasses, self.fuses):
-            fused = fuse(torch.cat([bypass(x), fused], dim=1))
+            fused = fuse(bypass(x), fused) if isinstance(fuse, SplitFusion) else fuse(torch.cat([bypass(x), fused], 1))
         return fused + x
+
+
+class SplitFusion(nn.Module):
+    """A 1x1 convolution over concatenated inputs, as one 1x1 convolution per input, summed: the same sums
+    without the concatenation (:func:`concat_free`). ``conv``'s bias goes to the first part."""
+
+    def __init__(self, conv: nn.Conv2d, widths: Sequence[int]) -> None:
+        super().__init__()
+        if conv.kernel_size != (1, 1) or sum(widths) != conv.in_channels:
+            raise ValueError(f"cannot split a {conv.kernel_size} convolution of {conv.in_channels} inputs by {widths}")
+        self.parts = nn.ModuleList()
+        start = 0
+        for i, width in enumerate(widths):
+            part = nn.Conv2d(width, conv.out_channels, 1, bias=i == 0)
+            with torch.no_grad():
+                part.weight.copy_(conv.weight[:, start : start + width])
+                if i == 0 and conv.bias is not None:
+                    part.bias.copy_(conv.bias)
+                elif i == 0:
+                    part.bias.zero_()
+            self.parts.append(part)
+            start += width
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        out = self.parts[0](inputs[0])
+        for part, x in zip(self.parts[1:], inputs[1:]):
+            out = out + part(x)
+        return out
 
 
 class Upsampler(nn.Sequential):
@@ -172,13 +200,40 @@ class MLRN(nn.Module):
             f = block(f)
             if self.gff:
                 outs.append(f)
-        body = self.gff_fuse(torch.cat(outs, dim=1)) if self.gff else f
+        if self.gff and isinstance(self.gff_fuse[0], SplitFusion):
+            body = self.gff_fuse[1](self.gff_fuse[0](*outs))
+        else:
+            body = self.gff_fuse(torch.cat(outs, dim=1)) if self.gff else f
         if self.rsc:
             body = body + f_head
         y = self.tail(self.tail_sf(self.upsample(body))) + mean
         if self.image_skip:
             y = y + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return y
+
+
+def concat_free(model: MLRN) -> MLRN:
+    """A copy of ``model`` that computes the same function with no concatenation, for OpenVINO (issue 31).
+
+    Each 1x1 fusion over concatenated features (the FSFblocks' fusions and the global fusion) becomes one 1x1
+    convolution per input, summed (:class:`SplitFusion`): the same sums in another order (fp32 outputs within
+    about 1e-6). OpenVINO's CPU plugin then copies no concatenation (a tenth of a tile's time with AVX2) and
+    fuses each sum into its convolution, and in the int8 networks every input of a fusion gets its own int8
+    range instead of one range shared across the concatenation. Only the converted networks use the copy: the
+    model keeps its form (training, PyTorch inference) and its :func:`weights_key`."""
+    import copy
+
+    net = copy.deepcopy(model)
+    for block in net.body:
+        for i, fuse in enumerate(block.fuses):
+            if isinstance(fuse, nn.Conv2d):
+                half = fuse.in_channels // 2
+                block.fuses[i] = SplitFusion(fuse, (half, fuse.in_channels - half))
+    if net.gff and isinstance(net.gff_fuse[0], nn.Conv2d):
+        conv = net.gff_fuse[0]
+        features = conv.in_channels // len(net.body)
+        net.gff_fuse[0] = SplitFusion(conv, [features] * len(net.body))
+    return net
 
 
 def count_parameters(model: nn.Module) -> int:

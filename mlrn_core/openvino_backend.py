@@ -45,7 +45,12 @@ def model_key(model: torch.nn.Module) -> str:
 
     from mlrn_core.model import weights_key
 
-    return hashlib.sha256(f"{weights_key(model)}|{ov.get_version()}".encode()).hexdigest()[:24]
+    return hashlib.sha256(f"{weights_key(model)}|{ov.get_version()}|{_FORM}".encode()).hexdigest()[:24]
+
+
+#: The form of the converted network, part of its cache key: a change converts every model again
+#: ("concat-free": :func:`mlrn_core.model.concat_free`).
+_FORM = "concat-free"
 
 
 def int8_folder() -> Path:
@@ -165,7 +170,9 @@ def convert(model: torch.nn.Module, xml: Path) -> None:
     training crashed; the crash was the signal stack of :func:`core`, not the conversion.)"""
     import openvino as ov
 
-    net = copy.deepcopy(model).float().cpu().eval()
+    from mlrn_core.model import MLRN, concat_free
+
+    net = (concat_free(model) if isinstance(model, MLRN) else copy.deepcopy(model)).float().cpu().eval()
     xml.parent.mkdir(parents=True, exist_ok=True)
     tmp = xml.with_name(f".{xml.stem}.{os.getpid()}.part.xml")
     try:

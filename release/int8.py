@@ -1,8 +1,9 @@
 """Make and measure the int8 OpenVINO networks of the built-in models (issue 31): ``resources/openvino/``.
 
-For each model: its float IR (:func:`mlrn_core.openvino_backend.convert`), then NNCF's post-training
-quantisation *with accuracy control* (``nncf.quantize_with_accuracy_control``): every convolution and addition
-but :data:`FLOAT_LAYERS` is quantised, calibrated on LR crops of ``train/BSD200`` photographs (each
+For each model: its float IR (:func:`mlrn_core.openvino_backend.convert`, the concat-free form of
+:func:`mlrn_core.model.concat_free`), then NNCF's post-training quantisation *with accuracy control*
+(``nncf.quantize_with_accuracy_control``): every convolution and addition is quantised, calibrated on LR crops
+of ``train/BSD200`` photographs (each
 activation's int8 range from its histogram, ``--ranges``: with every layer in int8, mlrn-x2 lost 0.077 dB on
 Set14 x2 with histogram ranges and 0.303 dB with NNCF's default, ``python benchmarks/precision.py --variants
 fp32 openvino-int8 --int8-keep none [--int8-ranges histogram]``), and NNCF puts back into float, one
@@ -22,6 +23,10 @@ several minutes per model on the user's machine; the five int8 networks take 7.7
 
 Usage: ``python release/int8.py [--models mlrn-x2 ...] [--max-drop 0.03] [--calib 100] [--val 30]
 [--ranges histogram]``.
+
+The shipped networks (2026-12-08): ``python release/int8.py``, then ``python release/int8.py --models
+mlrn-x4-photo --max-drop 0.015``: with 0.03, mlrn-x4-photo lost 0.055 dB on clean Set14 and was not offered;
+with 0.015 it loses 0.043 (each entry of ``int8.json`` records its settings).
 """
 
 from __future__ import annotations
@@ -47,12 +52,12 @@ from mlrn_core.metrics import score  # noqa: E402
 SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
 MODELS = ("mlrn-x2", "mlrn-x3", "mlrn-x4", "mlrn-x2-photo", "mlrn-x4-photo")
 CROP = 96  # LR pixels (x4: 80, so that BSD200's 481x321 photographs hold a crop)
-#: Kept in float from the start: the 1x1 convolutions that fuse concatenated features (each block's fuses and
-#: the global fusion). A concatenation shares one int8 range among all its inputs, which tied 36 operations
-#: into one group that accuracy control could only put back into float together: 41 of 97 operations went
-#: back, and the network ran no faster than before. With these (a tenth of the time) in float, it puts back
-#: 6 of 72, and the network runs faster (``python benchmarks/ov_networks.py``, figures in docs/results.md).
-FLOAT_LAYERS = (".*fuses.*", ".*gff_fuse.0/.*")
+#: Why no layer is kept in float from the start: in the concatenating form, a concatenation shared one int8 range
+#: among all its inputs, which tied 36 operations into one group that accuracy control could only put back into
+#: float together (41 of 97 went back); the 1x1 fusions were then kept in float (an ignored scope). The
+#: concat-free form has no concatenation: each input of a fusion has its own range, and the fusions run in int8
+#: too (``python benchmarks/ov_networks.py``, figures in docs/results.md).
+FORM = "concat-free"
 
 
 def crops(scale: int, count: int, seed: int, photo: bool) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -102,7 +107,6 @@ def quantize(name: str, out: Path, max_drop: float, calib: int, val: int, ranges
             max_drop=max_drop,
             drop_type=nncf.DropType.ABSOLUTE,
             subset_size=calib,
-            ignored_scope=nncf.IgnoredScope(patterns=list(FLOAT_LAYERS), validate=False),
             advanced_quantization_parameters=AdvancedQuantizationParameters(
                 activations_range_estimator_params=getattr(RangeEstimatorParametersSet, ranges.upper())
             ),
@@ -123,7 +127,7 @@ def quantize(name: str, out: Path, max_drop: float, calib: int, val: int, ranges
             "calib": calib,
             "val": val,
             "activation_ranges": ranges,
-            "float_layers": list(FLOAT_LAYERS),
+            "form": FORM,
             "crop": min(CROP, 320 // scale),
             "photo": photo,
         },

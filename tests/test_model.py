@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mlrn_core import MLRN
-from mlrn_core.model import count_parameters
+from mlrn_core.model import SplitFusion, concat_free, count_parameters, weights_key
 
 
 def test_parameter_count_matches_the_paper_reading():
@@ -72,3 +72,43 @@ def test_image_skip_output_is_bicubic_plus_residual():
     expected = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
     with torch.inference_mode():
         assert torch.allclose(m(x), expected + m.rgb_mean, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"scale": 2},
+        {"scale": 3, "features": 8, "blocks": 3, "kernels": (3, 5, 7)},
+        {"scale": 4, "features": 12, "blocks": 2, "gff": False},
+        {"scale": 4, "features": 8, "blocks": 2, "rsc": False, "x4_two_stages": False, "image_skip": True},
+    ],
+)
+def test_concat_free_is_the_same_function_without_a_concatenation(kwargs, monkeypatch):
+    torch.manual_seed(0)
+    model = MLRN(**kwargs).eval()
+    for p in model.parameters():  # trained-like weights, not the zero biases of a fresh network
+        torch.nn.init.normal_(p, std=0.05)
+    before = weights_key(model)
+    x = torch.rand(1, 3, 21, 30)
+    with torch.inference_mode():
+        expected = model(x)
+    free = concat_free(model).eval()
+    fusions = [m for m in free.modules() if isinstance(m, SplitFusion)]
+    assert len(fusions) == model.hparams["blocks"] * len(model.hparams["kernels"]) + (1 if model.gff else 0)
+
+    def no_concat(*_a, **_k):
+        raise AssertionError("the concat-free copy concatenated")
+
+    monkeypatch.setattr(torch, "cat", no_concat)
+    with torch.inference_mode():
+        got = free(x)
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)
+    assert weights_key(model) == before  # the model itself keeps its form and its key
+    assert not any(isinstance(m, SplitFusion) for m in model.modules())
+
+
+def test_a_split_fusion_refuses_what_is_not_a_1x1_convolution_of_its_widths():
+    with pytest.raises(ValueError, match="cannot split"):
+        SplitFusion(torch.nn.Conv2d(8, 4, 3), (4, 4))
+    with pytest.raises(ValueError, match="cannot split"):
+        SplitFusion(torch.nn.Conv2d(8, 4, 1), (4, 3))

@@ -40,6 +40,9 @@ def test_openvino_tiles_are_pytorch_fp32_tiles_at_every_size(cache: Path) -> Non
         tile = rng.random((h, w, 3), dtype=np.float32)
         np.testing.assert_allclose(fast.run(tile), exact.run(tile), atol=2e-4)
     assert len(list(cache.glob("*.xml"))) == 1 and len(list(cache.glob("*.bin"))) == 1
+    ir = openvino_backend.core().read_model(str(next(cache.glob("*.xml"))))
+    maps = [op.get_type_name() for op in ir.get_ordered_ops() if op.get_output_partial_shape(0).rank.get_length() == 4]
+    assert "Convolution" in maps and "Concat" not in maps  # the concat-free form (shape arithmetic may concatenate)
     # quality "best" (the self-ensemble) runs through the same backend
     best = tiling.TileRunner(model, torch.device("cpu"), precision="openvino", ensemble=True)
     tile = rng.random((20, 28, 3), dtype=np.float32)
