@@ -19,7 +19,7 @@ The app and ``mlrn upscale`` use a network only when it is offered and its weigh
 model (re-run this after installing new weights). ``tests/test_int8.py`` measures the shipped networks again.
 
 Why shipped, not made at first use: NNCF (with SciPy and scikit-learn) would add about 150 MB to the bundle and
-several minutes per model on the user's machine; the five int8 networks take 7.7 MB.
+several minutes per model on the user's machine; the five int8 networks take 8.6 MB.
 
 Usage: ``python release/int8.py [--models mlrn-x2 ...] [--max-drop 0.03] [--calib 100] [--val 30]
 [--ranges histogram]``.
