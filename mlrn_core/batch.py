@@ -39,6 +39,7 @@ import torch
 
 from mlrn_core import atomic, backends, imageio, memory, tiling
 from mlrn_core.auto import AutoChoice, ModelCache, choose_model, is_auto, photo_name
+from mlrn_core.batch_choices import FORMATS, ON_EXISTS, RAW_COLOURS, SCALES  # noqa: F401 - exported here too
 from mlrn_core.imageio import ImageIOError, Picture
 from mlrn_core.registry import ModelError
 from mlrn_core.terminal import fmt_duration, plural
@@ -49,10 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SIDECAR_NAME = "mlrn-batch.jsonl"  # the record's name in output folders of earlier versions (still skipped as input)
-SCALES = (2, 3, 4)
-RAW_COLOURS = ("srgb", "adobe", "prophoto")  # imageio.raw.COLOUR_SPACES, without importing LibRaw to plan
-FORMATS = ("same", "png", "jpg", "tiff", "webp", "heic", "avif")
-ON_EXISTS = ("skip", "rename", "overwrite")
 
 # What the planner decided for an item (ERROR: it cannot be done, ``note`` says why).
 WRITE, SKIP, RENAME, OVERWRITE, UNSUPPORTED, ERROR = "write", "skip", "rename", "overwrite", "unsupported", "error"

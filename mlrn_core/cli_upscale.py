@@ -17,7 +17,7 @@ import signal
 import sys
 from pathlib import Path
 
-from mlrn_core.batch import FORMATS, ON_EXISTS, RAW_COLOURS, SCALES
+from mlrn_core.batch_choices import FORMATS, ON_EXISTS, RAW_COLOURS, SCALES
 from mlrn_core.imageio import RAW_ADVICE
 from mlrn_core.terminal import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Progress, bar, fmt_duration, plural
 
