@@ -217,7 +217,7 @@ def concat_free(model: MLRN) -> MLRN:
 
     Each 1x1 fusion over concatenated features (the FSFblocks' fusions and the global fusion) becomes one 1x1
     convolution per input, summed (:class:`SplitFusion`): the same sums in another order (fp32 outputs within
-    about 1e-6). OpenVINO's CPU plugin then copies no concatenation (a tenth of a tile's time with AVX2) and
+    about 1e-6). OpenVINO's CPU plugin then copies no concatenation (6-7% of an int8 tile's time with AVX2) and
     fuses each sum into its convolution, and in the int8 networks every input of a fusion gets its own int8
     range instead of one range shared across the concatenation. Only the converted networks use the copy: the
     model keeps its form (training, PyTorch inference) and its :func:`weights_key`."""
