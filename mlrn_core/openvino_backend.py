@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 INSTALL_ADVICE = "OpenVINO is not installed: pip install openvino"
 
+#: The form :func:`convert` gives the network, part of its cache key (a change converts every model again) and
+#: of ``release/int8.py``'s record: "concat-free", :func:`mlrn_core.model.concat_free`.
+FORM = "concat-free"
+
 
 def available() -> bool:
     """True when the ``openvino`` package is installed (found, not imported: loading it costs time and threads)."""
@@ -45,12 +49,7 @@ def model_key(model: torch.nn.Module) -> str:
 
     from mlrn_core.model import weights_key
 
-    return hashlib.sha256(f"{weights_key(model)}|{ov.get_version()}|{_FORM}".encode()).hexdigest()[:24]
-
-
-#: The form of the converted network, part of its cache key: a change converts every model again
-#: ("concat-free": :func:`mlrn_core.model.concat_free`).
-_FORM = "concat-free"
+    return hashlib.sha256(f"{weights_key(model)}|{ov.get_version()}|{FORM}".encode()).hexdigest()[:24]
 
 
 def int8_folder() -> Path:

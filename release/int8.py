@@ -52,12 +52,11 @@ from mlrn_core.metrics import score  # noqa: E402
 SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
 MODELS = ("mlrn-x2", "mlrn-x3", "mlrn-x4", "mlrn-x2-photo", "mlrn-x4-photo")
 CROP = 96  # LR pixels (x4: 80, so that BSD200's 481x321 photographs hold a crop)
-#: Why no layer is kept in float from the start: in the concatenating form, a concatenation shared one int8 range
-#: among all its inputs, which tied 36 operations into one group that accuracy control could only put back into
-#: float together (41 of 97 went back); the 1x1 fusions were then kept in float (an ignored scope). The
-#: concat-free form has no concatenation: each input of a fusion has its own range, and the fusions run in int8
-#: too (``python benchmarks/ov_networks.py``, figures in docs/results.md).
-FORM = "concat-free"
+# Why no layer is kept in float from the start: in the concatenating form, a concatenation shared one int8 range
+# among all its inputs, which tied 36 operations into one group that accuracy control could only put back into
+# float together (41 of 97 went back); the 1x1 fusions were then kept in float (an ignored scope). The
+# concat-free form (openvino_backend.FORM) has no concatenation: each input of a fusion has its own range, and
+# the fusions run in int8 too (``python benchmarks/ov_networks.py``, figures in docs/results.md).
 
 
 def crops(scale: int, count: int, seed: int, photo: bool) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -127,7 +126,7 @@ def quantize(name: str, out: Path, max_drop: float, calib: int, val: int, ranges
             "calib": calib,
             "val": val,
             "activation_ranges": ranges,
-            "form": FORM,
+            "form": openvino_backend.FORM,
             "crop": min(CROP, 320 // scale),
             "photo": photo,
         },
