@@ -17,9 +17,11 @@ drop out. Two tables:
   phases subtracted):
 
   - import: ``mlrn_core.cli`` and what ``cli_upscale.cmd_upscale`` imports (cli_upscale, batch, auto,
-    registry, tiling, distributed: torch, numpy, OpenCV, Pillow, ...);
+    registry, tiling, distributed: numpy, OpenCV, Pillow, ...; torch is imported where a PyTorch path or a
+    model's weights need it, inside the phases below: not at all when OpenVINO runs a known model);
   - plan: ``batch.plan_batch`` (scan, Auto's look at the file's real format);
-  - model load: ``registry.load_model`` (also as ``auto.load_model``) and ``batch.load_auto_models``;
+  - model load: ``registry.load_model`` (also as ``auto.load_model``), ``registry.known_model`` (a model file
+    read before, found by its bytes without torch: ``mlrn_core.known_models``) and ``batch.load_auto_models``;
   - runner setup: ``tiling.TileRunner.__init__`` (weights to the device, channels_last for bf16);
   - auto path choice: ``backends.choose`` (since 62fb1cc: Auto's cached answer for this machine and model:
     hashing the weights, importing OpenVINO, asking it for its devices);
@@ -130,7 +132,6 @@ def child_upscale(src: str, out: str, threads: int) -> None:
     except ImportError:
         backends = None
     t_import = time.perf_counter() - t0
-    import torch
 
     timer = Timer()
     runners: list = []
@@ -145,6 +146,8 @@ def child_upscale(src: str, out: str, threads: int) -> None:
         (batch, "plan_batch", "plan"),
         (registry, "load_model", "model load"),
         (auto, "load_model", "model load"),
+        (registry, "known_model", "model load"),
+        (auto, "known_model", "model load"),
         (batch, "load_auto_models", "model load"),
         (tiling.TileRunner, "__init__", measuring_or("runner setup")),
         (imageio, "declared_size", "decode"),
@@ -173,7 +176,13 @@ def child_upscale(src: str, out: str, threads: int) -> None:
         "in_process_s": total,
         "seconds": seconds,
         "tiles": timer.calls.get("network", 0),
-        "threads": torch.get_num_threads(),
+        # torch's threads, or those of a run that never imported torch (mlrn_core.tiling.HostCPU)
+        "threads": sys.modules["torch"].get_num_threads()
+        if "torch" in sys.modules
+        else getattr(runners[-1].device, "threads", 0)
+        if runners
+        else 0,
+        "imports_torch": "torch" in sys.modules,
         "path": runner_path(runners[-1]) if runners else "",  # Auto's measurement makes runners before it
     }
     print(MARK + json.dumps(result), flush=True)
@@ -348,6 +357,7 @@ def main() -> None:
                 "scale": 2,
                 "tiles": runs[0]["tiles"],
                 "threads": runs[0]["threads"],
+                "imports_torch": [r["imports_torch"] for r in runs],
                 "path": runs[0]["path"],
                 "first_path": first["path"],
                 "median_s": med,
@@ -363,7 +373,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    threads = f"torch threads {phases['threads']}" if phases else "torch threads not asked (--skip-upscale)"
+    threads = f"{phases['threads']} threads" if phases else "threads not asked (--skip-upscale)"
     print(f"\n{info['cpu']}, {info['cores']} cores, {threads}, Python {info['python']}, ", end="")
     print(
         f"median of {args.repeat} runs (load average at start {', '.join(f'{v:.2f}' for v in info['loadavg_start'])})"
@@ -381,7 +391,8 @@ def main() -> None:
             f"\n`mlrn upscale` of {phases['image']}, x2, --device cpu, {phases['tiles']} tiles, path {phases['path']}: "
             f"{phases['total_wall_s']:.2f} s, of which {phases['around_network_s']:.2f} s around the network "
             f"(the first run, with empty per-user caches: {phases['first_wall_s']:.2f} s, "
-            f"{phases['first_around_network_s']:.2f} s around the network, path {phases['first_path']})\n"
+            f"{phases['first_around_network_s']:.2f} s around the network, path {phases['first_path']}); "
+            f"torch imported in {sum(phases['imports_torch'])} of the {len(phases['imports_torch'])} runs after it\n"
         )
         print("| phase | median s | share | first run s |")
         print("|---|---|---|---|")

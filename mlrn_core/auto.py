@@ -29,7 +29,7 @@ from pathlib import Path
 
 from mlrn_core import paths
 from mlrn_core.imageio import RAW_EXTENSIONS
-from mlrn_core.registry import MODEL_SUFFIX, LoadedModel, ModelError, builtin_name, load_model
+from mlrn_core.registry import MODEL_SUFFIX, LoadedModel, ModelError, builtin_name, known_model, load_model
 
 AUTO = "auto"
 #: Shown in menus; the tooltip (:func:`describe`) says what Auto does for this scale.
@@ -322,15 +322,20 @@ def camera_base(scale: int) -> str:
 
 
 class ModelCache:
-    """Loads each model Auto picks once (a batch needs at most the photo and the paper model)."""
+    """Loads each model Auto picks once (a batch needs at most the photo and the paper model).
 
-    def __init__(self) -> None:
+    ``known``: a model file read before is not read again (:func:`mlrn_core.registry.known_model`), so that a
+    run on OpenVINO does not import torch (``mlrn upscale``)."""
+
+    def __init__(self, known: bool = False) -> None:
         self._loaded: dict[Path, LoadedModel] = {}
+        self._known = known
 
     def get(self, choice: AutoChoice) -> LoadedModel:
         key = choice.path.resolve()
         if key not in self._loaded:
-            self._loaded[key] = load_model(choice.path, choice.scale)
+            found = known_model(choice.path, choice.scale) if self._known else None
+            self._loaded[key] = found or load_model(choice.path, choice.scale)
         return self._loaded[key]
 
     def load_all(self, choices: Iterable[AutoChoice]) -> dict[str, LoadedModel]:

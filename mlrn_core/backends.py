@@ -32,13 +32,16 @@ import platform
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from mlrn_core import atomic, paths
-from mlrn_core.model import weights_key
+from mlrn_core import atomic, paths, tiling
+from mlrn_core.known_models import key_of
 from mlrn_core.tiling import CPU_TILE, path_label
+
+if TYPE_CHECKING:  # a cached OpenVINO choice is read and run without importing torch (mlrn_core.known_models)
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,8 @@ log = logging.getLogger(__name__)
 MEASURE_TILE = CPU_TILE
 MEASURE_RUNS = 3
 #: Bumped when the measurement changes, so older cached answers are measured again (2: the 192 px tile and
-#: the int8 networks of release/int8.py's ignored fusions).
-_VERSION = 2
+#: the int8 networks of release/int8.py's ignored fusions; 3: the threads measured with, a key without torch).
+_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Choice:
     speedup: float = 1.0  # seconds of PyTorch fp32 / seconds of this path, on the same tiles
     seconds: dict[str, float] = field(default_factory=dict)  # label -> seconds per tile, every path tried
     measured: bool = True  # False: the fixed rule (measurement off, or nothing else to measure)
+    threads: int = 0  # the CPU threads the paths were measured with (PyTorch's count; OpenVINO is given it)
 
     def text(self) -> str:
         """e.g. "OpenVINO CPU int8, 2.6x" (the speed-up over PyTorch fp32 when it was measured)."""
@@ -73,7 +77,8 @@ def measuring_enabled() -> bool:
 
 
 def machine_key(device: torch.device) -> str:
-    """This machine as far as speed goes: CPU model and flags, threads, the device, torch and OpenVINO."""
+    """This machine as far as speed goes: CPU model and flags, what sets the threads, the device, torch and
+    OpenVINO; all known without importing torch (:func:`mlrn_core.tiling.thread_setting`)."""
     cpu = platform.processor() or platform.machine()
     flags = ""
     try:
@@ -86,8 +91,10 @@ def machine_key(device: torch.device) -> str:
                     break
     except OSError:
         pass
-    parts = [cpu, flags, str(torch.get_num_threads()), str(device), torch.__version__, _openvino_version()]
+    parts = [cpu, flags, tiling.thread_setting(), str(device), tiling.torch_version(), _openvino_version()]
     if device.type == "cuda":
+        import torch
+
         parts.append(torch.cuda.get_device_name(device))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
@@ -104,9 +111,11 @@ def _openvino_version() -> str:
 
 def candidates(model: torch.nn.Module, device: torch.device) -> list[str]:
     """The precisions worth timing for ``model`` on ``device``: every path that can run here."""
-    from mlrn_core import openvino_backend, tiling
+    from mlrn_core import openvino_backend
 
     if device.type == "cuda":
+        import torch
+
         return ["fp16", "bf16", "fp32"] if torch.cuda.is_bf16_supported() else ["fp16", "fp32"]
     if device.type == "mps":
         return ["fp16", "fp32"]
@@ -139,20 +148,46 @@ def _read_cache() -> dict:
 
 def cached(model: torch.nn.Module, device: torch.device) -> Choice | None:
     """Auto's earlier answer for this model on this machine, or None when it was not measured here yet."""
-    entry = _read_cache().get(machine_key(device), {}).get(weights_key(model))
+    entry = _read_cache().get(machine_key(device), {}).get(key_of(model))
     if not isinstance(entry, dict):
         return None
     try:
         choice = Choice(**entry)
     except TypeError:
         return None
-    return choice if choice.precision in candidates(model, device) else None
+    return choice if runnable(choice.precision, model, device) else None
+
+
+def measured_threads(models: list) -> int | None:
+    """The CPU threads Auto measured one of ``models`` with on this machine (torch's default count there), read
+    without importing torch; None when none was measured here."""
+    paths_here = _read_cache().get(machine_key(tiling.HostCPU(0)), {})
+    for model in models:
+        entry = paths_here.get(key_of(model))
+        threads = entry.get("threads") if isinstance(entry, dict) else None
+        if isinstance(threads, int) and threads > 0:
+            return threads
+    return None
+
+
+def runnable(precision: str, model: torch.nn.Module, device: torch.device) -> bool:
+    """Whether the path ``precision`` can still run ``model`` here (one of :func:`candidates`), asking only
+    what that path needs: an OpenVINO path is checked without importing torch."""
+    from mlrn_core import openvino_backend
+
+    if device.type == "cpu" and precision in tiling.OPENVINO_PRECISIONS:
+        if not openvino_backend.available():
+            return False
+        if precision == "openvino-int8":
+            return openvino_backend.int8_offered(model)
+        return precision == "openvino" or "GPU" in openvino_backend.devices()
+    return precision in candidates(model, device)
 
 
 def _store(model: torch.nn.Module, device: torch.device, choice: Choice) -> None:
     with _cache_lock:
         data = _read_cache() or {"version": _VERSION}
-        data.setdefault(machine_key(device), {})[weights_key(model)] = asdict(choice)
+        data.setdefault(machine_key(device), {})[key_of(model)] = asdict(choice)
         try:
             with atomic.atomic_open(_cache_file(), "w", encoding="utf-8") as f:
                 json.dump(data, f, indent=1)
@@ -169,7 +204,7 @@ def measure(model: torch.nn.Module, device: torch.device, tile: int = MEASURE_TI
     cores from the other. Each path's time is the median of its runs."""
     import copy
 
-    from mlrn_core import tiling
+    import torch
 
     x = np.random.default_rng(0).random((tile, tile, 3), dtype=np.float32)
     seconds: dict[str, float] = {}
@@ -197,7 +232,8 @@ def measure(model: torch.nn.Module, device: torch.device, tile: int = MEASURE_TI
         return Choice(fixed, path_label(fixed, device), measured=False)
     best = min(seconds, key=seconds.get)
     reference = seconds.get(path_label("fp32", device), seconds[best])
-    return Choice(by_label[best], best, round(reference / seconds[best], 2), seconds)
+    threads = torch.get_num_threads() if device.type == "cpu" else 0
+    return Choice(by_label[best], best, round(reference / seconds[best], 2), seconds, threads=threads)
 
 
 def make_runner(
@@ -211,8 +247,6 @@ def make_runner(
     """A :class:`mlrn_core.tiling.TileRunner` on the path ``precision`` names; "auto" takes Auto's measured
     choice (:func:`choose`), which the runner then names in its :meth:`~mlrn_core.tiling.TileRunner.describe`.
     The app, Batch Export and ``mlrn upscale`` make their runners here."""
-    from mlrn_core import tiling
-
     if str(precision or "auto").lower() != "auto":
         return tiling.TileRunner(model, device, precision=precision, ensemble=ensemble, fallback=fallback)
     choice = choose(model, device, announce)
@@ -224,8 +258,6 @@ def make_runner(
 def choose(model: torch.nn.Module, device: torch.device, announce=None) -> Choice:
     """Auto's path for ``model`` on ``device``: cached when measured before on this machine, else measured
     now (``announce(text)`` is told first, as this takes some seconds) and cached."""
-    from mlrn_core import tiling
-
     if not measuring_enabled():
         fixed = tiling.resolve_precision(device, "auto")
         return Choice(fixed, path_label(fixed, device), measured=False)

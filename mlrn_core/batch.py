@@ -26,6 +26,7 @@ import errno
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -35,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from mlrn_core import atomic, backends, imageio, memory, tiling
 from mlrn_core.auto import AutoChoice, ModelCache, choose_model, is_auto, photo_name
@@ -45,6 +45,8 @@ from mlrn_core.registry import ModelError
 from mlrn_core.terminal import fmt_duration, plural
 
 if TYPE_CHECKING:
+    import torch
+
     from mlrn_core.registry import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -633,11 +635,10 @@ class _Sidecar:
             self._fail(exc)
 
 
-_OOM_TYPES = (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))
-
-
 def _oom_reason(exc: BaseException) -> str | None:
-    if isinstance(exc, _OOM_TYPES) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
+    torch = sys.modules.get("torch")  # not imported: not torch's error
+    oom = (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))
+    if isinstance(exc, oom) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()):
         return "out of memory while upscaling (try a smaller tile size)"
     return None
 

@@ -279,8 +279,9 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         if not args.dry_run and not auto.available(scale):
             return _usage(f"--model auto: {auto.describe(scale)} Pass a model with --model")
     elif not args.dry_run or (scale is None and args.model):
-        try:
-            loaded = registry.load_model(args.model, scale if scale is not None else (None if args.model else 2))
+        try:  # a model file read before is not read again (mlrn_core.known_models): no torch where none runs
+            want = scale if scale is not None else (None if args.model else 2)
+            loaded = registry.known_model(args.model, want) or registry.load_model(args.model, want)
         except registry.ModelError as exc:
             return _usage(str(exc))
         scale = loaded.scale
@@ -326,25 +327,25 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         print(f"mlrn upscale: cannot upscale '{item.source}': {item.describe()}", file=sys.stderr)
         return EXIT_FAILED
 
-    try:
-        device = distributed.device_for(device_pref, dist)
-        precision = tiling.resolve_precision(device, path)
-    except (tiling.DeviceError, ValueError) as exc:
-        return _usage(str(exc))
+    if args.threads > 0:
+        tiling.set_threads(args.threads)
     mine = plan.shard(rank, world) if world > 1 else plan
     if per_file:  # each process loads the models its own files need
         try:
-            model = batch.load_auto_models(mine.items)
+            model = batch.load_auto_models(mine.items, auto.ModelCache(known=True))
         except registry.ModelError as exc:
             return _usage(str(exc))
         model_text = "model auto"
+        nets = [m.model for m in model.values()]
     else:
         assert loaded is not None  # loaded above unless this is a dry run
         model, model_text = loaded, loaded.name
-    if args.threads > 0:
-        import torch
-
-        torch.set_num_threads(args.threads)
+        nets = [loaded.model]
+    try:
+        device = _device(device_pref, dist, nets)
+        precision = path if path == "auto" else tiling.resolve_precision(device, path)
+    except (tiling.DeviceError, ValueError) as exc:
+        return _usage(str(exc))
 
     progress = Progress()  # stderr: the bar, one line per file and the summary
     show_bar = rank == 0
@@ -437,6 +438,20 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     if world > 1:
         _wait_for_other_ranks()
     return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def _device(preference: str, dist, nets: list):
+    """The device this process runs on: the CPU known without importing torch (:func:`mlrn_core.tiling.host_cpu`)
+    when it is the one ``preference`` picks and the CPU threads are known (``--threads``, or Auto's measurement
+    of these models on this machine), so that a path run by OpenVINO never imports torch; else torch's pick."""
+    from mlrn_core import backends, distributed, tiling
+
+    if not dist.enabled:
+        threads = tiling.threads_asked() or backends.measured_threads(nets)
+        host = tiling.host_cpu(preference, threads) if threads else None
+        if host is not None:
+            return host
+    return distributed.device_for(preference, dist)
 
 
 def _wait_for_other_ranks() -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from mlrn_core.tiling import DeviceError, pick_device
+
+if TYPE_CHECKING:  # read without torch: a cached OpenVINO run of mlrn upscale never imports it
+    import torch
 
 
 class TorchrunError(ValueError):
@@ -55,6 +57,8 @@ def device_for(preference: str, dist: Dist) -> torch.device:
     """The device for one process: ``cuda:LOCAL_RANK`` when several processes share the machine's GPUs."""
     device = pick_device(preference)
     if device.type == "cuda" and dist.enabled and device.index is None:
+        import torch
+
         count = torch.cuda.device_count()
         if dist.local_rank >= count:
             raise DeviceError(f"process {dist.local_rank} needs GPU {dist.local_rank}, but only {count} are visible")

@@ -21,11 +21,15 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from mlrn_core import paths
+from mlrn_core.known_models import KnownModel, key_of
+
+if TYPE_CHECKING:  # a model's network is converted with torch; a cached one runs without it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +47,16 @@ def available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def model_key(model: torch.nn.Module) -> str:
+def model_key(model: torch.nn.Module | KnownModel) -> str:
     """A name for the converted network: its weights, its hyper-parameters and the OpenVINO version."""
     import openvino as ov
 
-    from mlrn_core.model import weights_key
+    return hashlib.sha256(f"{key_of(model)}|{ov.get_version()}|{FORM}".encode()).hexdigest()[:24]
 
-    return hashlib.sha256(f"{weights_key(model)}|{ov.get_version()}|{FORM}".encode()).hexdigest()[:24]
+
+def converted_file(model: torch.nn.Module | KnownModel) -> Path:
+    """Where :class:`OpenVinoNetwork` keeps ``model``'s converted float network (made on its first use)."""
+    return cache_folder() / f"{model_key(model)}.xml"
 
 
 def int8_folder() -> Path:
@@ -66,12 +73,10 @@ def int8_index() -> dict[str, dict]:
     return {k: v for k, v in data.get("models", {}).items() if isinstance(v, dict)}
 
 
-def int8_file(model: torch.nn.Module) -> Path | None:
+def int8_file(model: torch.nn.Module | KnownModel) -> Path | None:
     """The shipped int8 network (.xml) of ``model``'s very weights when it is offered (measured within
     :data:`INT8_MAX_LOSS_DB` of fp32 on Set14), else None."""
-    from mlrn_core.model import weights_key
-
-    entry = int8_index().get(weights_key(model))
+    entry = int8_index().get(key_of(model))
     if not entry or not entry.get("offered"):
         return None
     xml = int8_folder() / entry["file"]
@@ -126,10 +131,16 @@ def core():
 class OpenVinoNetwork:
     """The network compiled by OpenVINO for ``device`` ("CPU" or "GPU"), called on float32 NCHW arrays.
 
-    ``int8``: the model's shipped int8 network (:func:`int8_offered`) instead of its float one."""
+    ``int8``: the model's shipped int8 network (:func:`int8_offered`) instead of its float one. ``threads``:
+    the CPU threads it runs on (PyTorch's count by default). A :class:`~mlrn_core.known_models.KnownModel` runs
+    its cached or shipped network without torch; it cannot be converted (its file is loaded for that)."""
 
     def __init__(
-        self, model: torch.nn.Module, device: str = "CPU", threads: int | None = None, int8: bool = False
+        self,
+        model: torch.nn.Module | KnownModel,
+        device: str = "CPU",
+        threads: int | None = None,
+        int8: bool = False,
     ) -> None:
         if not available():
             raise ValueError(INSTALL_ADVICE)
@@ -141,15 +152,21 @@ class OpenVinoNetwork:
                 raise ValueError("this model has no int8 network (only the built-in models ship one)")
             self.key = xml.stem
         else:
-            self.key = model_key(model)
-            xml = cache_folder() / f"{self.key}.xml"
+            xml = converted_file(model)
+            self.key = xml.stem
             self.converted = not xml.exists()
             if self.converted:
-                convert(model, xml)
+                from mlrn_core.registry import network_of
+
+                convert(network_of(model), xml)
         config: dict[str, object] = {"PERFORMANCE_HINT": "LATENCY"}
         if self.device == "CPU":
             config["INFERENCE_PRECISION_HINT"] = "f32"  # int8 networks: their quantised layers, f32 around them
-            config["INFERENCE_NUM_THREADS"] = int(threads or torch.get_num_threads())
+            if threads is None:
+                import torch
+
+                threads = torch.get_num_threads()
+            config["INFERENCE_NUM_THREADS"] = int(threads)
         # the compiled network is kept in the cache folder: the next run loads it instead of compiling again
         # (about 0.35 -> 0.15 s a run on the CPU, benchmarks/startup.py; GPU kernels take much longer to build)
         config["CACHE_DIR"] = str(cache_folder() / "blobs")
@@ -168,6 +185,7 @@ def convert(model: torch.nn.Module, xml: Path) -> None:
     never leaves half a file under the name. (An earlier version converted in a child process because later
     training crashed; the crash was the signal stack of :func:`core`, not the conversion.)"""
     import openvino as ov
+    import torch
 
     from mlrn_core.model import MLRN, concat_free
 

@@ -25,14 +25,16 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from mlrn_core import atomic, paths
+from mlrn_core import atomic, known_models, paths
 from mlrn_core.atomic import atomic_open
-from mlrn_core.model import ARCH_NAME, MLRN
 from mlrn_core.runs import RunFolder
+
+if TYPE_CHECKING:  # torch is imported where weights are read or built: a cached OpenVINO run never needs it
+    import torch
+
+    from mlrn_core.model import MLRN
 
 FORMAT = "mlrn-studio-model"
 FORMAT_VERSION = 1
@@ -95,7 +97,7 @@ class ModelEntry:
 
 @dataclass
 class LoadedModel:
-    model: MLRN
+    model: MLRN  # or a KnownModel (known_model): its file read before, run by OpenVINO without torch
     name: str
     path: Path | None
     info: dict[str, Any]
@@ -119,6 +121,8 @@ def model_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def make_model_payload(
     hparams: dict[str, Any], state_dict: dict[str, torch.Tensor], info: dict[str, Any], half: bool = False
 ) -> dict[str, Any]:
+    from mlrn_core.model import ARCH_NAME
+
     sd = {k: (v.half() if half and v.is_floating_point() else v) for k, v in state_dict.items()}
     return {
         "format": FORMAT,
@@ -133,6 +137,8 @@ def make_model_payload(
 def atomic_torch_save(obj: Any, path: Path, overwrite: bool = True) -> Path:
     """``torch.save`` through the one atomic writer (:func:`mlrn_core.atomic.atomic_open`); with
     ``overwrite=False`` the file is created only if absent (FileExistsError otherwise)."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb", overwrite=overwrite) as fh:
@@ -166,6 +172,10 @@ def read_model_file(path: str | os.PathLike) -> ModelFile:
             path = candidate
         else:
             raise ModelError(f"'{path}' is a folder without a model.pt in it")
+    import torch
+
+    from mlrn_core.model import ARCH_NAME
+
     _check_archive(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -279,6 +289,10 @@ def check_hparams(hparams: dict[str, Any], name: str = "model") -> None:
 
 def _check_weights(mf: ModelFile, name: str) -> None:
     """Compare the stored weights with the network the header describes, built on the meta device."""
+    import torch
+
+    from mlrn_core.model import MLRN
+
     try:
         with torch.device("meta"):
             reference = MLRN(**mf.hparams)
@@ -314,6 +328,8 @@ def build_model(mf: ModelFile) -> MLRN:
 
     The hyper-parameters are checked against bounds and against the weights' shapes first, so a file
     cannot make this allocate more than its own weights."""
+    from mlrn_core.model import MLRN
+
     name = mf.path.name if mf.path else "model"
     check_hparams(mf.hparams, name)
     _check_weights(mf, name)
@@ -427,7 +443,50 @@ def load_model(spec: str | os.PathLike | None = None, scale: int | None = None) 
     mf = read_model_file(path)
     if scale is not None and mf.scale != scale:
         raise ModelError(f"model '{name}' upscales x{mf.scale}, but x{scale} was asked for")
-    return LoadedModel(model=build_model(mf), name=name, path=mf.path, info=mf.info)
+    model = build_model(mf)
+    if mf.path is not None:
+        known_models.remember(mf.path, model, mf.info)
+    return LoadedModel(model=model, name=name, path=mf.path, info=mf.info)
+
+
+def network_of(model: MLRN | known_models.KnownModel) -> MLRN:
+    """The torch network of ``model``: itself, or a :class:`~mlrn_core.known_models.KnownModel`'s file loaded
+    (and checked to be the file it was known as)."""
+    if not isinstance(model, known_models.KnownModel):
+        return model
+    net = load_model(model.path).model
+    if known_models.key_of(net) != model.key:
+        raise ModelError(f"model file '{model.path}' changed while it was in use; run again")
+    return net
+
+
+def known_model(spec: str | os.PathLike | None = None, scale: int | None = None) -> LoadedModel | None:
+    """:func:`load_model`'s model without reading it, when its file was loaded before byte for byte
+    (:mod:`mlrn_core.known_models`): a :class:`~mlrn_core.known_models.KnownModel` in place of the network,
+    which the OpenVINO paths run without torch. None when the file is new or changed, when ``spec`` names
+    nothing installed, or when it is not a model of ``scale``: :func:`load_model` then reads it (and says
+    what is wrong)."""
+    if spec is None or str(spec) == "":
+        if scale is None:
+            return None
+        name = builtin_name(scale)
+        path: Path | None = paths.builtin_models_dir() / f"{name}{MODEL_SUFFIX}"
+    else:
+        name = str(spec)
+        # a name is looked up as find_model does: built-in models first, then the user's (each file's stem)
+        path = next((p for _kind, p in _model_files() if p.stem == name), None)
+        if path is None:
+            path = Path(name).expanduser()
+            name = path.stem
+        if path.is_dir():
+            path, name = RunFolder(path).model, path.name
+    found = known_models.lookup(path)
+    if found is None:
+        return None
+    model, info = found
+    if scale is not None and model.scale != scale:
+        return None
+    return LoadedModel(model=model, name=name, path=path, info=info)
 
 
 # --- user models -------------------------------------------------------------------------------

@@ -20,17 +20,23 @@ restore, bicubic keeps edges smooth (no jaggies) and it costs nothing next to th
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import math
 import os
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from mlrn_core import edges
+
+if TYPE_CHECKING:  # imported where PyTorch runs: an OpenVINO path with a known model never imports it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +61,10 @@ _LABELS = {
 }
 
 
-def path_label(precision: str, device: torch.device | str = "cpu") -> str:
+def path_label(precision: str, device: torch.device | HostCPU | str = "cpu") -> str:
     """What a user reads for a path: "PyTorch CPU bf16", "OpenVINO CPU int8", "PyTorch CUDA fp16"..."""
-    dev = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}.get(torch.device(device).type, str(device).upper())
+    kind = getattr(device, "type", None) or str(device).split(":")[0]
+    dev = {"cpu": "CPU", "cuda": "CUDA", "mps": "MPS"}.get(kind, str(device).upper())
     return _LABELS.get(precision, precision).format(dev=dev)
 
 
@@ -109,8 +116,120 @@ class DeviceError(Exception):
     """The requested device is not available."""
 
 
+@dataclass(frozen=True)
+class HostCPU:
+    """The CPU as the device of a run that does not import torch (:func:`host_cpu`): it answers what the
+    OpenVINO paths, the labels and Auto's cache ask of a ``torch.device("cpu")`` (``type``, ``index``, its
+    text), and carries the CPU threads the networks run on (Auto's measured count, or ``--threads``)."""
+
+    threads: int
+    type: str = "cpu"
+    index: None = None
+
+    def __str__(self) -> str:
+        return "cpu"
+
+
+def host_cpu(preference: str | None, threads: int) -> HostCPU | None:
+    """The CPU as a :class:`HostCPU`, when it is the device ``preference`` ("auto" or "cpu") picks and that
+    is known without importing torch; else None (then :func:`pick_device` decides, with torch).
+
+    "auto" picks CUDA or Apple MPS where they are: the CPU is known to be the pick only when the torch
+    installed here is built for neither GPU (read from its ``version.py``, not imported), or built for CUDA
+    or ROCm on a machine without that driver, and the machine is not a Mac (MPS)."""
+    pref = str(preference or "auto").lower()
+    if threads < 1 or pref not in ("auto", "cpu"):
+        return None
+    if pref == "auto" and (sys.platform == "darwin" or gpu_possible()):
+        return None
+    return HostCPU(threads)
+
+
+def _torch_build() -> dict[str, str | None] | None:
+    """The ``__version__``, ``cuda`` and ``hip`` of the torch installed here, read from its ``version.py``
+    without importing it; None when that file cannot be read (e.g. torch not installed as files)."""
+    try:
+        spec = importlib.util.find_spec("torch")
+        folders = list(spec.submodule_search_locations or []) if spec is not None else []
+        if not folders:
+            return None
+        with open(os.path.join(folders[0], "version.py"), encoding="utf-8") as fh:
+            text = fh.read(1 << 16)
+    except (OSError, ImportError, ValueError):
+        return None
+    found: dict[str, str | None] = {}
+    for name in ("__version__", "cuda", "hip"):
+        m = re.search(rf"^{name}\s*(?::[^=]*)?=\s*(?:'([^']*)'|\"([^\"]*)\"|None)\s*$", text, re.M)
+        if m is None:
+            return None
+        found[name] = m.group(1) if m.group(1) is not None else m.group(2)
+    return found
+
+
+def torch_version() -> str:
+    """torch's version, known without importing it ("unknown" where :func:`_torch_build` cannot read it)."""
+    build = _torch_build()
+    return (build or {}).get("__version__") or "unknown"
+
+
+def gpu_possible() -> bool:
+    """Whether torch could find a CUDA or ROCm GPU here, known without importing it: False only for a torch
+    built for neither, or for one whose GPU driver is absent (no libcuda / no /dev/kfd)."""
+    build = _torch_build()
+    if build is None:
+        return True
+    if build.get("hip"):
+        return os.path.exists("/dev/kfd")
+    if build.get("cuda"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+        except OSError:
+            return False
+        return True
+    return False
+
+
+_THREADS: int | None = None  # set_threads: the CPU threads asked for (mlrn upscale --threads)
+
+
+def set_threads(threads: int) -> None:
+    """Run CPU inference on ``threads`` threads: PyTorch's (now if it is imported, else when a PyTorch path
+    sets up) and OpenVINO's networks compiled after this."""
+    global _THREADS
+    _THREADS = int(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(_THREADS)
+
+
+def threads_asked() -> int | None:
+    """The CPU threads :func:`set_threads` asked for, None for torch's default."""
+    return _THREADS
+
+
+def torch_with_threads():
+    """torch, imported by the first PyTorch path (or label) that needs it, running :func:`set_threads`'s count."""
+    import torch
+
+    if _THREADS and torch.get_num_threads() != _THREADS:
+        torch.set_num_threads(_THREADS)
+    return torch
+
+
+def thread_setting() -> str:
+    """What decides the CPU threads of inference, known without importing torch: :func:`set_threads`'s count,
+    or torch's default, which follows the CPU count and ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``."""
+    if _THREADS:
+        return f"threads={_THREADS}"
+    env = ",".join(f"{k}={os.environ.get(k, '')}" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"))
+    return f"default,cpus={os.cpu_count()},{env}"
+
+
 def pick_device(preference: str | torch.device | None = "auto") -> torch.device:
     """CUDA, then Apple MPS, then CPU for ``auto``; an explicit choice must be available."""
+    import torch
+
     pref = str(preference or "auto").lower()
     mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if pref == "auto":
@@ -126,13 +245,15 @@ def pick_device(preference: str | torch.device | None = "auto") -> torch.device:
     return torch.device(pref)
 
 
-def device_label(device: torch.device) -> str:
+def device_label(device: torch.device | HostCPU) -> str:
     """Human name of a device, e.g. 'NVIDIA GeForce RTX 4090 (CUDA)' or 'CPU (8 threads)'."""
     if device.type == "cuda":
+        import torch
+
         return f"{torch.cuda.get_device_name(device)} (CUDA)"
     if device.type == "mps":
         return "Apple GPU (MPS)"
-    n = torch.get_num_threads()
+    n = device.threads if isinstance(device, HostCPU) else torch_with_threads().get_num_threads()
     return f"CPU ({n} thread{'' if n == 1 else 's'})"
 
 
@@ -200,6 +321,8 @@ def auto_tile_size(device: torch.device, features: int = 32, blocks: int = 8, sc
     """A tile size (LR px) that fits the device's free memory with room to spare."""
     if device.type != "cuda":
         return CPU_TILE if device.type == "cpu" else 512
+    import torch
+
     free, _total = torch.cuda.mem_get_info(device)
     # peak activations per LR pixel: the GFF concatenation, a few G-channel maps, the HR tail (fp16)
     bytes_per_px = 2 * (features * (blocks + 8) + 3 * features * scale * scale)
@@ -209,13 +332,16 @@ def auto_tile_size(device: torch.device, features: int = 32, blocks: int = 8, sc
 
 
 def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+    torch = sys.modules.get("torch")  # not imported: not torch's error
+    if torch is not None and isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
 def cpu_bf16_supported() -> bool:
     """True where oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX); elsewhere bf16 is emulated."""
+    import torch
+
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -299,13 +425,17 @@ class TileRunner:
                 self._openvino = OpenVinoNetwork(
                     model,
                     "GPU" if self.precision == "openvino-gpu" else "CPU",
+                    threads=device.threads if isinstance(device, HostCPU) else torch_with_threads().get_num_threads(),
                     int8=self.precision == "openvino-int8",
                 )
             except Exception as exc:  # noqa: BLE001 - OpenVINO failing to start is never the end of the run
                 if not fallback:
                     raise
                 self._fall_back(exc)
-        self._set_up_pytorch(model)
+        self.half = self.channels_last = False
+        self.model = model
+        if self._openvino is None:
+            self._set_up_pytorch(model)
 
     def _fall_back(self, exc: BaseException) -> None:
         failed = path_label(self.precision, self.device)
@@ -315,16 +445,21 @@ class TileRunner:
         self.fallback_note = f"{failed} failed ({reason}); running {path_label(self.precision, self.device)} instead"
         log.warning("%s", self.fallback_note)
 
-    def _set_up_pytorch(self, model: torch.nn.Module) -> None:
-        device = self.device
+    def _set_up_pytorch(self, model) -> None:
+        """Move the network (a :class:`mlrn_core.known_models.KnownModel`'s file loaded first) to the device at
+        this runner's precision and layout: when PyTorch runs the tiles, from the start or after a fall-back."""
+        from mlrn_core.registry import network_of
+
+        torch = torch_with_threads()
+        device = torch.device(str(self.device))
         self.half = self.precision == "fp16"
-        if self._openvino is None and device.type == "cpu":
+        if device.type == "cpu":
             if self.precision == "bf16":
                 self._autocast = torch.bfloat16
-        elif self._openvino is None and self.precision != "fp32":
+        elif self.precision != "fp32":
             self._weights_dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
         self.channels_last = device.type == "cuda" or self._autocast is not None
-        m = model.to(device).eval()
+        m = network_of(model).to(device).eval()
         if self._weights_dtype is not None:
             m = m.to(self._weights_dtype)
         if self.channels_last:
@@ -357,15 +492,9 @@ class TileRunner:
         )
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """One pass of an NCHW batch at this runner's precision and layout; float32 out, not clamped."""
-        if self._openvino is not None:
-            try:
-                return torch.from_numpy(self._openvino(x.numpy()))
-            except Exception as exc:  # noqa: BLE001 - a device gone mid-run: PyTorch takes over the tiles
-                if not self.fallback:
-                    raise
-                self._fall_back(exc)
-                self._set_up_pytorch(self.model)
+        """One PyTorch pass of an NCHW batch at this runner's precision and layout; float32 out, not clamped."""
+        import torch
+
         if self._weights_dtype is not None:
             x = x.to(self._weights_dtype)
         if self.channels_last:
@@ -374,43 +503,70 @@ class TileRunner:
         with ctx:
             return self.model(x).float()
 
-    @torch.inference_mode()
     def run(self, lr_hwc: np.ndarray) -> np.ndarray:
         """float32 HxWx3 in [0,1] -> float32 (H*s)x(W*s)x3, clamped to [0,1]."""
-        x = torch.from_numpy(np.ascontiguousarray(lr_hwc.transpose(2, 0, 1), dtype=np.float32))[None]
-        x = x.to(self.device)
+        if self._openvino is not None:
+            try:
+                return self._run_openvino(lr_hwc)
+            except Exception as exc:  # noqa: BLE001 - a device gone mid-run: PyTorch takes over the tiles
+                if not self.fallback:
+                    raise
+                self._fall_back(exc)
+                self._set_up_pytorch(self.model)
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(lr_hwc.transpose(2, 0, 1), dtype=np.float32))[None]
+            x = x.to(torch.device(str(self.device)))
+            if not self.ensemble:
+                y = self._forward(x)
+            else:
+                y = None
+                for k in range(ENSEMBLE_SIZE):
+                    out = undo_transform(self._forward(dihedral_transform(x, k)), k)
+                    y = out if y is None else y.add_(out)
+                y.div_(ENSEMBLE_SIZE)
+            y = y.clamp_(0, 1)[0]
+            return y.permute(1, 2, 0).contiguous().cpu().numpy()
+
+    def _run_openvino(self, lr_hwc: np.ndarray) -> np.ndarray:
+        """:meth:`run` through the OpenVINO network, in numpy (no torch): the same sums in the same order."""
+        x = np.ascontiguousarray(lr_hwc.transpose(2, 0, 1), dtype=np.float32)[None]
         if not self.ensemble:
-            y = self._forward(x)
+            y = self._openvino(x)
         else:
             y = None
             for k in range(ENSEMBLE_SIZE):
-                out = undo_transform(self._forward(dihedral_transform(x, k)), k)
-                y = out if y is None else y.add_(out)
-            y.div_(ENSEMBLE_SIZE)
-        y = y.clamp_(0, 1)[0]
-        return y.permute(1, 2, 0).contiguous().cpu().numpy()
+                out = undo_transform(self._openvino(np.ascontiguousarray(dihedral_transform(x, k))), k)
+                y = out.copy() if y is None else np.add(y, out, out=y)
+            y /= np.float32(ENSEMBLE_SIZE)
+        return np.ascontiguousarray(np.clip(y, 0, 1, out=y)[0].transpose(1, 2, 0))
 
 
-def dihedral_transform(x: torch.Tensor, k: int) -> torch.Tensor:
-    """The ``k``-th (0-7) of the 8 flips and rotations of an NCHW tensor: bit 2 transposes H and W, bit 0
-    flips W, bit 1 flips H; 0 is the identity. :func:`undo_transform` turns a result back."""
+def _flip(x, axis: int):
+    return np.flip(x, axis) if isinstance(x, np.ndarray) else x.flip(axis)
+
+
+def dihedral_transform(x, k: int):
+    """The ``k``-th (0-7) of the 8 flips and rotations of an NCHW tensor or array: bit 2 transposes H and W,
+    bit 0 flips W, bit 1 flips H; 0 is the identity. :func:`undo_transform` turns a result back."""
     if k & 4:
-        x = x.transpose(2, 3)
+        x = x.swapaxes(2, 3)
     if k & 1:
-        x = x.flip(3)
+        x = _flip(x, 3)
     if k & 2:
-        x = x.flip(2)
+        x = _flip(x, 2)
     return x
 
 
-def undo_transform(y: torch.Tensor, k: int) -> torch.Tensor:
+def undo_transform(y, k: int):
     """The inverse of :func:`dihedral_transform`: the same steps in reverse order (each is its own inverse)."""
     if k & 2:
-        y = y.flip(2)
+        y = _flip(y, 2)
     if k & 1:
-        y = y.flip(3)
+        y = _flip(y, 3)
     if k & 4:
-        y = y.transpose(2, 3)
+        y = y.swapaxes(2, 3)
     return y
 
 
@@ -506,7 +662,7 @@ def upscale_array(
             if not _is_oom(exc) or tile // 2 < MIN_TILE:
                 raise
             if runner.device.type == "cuda":
-                torch.cuda.empty_cache()
+                sys.modules["torch"].cuda.empty_cache()  # a CUDA runner imported it
             log.warning("out of memory at tile %d px on %s; retrying with %d px", tile, runner.device, tile // 2)
             tile //= 2
 

@@ -46,8 +46,8 @@ sys.path.insert(0, str(REPO))
 
 from mlrn_core import data as data_mod  # noqa: E402
 from mlrn_core import evaluate, openvino_backend, registry  # noqa: E402
-from mlrn_core.backends import weights_key  # noqa: E402
 from mlrn_core.metrics import score  # noqa: E402
+from mlrn_core.model import weights_key  # noqa: E402
 
 SHARED = Path(os.environ.get("MLRN_SHARED_DATA", REPO.parent / "shared" / "data"))
 MODELS = ("mlrn-x2", "mlrn-x3", "mlrn-x4", "mlrn-x2-photo", "mlrn-x4-photo")

@@ -28,6 +28,7 @@ from PIL import Image
 from mlrn_core import batch, imageio, registry, tiling
 from mlrn_core.batch import BatchOptions, plan_batch, run_batch
 from mlrn_core.cli import main
+from mlrn_core.model import MLRN
 from tests import hostile_corpus as corpus
 from tests.fixtures_images import ARTIST
 from tests.helpers import REPO, tiny_model
@@ -143,14 +144,14 @@ def test_hyper_parameters_are_checked_against_the_weights_before_building(
 ) -> None:
     wide = corpus.hparam_bomb_model(tmp_path / "wide.pt", features=256)  # within bounds, but not its weights
     built: list[int] = []
-    real_init = registry.MLRN.__init__
+    real_init = MLRN.__init__
 
     def spy(self, **kw):
         if torch.empty(0).device.type != "meta":
             built.append(kw.get("features", 32))
         real_init(self, **kw)
 
-    monkeypatch.setattr(registry.MLRN, "__init__", spy)
+    monkeypatch.setattr(MLRN, "__init__", spy)
     expected = r"wide.pt.*'head.weight' is \[256, 3, 3, 3\].*stored weights are \[8"
     with pytest.raises(registry.ModelError, match=expected):
         registry.load_model(str(wide))
@@ -168,7 +169,7 @@ def test_archive_declaring_more_than_a_model_holds_is_refused_before_loading(
         zf.writestr("archive/data/0", b"\0" * 5_000_000)  # 5 MB of zeros in a few kB
     assert path.stat().st_size < 50_000
     loads: list[Path] = []
-    monkeypatch.setattr(registry.torch, "load", lambda *a, **k: loads.append(a[0]))
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a[0]))
     with pytest.raises(registry.ModelError, match="zipbomb.pt.*declares 5 MB of data.*limit 4 MB"):
         registry.read_model_file(path)
     assert loads == []  # refused before torch read anything

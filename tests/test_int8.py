@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mlrn_core import evaluate, openvino_backend, registry, tiling
-from mlrn_core.backends import weights_key
+from mlrn_core.model import weights_key
 from tests.helpers import SHARED_DATA, needs_shared_data, textured_image
 
 pytestmark = [
