@@ -75,12 +75,74 @@ def int8_index() -> dict[str, dict]:
 
 def int8_file(model: torch.nn.Module | KnownModel) -> Path | None:
     """The shipped int8 network (.xml) of ``model``'s very weights when it is offered (measured within
-    :data:`INT8_MAX_LOSS_DB` of fp32 on Set14), else None."""
+    :data:`INT8_MAX_LOSS_DB` of fp32 on Set14) and computes on this CPU what was measured
+    (:func:`int8_exact_here`), else None (:func:`int8_problem` says why)."""
     entry = int8_index().get(key_of(model))
-    if not entry or not entry.get("offered"):
+    if not entry or not entry.get("offered") or not int8_exact_here(entry):
         return None
     xml = int8_folder() / entry["file"]
     return xml if xml.is_file() else None
+
+
+def int8_problem(model: torch.nn.Module | KnownModel) -> str:
+    """Why ``model`` has no int8 network here (for a forced int8 path's message)."""
+    entry = int8_index().get(key_of(model))
+    if not entry:
+        return "this model has no int8 network (only the built-in models ship one)"
+    if not entry.get("offered"):
+        return f"{entry.get('name', 'this model')}'s int8 network loses more than {INT8_MAX_LOSS_DB} dB on Set14"
+    if not int8_exact_here(entry):
+        return (
+            f"{entry.get('name', 'this model')}'s int8 network is not offered on this CPU: without VNNI its int8 "
+            "sums saturate (it lost up to 0.2 dB on Set14 on an AVX2 CPU); OpenVINO fp32 runs right here"
+        )
+    return f"{entry.get('name', 'this model')}'s int8 network is missing from this installation"
+
+
+def int8_exact_here(entry: dict) -> bool:
+    """Whether an int8 network computes on this CPU what ``release/int8.py`` measured.
+
+    x86 CPUs without VNNI (AVX2 laptops, AVX-512 without VNNI) add u8 x s8 products in pairs into 16 bits, which
+    saturate: OpenVINO's "saturation issue". A network whose weights all use 7 bits (NNCF's overflow fix on every
+    layer, ``int8.json``'s ``overflow_fix`` "enable") cannot overflow and is right everywhere; one without it only
+    on CPUs with VNNI (or AMX). Measured on a 2-core AMD EPYC (Zen 3, AVX2 only): networks without the fix lost
+    0.06-0.21 dB on Set14 there (``pytest tests/test_int8.py``), 0.02-0.04 on a CPU with VNNI."""
+    settings = entry.get("settings") if isinstance(entry.get("settings"), dict) else {}
+    return settings.get("overflow_fix") == "enable" or cpu_has_vnni()
+
+
+#: ``ONEDNN_MAX_CPU_ISA`` values that keep VNNI (OpenVINO's CPU plugin honours the limit, as oneDNN does)
+_VNNI_ISAS = ("VNNI", "BF16", "AMX", "FP16", "AVX10")
+
+
+def cpu_has_vnni() -> bool:
+    """True when the CPU has VNNI int8 dot products (AVX512_VNNI, AVX_VNNI or AMX) and no ``ONEDNN_MAX_CPU_ISA``
+    limit hides them. Read from ``/proc/cpuinfo``'s flags (Linux), else numpy's CPU features (AVX-512 VNNI only):
+    a CPU it cannot tell counts as without (its int8 networks without the overflow fix are then not offered)."""
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if limit and limit not in ("ALL", "DEFAULT") and not any(isa in limit for isa in _VNNI_ISAS):
+        return False
+    return _cpu_vnni()
+
+
+_VNNI: bool | None = None
+
+
+def _cpu_vnni() -> bool:
+    global _VNNI
+    if _VNNI is None:
+        _VNNI = False
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+                flags = next((line for line in fh if line.startswith("flags")), "")
+            _VNNI = bool(set(flags.partition(":")[2].split()) & {"avx512_vnni", "avx_vnni", "amx_int8"})
+        except OSError:
+            try:
+                from numpy._core._multiarray_umath import __cpu_features__
+            except ImportError:
+                __cpu_features__ = {}
+            _VNNI = bool(__cpu_features__.get("AVX512VNNI"))
+    return _VNNI
 
 
 def int8_offered(model: torch.nn.Module) -> bool:
@@ -149,7 +211,7 @@ class OpenVinoNetwork:
         if int8:
             xml = int8_file(model)
             if xml is None:
-                raise ValueError("this model has no int8 network (only the built-in models ship one)")
+                raise ValueError(int8_problem(model))
             self.key = xml.stem
         else:
             xml = converted_file(model)

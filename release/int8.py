@@ -75,7 +75,7 @@ def crops(scale: int, count: int, seed: int, photo: bool) -> list[tuple[np.ndarr
     return out
 
 
-def quantize(name: str, out: Path, max_drop: float, calib: int, val: int, ranges: str) -> dict:
+def quantize(name: str, out: Path, max_drop: float, calib: int, val: int, ranges: str, overflow_fix: str) -> dict:
     import nncf
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
@@ -107,7 +107,8 @@ def quantize(name: str, out: Path, max_drop: float, calib: int, val: int, ranges
             drop_type=nncf.DropType.ABSOLUTE,
             subset_size=calib,
             advanced_quantization_parameters=AdvancedQuantizationParameters(
-                activations_range_estimator_params=getattr(RangeEstimatorParametersSet, ranges.upper())
+                activations_range_estimator_params=getattr(RangeEstimatorParametersSet, ranges.upper()),
+                overflow_fix=getattr(nncf.OverflowFix, overflow_fix.upper()),
             ),
         )
         seconds = time.perf_counter() - t
@@ -126,6 +127,7 @@ def quantize(name: str, out: Path, max_drop: float, calib: int, val: int, ranges
             "calib": calib,
             "val": val,
             "activation_ranges": ranges,
+            "overflow_fix": overflow_fix,
             "form": openvino_backend.FORM,
             "crop": min(CROP, 320 // scale),
             "photo": photo,
@@ -169,6 +171,13 @@ def main() -> None:
         help="how NNCF sets each activation's int8 range from the calibration crops",
     )
     ap.add_argument("--val", type=int, default=30, help="validation crops")
+    ap.add_argument(
+        "--overflow-fix",
+        default="enable",
+        choices=("enable", "first_layer", "disable"),
+        help="NNCF's fix of the int8 saturation of CPUs without VNNI (7-bit weights): every layer (enable, so the "
+        "network is right on every CPU), the first only (NNCF's default) or none",
+    )
     args = ap.parse_args()
     folder = openvino_backend.int8_folder()
     index_file = folder / "int8.json"
@@ -181,7 +190,8 @@ def main() -> None:
     index["max_loss_db"] = openvino_backend.INT8_MAX_LOSS_DB
     for name in args.models:
         print(f"{name}: quantising", flush=True)
-        entry = quantize(name, folder / f"{name}.int8.xml", args.max_drop, args.calib, args.val, args.ranges)
+        out = folder / f"{name}.int8.xml"
+        entry = quantize(name, out, args.max_drop, args.calib, args.val, args.ranges, args.overflow_fix)
         # drop an older entry of this model (other weights)
         index["models"] = {k: v for k, v in index["models"].items() if v.get("name") != name}
         index["models"][entry["weights"]] = entry

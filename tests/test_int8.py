@@ -16,7 +16,10 @@ pytestmark = [
     pytest.mark.skipif(not openvino_backend.available(), reason="openvino is not installed"),
 ]
 INDEX = openvino_backend.int8_index()
-OFFERED = sorted((e["name"], e["scale"]) for e in INDEX.values() if e.get("offered"))
+# offered, and right on this CPU (without VNNI, only the networks made with the overflow fix)
+OFFERED = sorted(
+    (e["name"], e["scale"]) for e in INDEX.values() if e.get("offered") and openvino_backend.int8_exact_here(e)
+)
 
 
 def test_each_int8_network_belongs_to_the_installed_weights_and_its_record_holds() -> None:
@@ -31,7 +34,29 @@ def test_each_int8_network_belongs_to_the_installed_weights_and_its_record_holds
         assert (openvino_backend.int8_folder() / entry["file"]).with_suffix(".bin").is_file()
         losses = [r["loss_db"] for r in entry["set14"].values()]
         assert entry["offered"] == all(loss <= openvino_backend.INT8_MAX_LOSS_DB for loss in losses)
-        assert openvino_backend.int8_offered(installed) == entry["offered"]
+        here = openvino_backend.int8_exact_here(entry)
+        assert openvino_backend.int8_offered(installed) == (entry["offered"] and here)
+
+
+def test_without_vnni_only_networks_made_with_the_overflow_fix_are_offered(monkeypatch: pytest.MonkeyPatch) -> None:
+    fixed = {"offered": True, "settings": {"overflow_fix": "enable"}}
+    unfixed = {"offered": True, "settings": {"overflow_fix": "first_layer"}}
+    monkeypatch.setattr(openvino_backend, "_cpu_vnni", lambda: True)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert openvino_backend.int8_exact_here(fixed) and openvino_backend.int8_exact_here(unfixed)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # a VNNI CPU limited to AVX2 saturates as an AVX2 one does
+    assert openvino_backend.int8_exact_here(fixed) and not openvino_backend.int8_exact_here(unfixed)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2_VNNI")
+    assert openvino_backend.int8_exact_here(unfixed)
+    monkeypatch.setattr(openvino_backend, "_cpu_vnni", lambda: False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert openvino_backend.int8_exact_here(fixed) and not openvino_backend.int8_exact_here(unfixed)
+    for key, entry in INDEX.items():  # a forced int8 path says why it cannot run here
+        installed = registry.load_model(entry["name"], None).model
+        fix = entry["settings"].get("overflow_fix")
+        assert openvino_backend.int8_offered(installed) == (entry["offered"] and fix == "enable"), key
+        if entry["offered"] and fix != "enable":
+            assert "without VNNI" in openvino_backend.int8_problem(installed)
 
 
 @needs_shared_data
