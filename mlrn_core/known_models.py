@@ -26,6 +26,7 @@ from mlrn_core import atomic, paths
 
 log = logging.getLogger(__name__)
 
+#: Bumped when what a remembered file stands for changes (the registry's checks of a model file, the weights key)
 _VERSION = 1
 #: Files larger than this are never looked up (hashing them would cost more than torch's import saves; the
 #: shipped models are about 4 MB).
