@@ -111,8 +111,6 @@ def _openvino_version() -> str:
 
 def candidates(model: torch.nn.Module, device: torch.device) -> list[str]:
     """The precisions worth timing for ``model`` on ``device``: every path that can run here."""
-    from mlrn_core import openvino_backend
-
     if device.type == "cuda":
         import torch
 
@@ -122,12 +120,20 @@ def candidates(model: torch.nn.Module, device: torch.device) -> list[str]:
     found = ["fp32"]
     if tiling.cpu_bf16_supported():  # emulated bf16 is slower than fp32: never a candidate
         found.append("bf16")
-    if openvino_backend.available():
-        found.append("openvino")
-        if openvino_backend.int8_offered(model):
-            found.append("openvino-int8")
-        if "GPU" in openvino_backend.devices():
-            found.append("openvino-gpu")
+    return found + _openvino_paths(model)
+
+
+def _openvino_paths(model: torch.nn.Module) -> list[str]:
+    """The OpenVINO paths that can run ``model`` here (none without OpenVINO), known without importing torch."""
+    from mlrn_core import openvino_backend
+
+    if not openvino_backend.available():
+        return []
+    found = ["openvino"]
+    if openvino_backend.int8_offered(model):
+        found.append("openvino-int8")
+    if "GPU" in openvino_backend.devices():
+        found.append("openvino-gpu")
     return found
 
 
@@ -171,16 +177,10 @@ def measured_threads(models: list) -> int | None:
 
 
 def runnable(precision: str, model: torch.nn.Module, device: torch.device) -> bool:
-    """Whether the path ``precision`` can still run ``model`` here (one of :func:`candidates`), asking only
-    what that path needs: an OpenVINO path is checked without importing torch."""
-    from mlrn_core import openvino_backend
-
+    """Whether the path ``precision`` can still run ``model`` here (one of :func:`candidates`); an OpenVINO
+    path is checked without importing torch."""
     if device.type == "cpu" and precision in tiling.OPENVINO_PRECISIONS:
-        if not openvino_backend.available():
-            return False
-        if precision == "openvino-int8":
-            return openvino_backend.int8_offered(model)
-        return precision == "openvino" or "GPU" in openvino_backend.devices()
+        return precision in _openvino_paths(model)
     return precision in candidates(model, device)
 
 

@@ -20,6 +20,7 @@ restore, bicubic keeps edges smooth (no jaggies) and it costs nothing next to th
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import logging
 import math
@@ -145,9 +146,11 @@ def host_cpu(preference: str | None, threads: int) -> HostCPU | None:
     return HostCPU(threads)
 
 
+@functools.cache
 def _torch_build() -> dict[str, str | None] | None:
     """The ``__version__``, ``cuda`` and ``hip`` of the torch installed here, read from its ``version.py``
-    without importing it; None when that file cannot be read (e.g. torch not installed as files)."""
+    without importing it (once a process); None when that file cannot be read (e.g. torch not installed as
+    files)."""
     try:
         spec = importlib.util.find_spec("torch")
         folders = list(spec.submodule_search_locations or []) if spec is not None else []
@@ -451,7 +454,7 @@ class TileRunner:
         from mlrn_core.registry import network_of
 
         torch = torch_with_threads()
-        device = torch.device(str(self.device))
+        device = self._torch_device = torch.device(str(self.device))
         self.half = self.precision == "fp16"
         if device.type == "cpu":
             if self.precision == "bf16":
@@ -517,7 +520,7 @@ class TileRunner:
 
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(lr_hwc.transpose(2, 0, 1), dtype=np.float32))[None]
-            x = x.to(torch.device(str(self.device)))
+            x = x.to(self._torch_device)
             if not self.ensemble:
                 y = self._forward(x)
             else:
